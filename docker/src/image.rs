@@ -1,0 +1,509 @@
+//! Builds the `rollcall-node` image from host files, with nothing pulled from a registry.
+//!
+//! The recipe (see `docker/README.md`): a root filesystem tar assembled here from the
+//! node binary, busybox (static), iptables (legacy backend), iproute2 `ip`/`tc` and every
+//! shared library `ldd` names for them, imported through the engine's `images/create`
+//! endpoint (`docker import`). The tag is derived from the binary's hash, so an unchanged
+//! binary reuses the image.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use bollard::query_parameters::{CreateImageOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::Docker;
+use futures_util::TryStreamExt;
+use sha2::{Digest, Sha256};
+use tracing::{debug, info};
+
+use crate::DockerError;
+
+/// Bumped whenever the image layout changes, so old cached images are not reused.
+pub const RECIPE_VERSION: &str = "rollcall-image-v1";
+
+/// Repository name of node images; the tag is the content hash.
+pub const IMAGE_REPO: &str = "rollcall-node";
+
+/// Where the node binary lives inside the image (also the entrypoint).
+pub const NODE_PATH_IN_IMAGE: &str = "/usr/local/bin/rollcall-node";
+
+/// `PATH` inside the image: busybox applets in /bin, iptables/ip/tc in /usr/sbin.
+pub const IMAGE_PATH_ENV: &str = "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Busybox applets linked in /bin (only those the host busybox provides are linked).
+const BUSYBOX_APPLETS: &[&str] = &[
+    "sh", "ash", "sleep", "cat", "ls", "ps", "kill", "nc", "wget", "timeout", "echo", "mkdir",
+    "rm", "cp", "mv", "grep", "sed", "awk", "head", "tail", "env", "true", "false", "test", "id",
+    "ln", "chmod", "touch", "date", "du", "df", "find", "xargs", "sync", "pidof", "netstat",
+    "printf", "tr", "wc", "sort", "uname", "hostname", "ping", "tee", "seq", "[",
+];
+
+/// A node image that exists in the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// `rollcall-node:<16 hex>`: what containers are created from.
+    pub name: String,
+    /// The engine's image id (`sha256:...`).
+    pub id: String,
+    /// False when an image with this tag already existed and nothing was built.
+    pub built: bool,
+}
+
+/// A host tool that goes into the image and the Debian package that provides it.
+struct HostTool {
+    name: &'static str,
+    package: &'static str,
+    candidates: &'static [&'static str],
+}
+
+const HOST_TOOLS: &[HostTool] = &[
+    HostTool {
+        name: "busybox",
+        package: "busybox-static",
+        candidates: &["/bin/busybox", "/usr/bin/busybox", "/sbin/busybox"],
+    },
+    HostTool {
+        name: "xtables-legacy-multi",
+        package: "iptables",
+        candidates: &[
+            "/usr/sbin/xtables-legacy-multi",
+            "/sbin/xtables-legacy-multi",
+        ],
+    },
+    HostTool {
+        name: "ip",
+        package: "iproute2",
+        candidates: &["/usr/sbin/ip", "/sbin/ip", "/bin/ip", "/usr/bin/ip"],
+    },
+    HostTool {
+        name: "tc",
+        package: "iproute2",
+        candidates: &["/usr/sbin/tc", "/sbin/tc"],
+    },
+];
+
+/// Directories searched for iptables extensions (`libxt_*.so`), dlopen'ed at run time.
+const XTABLES_DIRS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/xtables",
+    "/usr/lib/aarch64-linux-gnu/xtables",
+    "/usr/lib/xtables",
+    "/lib/xtables",
+];
+
+/// The host paths of the tools the recipe needs, found before anything is built.
+#[derive(Debug, Clone)]
+pub struct HostTools {
+    /// Static busybox (Debian `busybox-static`).
+    pub busybox: PathBuf,
+    /// `xtables-legacy-multi` (Debian `iptables`).
+    pub xtables: PathBuf,
+    /// iproute2 `ip`.
+    pub ip: PathBuf,
+    /// iproute2 `tc`.
+    pub tc: PathBuf,
+    /// The iptables extension directory, if the host has one.
+    pub xtables_dir: Option<PathBuf>,
+}
+
+impl HostTools {
+    /// Finds every tool, or names all the missing ones with their packages at once.
+    pub fn locate() -> Result<Self, DockerError> {
+        let mut found = BTreeMap::new();
+        let mut missing = Vec::new();
+        for tool in HOST_TOOLS {
+            match tool.candidates.iter().map(Path::new).find(|p| p.is_file()) {
+                Some(p) => {
+                    found.insert(tool.name, p.to_path_buf());
+                }
+                None => missing.push(format!("{} (package {})", tool.name, tool.package)),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(DockerError::MissingHostTools { missing });
+        }
+        let take = |name: &str| found.get(name).cloned().unwrap_or_default();
+        Ok(HostTools {
+            busybox: take("busybox"),
+            xtables: take("xtables-legacy-multi"),
+            ip: take("ip"),
+            tc: take("tc"),
+            xtables_dir: XTABLES_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_dir()),
+        })
+    }
+}
+
+/// The image tag for a binary: SHA-256 over the binary and [`RECIPE_VERSION`], 16 hex.
+pub fn image_tag(node_binary: &Path) -> Result<String, DockerError> {
+    let mut file = std::fs::File::open(node_binary)
+        .map_err(|e| DockerError::io(format!("open {}", node_binary.display()), e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| DockerError::io(format!("read {}", node_binary.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hasher.update(RECIPE_VERSION.as_bytes());
+    Ok(hex::encode(hasher.finalize())[..16].to_string())
+}
+
+/// Makes sure the image for `node_binary` exists, building it if needed.
+///
+/// Cheap when cached (one hash and one inspect), so the harness calls it on every run.
+pub async fn ensure_image(docker: &Docker, node_binary: &Path) -> Result<ImageRef, DockerError> {
+    if !node_binary.is_file() {
+        return Err(DockerError::NodeBinaryMissing {
+            path: node_binary.to_path_buf(),
+        });
+    }
+    let started = Instant::now();
+    let bin = node_binary.to_path_buf();
+    let tag = tokio::task::spawn_blocking(move || image_tag(&bin))
+        .await
+        .map_err(|e| DockerError::io("hash task", std::io::Error::other(e)))??;
+    let name = format!("{IMAGE_REPO}:{tag}");
+    if let Ok(existing) = docker.inspect_image(&name).await {
+        debug!(image = %name, "node image cached");
+        return Ok(ImageRef {
+            name,
+            id: existing.id.unwrap_or_default(),
+            built: false,
+        });
+    }
+
+    // Check the tools first so a missing package is reported before any work.
+    let tools = HostTools::locate()?;
+    let bin = node_binary.to_path_buf();
+    let rootfs = tokio::task::spawn_blocking(move || build_rootfs_tar(&bin, &tools))
+        .await
+        .map_err(|e| DockerError::io("rootfs task", std::io::Error::other(e)))??;
+    let size = rootfs.len();
+
+    let options = CreateImageOptionsBuilder::default()
+        .from_src("-")
+        .repo(IMAGE_REPO)
+        .tag(&tag)
+        .message(RECIPE_VERSION)
+        .changes(vec![
+            format!("ENTRYPOINT [\"{NODE_PATH_IN_IMAGE}\"]"),
+            "CMD [\"run\", \"--home\", \"/data\"]".to_string(),
+            format!("ENV PATH={IMAGE_PATH_ENV}"),
+            "WORKDIR /data".to_string(),
+        ])
+        .build();
+    docker
+        .create_image(
+            Some(options),
+            Some(bollard::body_full(bytes::Bytes::from(rootfs))),
+            None,
+        )
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| DockerError::api(format!("import image {name}"), e))?;
+    let inspected = docker
+        .inspect_image(&name)
+        .await
+        .map_err(|e| DockerError::api(format!("inspect image {name}"), e))?;
+    info!(image = %name, bytes = size, elapsed_ms = started.elapsed().as_millis() as u64, "built node image");
+    Ok(ImageRef {
+        name,
+        id: inspected.id.unwrap_or_default(),
+        built: true,
+    })
+}
+
+/// Removes the image built for `node_binary`, if any (benchmarks use it for a cold build).
+pub async fn remove_image_for(docker: &Docker, node_binary: &Path) -> Result<bool, DockerError> {
+    let name = format!("{IMAGE_REPO}:{}", image_tag(node_binary)?);
+    if docker.inspect_image(&name).await.is_err() {
+        return Ok(false);
+    }
+    docker
+        .remove_image(
+            &name,
+            Some(RemoveImageOptionsBuilder::default().force(true).build()),
+            None,
+        )
+        .await
+        .map_err(|e| DockerError::api(format!("remove image {name}"), e))?;
+    Ok(true)
+}
+
+/// One entry of the root filesystem, keyed by its path inside the image.
+enum Entry {
+    Dir(u32),
+    File { src: PathBuf, mode: u32 },
+    Symlink(String),
+    Bytes(Vec<u8>, u32),
+}
+
+/// Assembles the root filesystem tar in memory (about 15 MB plus the node binary).
+pub fn build_rootfs_tar(node_binary: &Path, tools: &HostTools) -> Result<Vec<u8>, DockerError> {
+    let mut entries: BTreeMap<PathBuf, Entry> = BTreeMap::new();
+    let mut elf_files: Vec<PathBuf> = Vec::new();
+
+    let add_file = |entries: &mut BTreeMap<PathBuf, Entry>, dest: &str, src: &Path| {
+        entries.insert(
+            PathBuf::from(dest),
+            Entry::File {
+                src: src.to_path_buf(),
+                mode: 0o755,
+            },
+        );
+    };
+
+    add_file(&mut entries, NODE_PATH_IN_IMAGE, node_binary);
+    elf_files.push(node_binary.to_path_buf());
+
+    add_file(&mut entries, "/bin/busybox", &tools.busybox);
+    elf_files.push(tools.busybox.clone());
+    let applets = busybox_applets(&tools.busybox);
+    for applet in BUSYBOX_APPLETS {
+        if applets.contains(*applet) {
+            entries.insert(
+                PathBuf::from(format!("/bin/{applet}")),
+                Entry::Symlink("busybox".into()),
+            );
+        }
+    }
+
+    add_file(&mut entries, "/usr/sbin/xtables-legacy-multi", &tools.xtables);
+    elf_files.push(tools.xtables.clone());
+    for name in [
+        "iptables",
+        "iptables-save",
+        "iptables-restore",
+        "iptables-legacy",
+        "iptables-legacy-save",
+        "iptables-legacy-restore",
+    ] {
+        entries.insert(
+            PathBuf::from(format!("/usr/sbin/{name}")),
+            Entry::Symlink("xtables-legacy-multi".into()),
+        );
+    }
+    add_file(&mut entries, "/usr/sbin/ip", &tools.ip);
+    elf_files.push(tools.ip.clone());
+    add_file(&mut entries, "/usr/sbin/tc", &tools.tc);
+    elf_files.push(tools.tc.clone());
+
+    // iptables extensions are dlopen'ed by path; `ldd` of the main binary cannot see them.
+    // Their own dependencies are resolved leniently: an extension we never load may
+    // link a library the host lacks.
+    let mut lenient: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = &tools.xtables_dir {
+        let rd = std::fs::read_dir(dir)
+            .map_err(|e| DockerError::io(format!("read {}", dir.display()), e))?;
+        for ent in rd.flatten() {
+            let name = ent.file_name().to_string_lossy().to_string();
+            if (name.starts_with("libxt_") || name.starts_with("libipt_")) && name.ends_with(".so")
+            {
+                let src = ent.path();
+                let dest = src.to_string_lossy().to_string();
+                add_file(&mut entries, &dest, &src);
+                lenient.push(src);
+            }
+        }
+    }
+
+    for bin in &elf_files {
+        for lib in ldd(bin, false)? {
+            let dest = lib.to_string_lossy().to_string();
+            add_file(&mut entries, &dest, &lib);
+        }
+    }
+    for bin in &lenient {
+        for lib in ldd(bin, true)? {
+            let dest = lib.to_string_lossy().to_string();
+            add_file(&mut entries, &dest, &lib);
+        }
+    }
+
+    entries.insert(
+        PathBuf::from("/etc/passwd"),
+        Entry::Bytes(
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+                .to_vec(),
+            0o644,
+        ),
+    );
+    entries.insert(
+        PathBuf::from("/etc/group"),
+        Entry::Bytes(b"root:x:0:\nnogroup:x:65534:\n".to_vec(), 0o644),
+    );
+    for (dir, mode) in [
+        ("/tmp", 0o1777),
+        ("/data", 0o755),
+        ("/run", 0o755),
+        ("/root", 0o700),
+        ("/proc", 0o555),
+        ("/sys", 0o555),
+        ("/dev", 0o755),
+        ("/etc", 0o755),
+    ] {
+        entries.insert(PathBuf::from(dir), Entry::Dir(mode));
+    }
+
+    // Every parent directory gets an explicit entry so the tar is self-contained.
+    let parents: BTreeSet<PathBuf> = entries
+        .keys()
+        .flat_map(|p| p.ancestors().skip(1).map(Path::to_path_buf).collect::<Vec<_>>())
+        .filter(|p| p != Path::new("/") && !p.as_os_str().is_empty())
+        .collect();
+    for p in parents {
+        entries.entry(p).or_insert(Entry::Dir(0o755));
+    }
+
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    for (path, entry) in &entries {
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        let res = match entry {
+            Entry::Dir(mode) => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(*mode);
+                header.set_size(0);
+                builder.append_data(&mut header, rel, std::io::empty())
+            }
+            Entry::Symlink(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                builder.append_link(&mut header, rel, target)
+            }
+            Entry::Bytes(data, mode) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(*mode);
+                header.set_size(data.len() as u64);
+                builder.append_data(&mut header, rel, data.as_slice())
+            }
+            Entry::File { src, mode } => {
+                // Follow symlinks on the host: the image gets a regular file at this path.
+                let data = std::fs::read(src)
+                    .map_err(|e| DockerError::io(format!("read {}", src.display()), e))?;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(*mode);
+                header.set_size(data.len() as u64);
+                builder.append_data(&mut header, rel, data.as_slice())
+            }
+        };
+        res.map_err(|e| DockerError::io(format!("add {} to rootfs tar", path.display()), e))?;
+    }
+    let out = builder
+        .into_inner()
+        .map_err(|e| DockerError::io("finish rootfs tar", e))?;
+    debug!(entries = entries.len(), bytes = out.len(), "rootfs tar assembled");
+    Ok(out)
+}
+
+/// The applets the host busybox provides (`busybox --list`); empty if it cannot be run.
+fn busybox_applets(busybox: &Path) -> BTreeSet<String> {
+    Command::new(busybox)
+        .arg("--list")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The shared libraries (and dynamic loader) `ldd` names for `binary`.
+///
+/// Static binaries yield nothing. An unresolved library is an error unless `lenient`.
+pub fn ldd(binary: &Path, lenient: bool) -> Result<Vec<PathBuf>, DockerError> {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .map_err(|e| DockerError::io("run `ldd` (package libc-bin)", e))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_ldd(binary, &text, lenient)
+}
+
+/// Parses `ldd` output; split out so it is unit-testable without running `ldd`.
+pub fn parse_ldd(binary: &Path, text: &str, lenient: bool) -> Result<Vec<PathBuf>, DockerError> {
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.contains("not a dynamic executable") || line.contains("statically linked") {
+            return Ok(Vec::new());
+        }
+        if let Some((name, rest)) = line.split_once("=>") {
+            let rest = rest.trim();
+            if rest.starts_with("not found") {
+                if lenient {
+                    continue;
+                }
+                return Err(DockerError::MissingLibrary {
+                    binary: binary.to_path_buf(),
+                    library: name.trim().to_string(),
+                });
+            }
+            if let Some(path) = rest.split_whitespace().next() {
+                if path.starts_with('/') {
+                    libs.push(PathBuf::from(path));
+                }
+            }
+        } else if line.starts_with('/') {
+            if let Some(path) = line.split_whitespace().next() {
+                libs.push(PathBuf::from(path));
+            }
+        }
+    }
+    Ok(libs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ldd_output() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n";
+        let libs = parse_ldd(Path::new("x"), text, false).expect("parse");
+        assert_eq!(
+            libs,
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
+        assert!(parse_ldd(Path::new("x"), "\tnot a dynamic executable\n", false)
+            .expect("static")
+            .is_empty());
+        let err = parse_ldd(Path::new("x"), "\tlibfoo.so.1 => not found\n", false)
+            .expect_err("missing lib");
+        assert!(err.to_string().contains("libfoo.so.1"));
+        assert!(parse_ldd(Path::new("x"), "\tlibfoo.so.1 => not found\n", true)
+            .expect("lenient")
+            .is_empty());
+    }
+
+    #[test]
+    fn missing_tools_message_names_packages() {
+        let err = DockerError::MissingHostTools {
+            missing: vec!["busybox (package busybox-static)".into()],
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("busybox-static iptables iproute2"), "{msg}");
+    }
+}

@@ -1,0 +1,21 @@
+//! Builds the rollcall-node image without a registry and drives node containers (harness.md §2).
+//!
+//! - [`image`]: the node image, assembled from host files and imported through the API.
+//! - [`cluster`]: engine connection, the run network, node containers, exec, logs, cleanup.
+//! - [`faults`]: iptables partitions and loss, tc rate limits, inside the containers.
+
+pub mod cluster;
+mod error;
+pub mod faults;
+pub mod image;
+
+pub use cluster::{
+    cleanup, connect, connect_to, tcp_reachable_from_host, CleanupReport, CleanupScope,
+    Container, ExecOutput, Network, NodeSpec,
+};
+pub use error::DockerError;
+pub use faults::{SlowApplied, SlowLink};
+pub use image::{ensure_image, ImageRef};
+
+/// The engine client type, re-exported so callers need not depend on bollard.
+pub use bollard::Docker;
