@@ -473,7 +473,8 @@ impl Container {
     }
 
     /// Probes TCP from inside this container: true if `ip:port` accepts a connection
-    /// within about `timeout_secs` seconds (busybox `nc -w`).
+    /// within about `timeout_secs` seconds (busybox `nc -w`). A paused peer still accepts
+    /// (the kernel does the handshake); use [`Container::tcp_echo`] to see a pause.
     pub async fn tcp_probe(&self, ip: Ipv4Addr, port: u16, timeout_secs: u32) -> Result<bool, DockerError> {
         let t = timeout_secs.max(1);
         let script = format!("echo rollcall-probe | timeout {} nc -w {t} {ip} {port}", t + 1);
@@ -486,6 +487,16 @@ impl Container {
             || (out.exit_code != 0 && out.exit_code != 124 && out.exit_code != 143);
         debug!(container = %self.name, %ip, port, reachable = !failed, exit = out.exit_code, stderr = %out.stderr.trim(), "tcp probe");
         Ok(!failed)
+    }
+
+    /// Checks from inside this container that `ip:port` echoes a line back within about
+    /// `timeout_secs` (busybox `nc`). Unlike [`Container::tcp_probe`] this notices a paused
+    /// peer, whose kernel still completes the TCP handshake.
+    pub async fn tcp_echo(&self, ip: Ipv4Addr, port: u16, timeout_secs: u32) -> Result<bool, DockerError> {
+        let t = timeout_secs.max(1);
+        let script = format!("echo rollcall-echo | timeout {} nc -w {t} {ip} {port}", t + 1);
+        let out = self.exec(&["/bin/sh", "-c", &script]).await?;
+        Ok(out.stdout.contains("rollcall-echo"))
     }
 
     /// Writes the container's stdout and stderr so far to `path` (the run store's node log).
@@ -636,6 +647,24 @@ pub async fn cleanup(docker: &Docker, scope: &CleanupScope) -> Result<CleanupRep
         Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+/// Whether the host gets a line echoed back from `addr` within `timeout` (echo payloads
+/// only): notices paused processes, which a bare connect does not.
+pub async fn tcp_echo_from_host(addr: SocketAddr, timeout: Duration) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
+            return false;
+        };
+        if s.set_read_timeout(Some(timeout)).is_err() || s.write_all(b"ping\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).is_ok() && &buf == b"ping\n"
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Whether the host can open a TCP connection to `addr` within `timeout`.

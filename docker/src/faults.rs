@@ -14,15 +14,21 @@ use crate::DockerError;
 /// The iptables chain holding every rollcall rule, hooked from INPUT and OUTPUT.
 pub const CHAIN: &str = "ROLLCALL";
 
+/// Absolute paths: busybox `sh` prefers its own applets (it has a `tc` that lacks
+/// htb/tbf options), so scripts must name iproute2's and iptables' binaries explicitly.
+const IPT: &str = "/usr/sbin/iptables";
+/// iproute2 `tc` inside the image.
+const TC: &str = "/usr/sbin/tc";
+
 /// The interface of the run network inside the container.
 const DEV: &str = "eth0";
 
 /// Shell that creates the chain and hooks it once (idempotent).
 fn ensure_chain_script() -> String {
     format!(
-        "iptables -w -N {CHAIN} 2>/dev/null; \
-         iptables -w -C INPUT -j {CHAIN} 2>/dev/null || iptables -w -I INPUT 1 -j {CHAIN}; \
-         iptables -w -C OUTPUT -j {CHAIN} 2>/dev/null || iptables -w -I OUTPUT 1 -j {CHAIN}"
+        "{IPT} -w -N {CHAIN} 2>/dev/null; \
+         {IPT} -w -C INPUT -j {CHAIN} 2>/dev/null || {IPT} -w -I INPUT 1 -j {CHAIN}; \
+         {IPT} -w -C OUTPUT -j {CHAIN} 2>/dev/null || {IPT} -w -I OUTPUT 1 -j {CHAIN}"
     )
 }
 
@@ -55,10 +61,10 @@ impl Container {
         let mut script = ensure_chain_script();
         for p in peers {
             script.push_str(&format!(
-                "; iptables -w -A {CHAIN} -s {p} -j DROP && iptables -w -A {CHAIN} -d {p} -j DROP"
+                "; {IPT} -w -A {CHAIN} -s {p} -j DROP && {IPT} -w -A {CHAIN} -d {p} -j DROP"
             ));
         }
-        script.push_str("; iptables -w -S ROLLCALL >/dev/null");
+        script.push_str(&format!("; {IPT} -w -S {CHAIN} >/dev/null"));
         debug!(container = %self.name, ?peers, "block");
         self.sh(&script).await.map(|_| ())
     }
@@ -73,10 +79,10 @@ impl Container {
         let mut script = ensure_chain_script();
         for peer in peers {
             script.push_str(&format!(
-                "; iptables -w -A {CHAIN} -d {peer} -m statistic --mode random --probability {p:.4} -j DROP"
+                "; {IPT} -w -A {CHAIN} -d {peer} -m statistic --mode random --probability {p:.4} -j DROP"
             ));
         }
-        script.push_str("; iptables -w -S ROLLCALL >/dev/null");
+        script.push_str(&format!("; {IPT} -w -S {CHAIN} >/dev/null"));
         debug!(container = %self.name, ?peers, p, "loss");
         self.sh(&script).await.map(|_| ())
     }
@@ -85,7 +91,7 @@ impl Container {
     ///
     /// A missing chain (fresh or restarted container) counts as healed.
     pub async fn heal(&self) -> Result<(), DockerError> {
-        let out = self.exec(&["iptables", "-w", "-F", CHAIN]).await?;
+        let out = self.exec(&[IPT, "-w", "-F", CHAIN]).await?;
         if out.success()
             || out.stderr.contains("No chain")
             || out.stderr.contains("does not exist")
@@ -94,7 +100,7 @@ impl Container {
         } else {
             Err(DockerError::ExecFailed {
                 container: self.name.clone(),
-                command: format!("iptables -w -F {CHAIN}"),
+                command: format!("{IPT} -w -F {CHAIN}"),
                 exit_code: out.exit_code,
                 stderr: out.stderr.trim().to_string(),
             })
@@ -103,7 +109,7 @@ impl Container {
 
     /// The current `ROLLCALL` rules (`iptables -S`), empty if the chain does not exist.
     pub async fn rules(&self) -> Result<Vec<String>, DockerError> {
-        let out = self.exec(&["iptables", "-w", "-S", CHAIN]).await?;
+        let out = self.exec(&[IPT, "-w", "-S", CHAIN]).await?;
         if !out.success() {
             return Ok(Vec::new());
         }
@@ -120,10 +126,10 @@ impl Container {
     /// Tries to add a netem root qdisc and removes it again on success.
     pub async fn netem_available(&self) -> Result<bool, DockerError> {
         let out = self
-            .exec(&["tc", "qdisc", "add", "dev", DEV, "root", "netem", "delay", "10ms"])
+            .exec(&[TC, "qdisc", "add", "dev", DEV, "root", "netem", "delay", "10ms"])
             .await?;
         if out.success() {
-            self.exec(&["tc", "qdisc", "del", "dev", DEV, "root"]).await?;
+            self.exec(&[TC, "qdisc", "del", "dev", DEV, "root"]).await?;
         }
         debug!(container = %self.name, netem = out.success(), "netem probe");
         Ok(out.success())
@@ -145,30 +151,30 @@ impl Container {
         let rate = link.rate_kbit;
         // Burst must hold at least one MTU-sized packet per timer tick.
         let burst = (rate / 8).max(16);
-        let mut script = format!("tc qdisc del dev {DEV} root 2>/dev/null; ");
+        let mut script = format!("{TC} qdisc del dev {DEV} root 2>/dev/null; ");
         if peers.is_empty() {
             script.push_str(&format!(
-                "tc qdisc add dev {DEV} root handle 1: tbf rate {rate}kbit burst {burst}kb latency 400ms"
+                "{TC} qdisc add dev {DEV} root handle 1: tbf rate {rate}kbit burst {burst}kb latency 400ms"
             ));
             if let (true, Some(d)) = (netem, link.delay_ms) {
                 script.push_str(&format!(
-                    " && tc qdisc add dev {DEV} parent 1:1 handle 10: netem delay {d}ms"
+                    " && {TC} qdisc add dev {DEV} parent 1:1 handle 10: netem delay {d}ms"
                 ));
             }
         } else {
             script.push_str(&format!(
-                "tc qdisc add dev {DEV} root handle 1: htb default 10 \
-                 && tc class add dev {DEV} parent 1: classid 1:10 htb rate 10gbit \
-                 && tc class add dev {DEV} parent 1: classid 1:20 htb rate {rate}kbit ceil {rate}kbit burst {burst}kb"
+                "{TC} qdisc add dev {DEV} root handle 1: htb default 10 \
+                 && {TC} class add dev {DEV} parent 1: classid 1:10 htb rate 10gbit \
+                 && {TC} class add dev {DEV} parent 1: classid 1:20 htb rate {rate}kbit ceil {rate}kbit burst {burst}kb"
             ));
             if let (true, Some(d)) = (netem, link.delay_ms) {
                 script.push_str(&format!(
-                    " && tc qdisc add dev {DEV} parent 1:20 handle 20: netem delay {d}ms"
+                    " && {TC} qdisc add dev {DEV} parent 1:20 handle 20: netem delay {d}ms"
                 ));
             }
             for p in peers {
                 script.push_str(&format!(
-                    " && tc filter add dev {DEV} protocol ip parent 1: prio 1 u32 match ip dst {p}/32 flowid 1:20"
+                    " && {TC} filter add dev {DEV} protocol ip parent 1: prio 1 u32 match ip dst {p}/32 flowid 1:20"
                 ));
             }
         }
@@ -178,7 +184,7 @@ impl Container {
 
     /// Removes any rate limit or delay (restores the default qdisc).
     pub async fn unslow(&self) -> Result<(), DockerError> {
-        self.exec(&["tc", "qdisc", "del", "dev", DEV, "root"]).await?;
+        self.exec(&[TC, "qdisc", "del", "dev", DEV, "root"]).await?;
         Ok(())
     }
 

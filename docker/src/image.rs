@@ -165,6 +165,10 @@ pub async fn ensure_image(docker: &Docker, node_binary: &Path) -> Result<ImageRe
             path: node_binary.to_path_buf(),
         });
     }
+    // One build at a time per process: concurrent callers then find the cached image
+    // instead of importing twice (which leaves an untagged duplicate behind).
+    static BUILD_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _build = BUILD_LOCK.lock().await;
     let started = Instant::now();
     let bin = node_binary.to_path_buf();
     let tag = tokio::task::spawn_blocking(move || image_tag(&bin))

@@ -10,7 +10,7 @@ pub mod faults;
 pub mod image;
 
 pub use cluster::{
-    cleanup, connect, connect_to, tcp_reachable_from_host, CleanupReport, CleanupScope,
+    cleanup, connect, connect_to, tcp_echo_from_host, tcp_reachable_from_host, CleanupReport, CleanupScope,
     Container, ExecOutput, Network, NodeSpec,
 };
 pub use error::DockerError;

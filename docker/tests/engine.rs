@@ -1,0 +1,308 @@
+//! Integration tests against a real Docker engine.
+//!
+//! They run whenever an engine answers. With no engine they fail with the connect error
+//! unless `ROLLCALL_SKIP_DOCKER=1`. Every test labels its objects with its own run id and
+//! removes them through a guard, also when it panics.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rollcall_docker::cluster::{list_labelled_containers, list_labelled_networks};
+use rollcall_docker::{
+    cleanup, connect, ensure_image, tcp_echo_from_host, tcp_reachable_from_host, CleanupScope,
+    Container, Docker, Network, NodeSpec, SlowLink,
+};
+
+const PORT: u16 = 7000;
+
+/// The stand-in node binary: a TCP echo server built with this crate.
+fn echo_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_rollcall-echo"))
+}
+
+/// Connects, or returns None when the user opted out with `ROLLCALL_SKIP_DOCKER=1`.
+async fn engine() -> Option<Docker> {
+    match connect().await {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var("ROLLCALL_SKIP_DOCKER").as_deref() == Ok("1") => {
+            eprintln!("skipping docker test: {e}");
+            None
+        }
+        Err(e) => panic!("{e} (set ROLLCALL_SKIP_DOCKER=1 to skip the docker tests)"),
+    }
+}
+
+/// Removes everything labelled with the run id when dropped, even during a panic.
+struct Guard {
+    docker: Docker,
+    run_id: String,
+}
+
+impl Guard {
+    fn new(docker: &Docker, test: &str) -> Guard {
+        let run_id = format!("t-{test}-{}", std::process::id());
+        Guard {
+            docker: docker.clone(),
+            run_id,
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let docker = self.docker.clone();
+        let scope = CleanupScope::Run(self.run_id.clone());
+        // Drop runs inside the test's runtime: clean up on a fresh one in another thread.
+        let joined = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(cleanup(&docker, &scope))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .join();
+        if let Ok(Err(e)) = joined {
+            eprintln!("cleanup of {} failed: {e}", self.run_id);
+        }
+    }
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "rollcall_docker=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Starts `n` echo nodes on a fresh network and waits until each echoes from the host.
+async fn echo_cluster(docker: &Docker, guard: &Guard, n: u8) -> (Network, Vec<Container>) {
+    let image = ensure_image(docker, echo_binary()).await.expect("image");
+    let net = Network::create(docker, &guard.run_id).await.expect("network");
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let mut spec = NodeSpec::node(&format!("n{}", i + 1), net.node_ip(i), None);
+        spec.cmd = vec![PORT.to_string()];
+        nodes.push(net.start_node(&image.name, &spec).await.expect("start node"));
+    }
+    for c in &nodes {
+        wait_echo(c, true).await;
+    }
+    (net, nodes)
+}
+
+/// Waits (up to 10 s) until `c` echoes from the host (`want`) or stops echoing.
+async fn wait_echo(c: &Container, want: bool) {
+    let addr = SocketAddr::from((c.ip, PORT));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = tcp_echo_from_host(addr, Duration::from_millis(500)).await;
+        if ok == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} echo from host: wanted {want}",
+            c.name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn probe(from: &Container, to: Ipv4Addr) -> bool {
+    from.tcp_probe(to, PORT, 1).await.expect("probe exec")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_is_built_then_cached() {
+    init_tracing();
+    let Some(docker) = engine().await else { return };
+    let first = ensure_image(&docker, echo_binary()).await.expect("image");
+    assert!(first.name.starts_with("rollcall-node:"), "{}", first.name);
+    let t = Instant::now();
+    let second = ensure_image(&docker, echo_binary()).await.expect("cached");
+    let cached = t.elapsed();
+    assert!(!second.built, "second call must reuse the image");
+    assert_eq!(first.name, second.name);
+    assert!(cached < Duration::from_secs(2), "cached ensure took {cached:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_tools_and_logs() {
+    init_tracing();
+    let Some(docker) = engine().await else { return };
+    let guard = Guard::new(&docker, "exec");
+    let (_net, nodes) = echo_cluster(&docker, &guard, 1).await;
+    let n1 = &nodes[0];
+    for cmd in [
+        &["iptables", "-V"][..],
+        &["iptables", "-w", "-S"],
+        &["ip", "-V"],
+        &["ip", "addr"],
+        &["tc", "qdisc", "show"],
+        &["busybox", "true"],
+    ] {
+        let out = n1.exec(cmd).await.expect("exec");
+        assert!(out.success(), "{cmd:?}: {out:?}");
+    }
+    let ipt = n1.exec(&["iptables", "-V"]).await.expect("exec");
+    assert!(ipt.stdout.contains("legacy"), "{ipt:?}");
+    let addr = n1.exec(&["ip", "-4", "addr", "show", "eth0"]).await.expect("ip");
+    assert!(addr.stdout.contains(&n1.ip.to_string()), "{addr:?}");
+    let out = n1
+        .exec(&["sh", "-c", "echo out; echo err >&2; exit 3"])
+        .await
+        .expect("exec");
+    assert_eq!(out.exit_code, 3);
+    assert_eq!(out.stdout.trim(), "out");
+    assert_eq!(out.stderr.trim(), "err");
+
+    let dir = std::env::temp_dir().join(format!("{}-logs", guard.run_id));
+    let log = dir.join("n1.log");
+    n1.save_logs(&log).await.expect("logs");
+    let text = std::fs::read_to_string(&log).expect("read log");
+    assert!(text.contains("listening on 0.0.0.0:7000"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_cuts_tcp_until_heal() {
+    init_tracing();
+    let Some(docker) = engine().await else { return };
+    let guard = Guard::new(&docker, "partition");
+    let (_net, nodes) = echo_cluster(&docker, &guard, 3).await;
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    assert!(probe(n1, n2.ip).await, "n1 -> n2 before the partition");
+    assert!(n1.tcp_echo(n2.ip, PORT, 1).await.expect("echo"));
+
+    // {n1} | {n2}: rules on both sides, n3 stays connected to both.
+    n1.block(&[n2.ip]).await.expect("block n1");
+    n2.block(&[n1.ip]).await.expect("block n2");
+    assert_eq!(n1.rules().await.expect("rules").len(), 2);
+    assert!(!probe(n1, n2.ip).await, "n1 -> n2 must be cut");
+    assert!(!probe(n2, n1.ip).await, "n2 -> n1 must be cut");
+    assert!(probe(n1, n3.ip).await, "n1 -> n3 still up");
+    assert!(probe(n3, n2.ip).await, "n3 -> n2 still up");
+    assert!(
+        tcp_reachable_from_host(SocketAddr::from((n2.ip, PORT)), Duration::from_secs(1)).await,
+        "the host is not partitioned"
+    );
+
+    n1.heal().await.expect("heal n1");
+    n2.heal().await.expect("heal n2");
+    assert!(n1.rules().await.expect("rules").is_empty());
+    assert!(probe(n1, n2.ip).await, "n1 -> n2 after heal");
+    assert!(probe(n2, n1.ip).await, "n2 -> n1 after heal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_kill_restart_stop() {
+    init_tracing();
+    let Some(docker) = engine().await else { return };
+    let guard = Guard::new(&docker, "lifecycle");
+    let (_net, nodes) = echo_cluster(&docker, &guard, 2).await;
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+
+    // Pause: the kernel still accepts connections, but nothing answers.
+    n2.pause().await.expect("pause");
+    assert!(!n1.tcp_echo(n2.ip, PORT, 1).await.expect("echo"), "paused n2 echoed");
+    wait_echo(n2, false).await;
+    n2.unpause().await.expect("unpause");
+    assert!(n1.tcp_echo(n2.ip, PORT, 2).await.expect("echo"), "unpaused n2 silent");
+    wait_echo(n2, true).await;
+
+    // Kill + restart: the process dies, comes back, and the rules are gone.
+    n2.block(&[n1.ip]).await.expect("block");
+    assert!(!n2.rules().await.expect("rules").is_empty());
+    n2.kill().await.expect("kill");
+    assert!(!n2.is_running().await.expect("inspect"));
+    assert!(!probe(n1, n2.ip).await, "killed n2 accepted a connection");
+    n2.start().await.expect("restart");
+    wait_echo(n2, true).await;
+    assert!(n2.rules().await.expect("rules").is_empty(), "rules survived a restart");
+    let addr = n2.exec(&["ip", "-4", "addr", "show", "eth0"]).await.expect("ip");
+    assert!(addr.stdout.contains(&n2.ip.to_string()), "address changed: {addr:?}");
+    assert!(probe(n1, n2.ip).await, "restarted n2 reachable at its fixed address");
+    n2.heal().await.expect("heal of a restarted node is a no-op");
+
+    // Stop for good.
+    n2.stop(Duration::from_secs(1)).await.expect("stop");
+    assert!(!n2.is_running().await.expect("inspect"));
+    assert!(!probe(n1, n2.ip).await, "stopped n2 reachable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_and_rate_limit() {
+    init_tracing();
+    let Some(docker) = engine().await else { return };
+    let guard = Guard::new(&docker, "loss");
+    let (_net, nodes) = echo_cluster(&docker, &guard, 2).await;
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+
+    // Probability 1: every packet n1 -> n2 dropped.
+    n1.lossy(&[n2.ip], 1.0).await.expect("loss 1.0");
+    assert!(!probe(n1, n2.ip).await, "loss 1.0 still connects");
+    n1.heal().await.expect("heal");
+    n1.lossy(&[n2.ip], 0.3).await.expect("loss 0.3");
+    let rules = n1.rules().await.expect("rules");
+    assert!(
+        rules.iter().any(|r| r.contains("statistic") && r.contains("0.29")),
+        "{rules:?}"
+    );
+    assert!(n1.lossy(&[n2.ip], 1.5).await.is_err());
+    n1.heal().await.expect("heal");
+
+    let netem = n1.netem_available().await.expect("netem probe");
+    eprintln!("netem available: {netem}");
+    let applied = n1
+        .slow(
+            SlowLink {
+                rate_kbit: 512,
+                delay_ms: Some(50),
+            },
+            &[n2.ip],
+        )
+        .await
+        .expect("htb slow link");
+    assert_eq!(applied.delay, netem);
+    let qd = n1.exec(&["tc", "qdisc", "show", "dev", "eth0"]).await.expect("tc");
+    assert!(qd.stdout.contains("htb"), "{qd:?}");
+    assert!(n1.tcp_echo(n2.ip, PORT, 2).await.expect("echo"), "slow link still works");
+    n1.slow(
+        SlowLink {
+            rate_kbit: 1024,
+            delay_ms: None,
+        },
+        &[],
+    )
+    .await
+    .expect("tbf slow");
+    let qd = n1.exec(&["tc", "qdisc", "show", "dev", "eth0"]).await.expect("tc");
+    assert!(qd.stdout.contains("tbf"), "{qd:?}");
+    n1.heal_all().await.expect("heal all");
+    let qd = n1.exec(&["tc", "qdisc", "show", "dev", "eth0"]).await.expect("tc");
+    assert!(!qd.stdout.contains("tbf"), "{qd:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_removes_labelled_objects() {
+    init_tracing();
+    let Some(docker) = engine().await else { return };
+    let guard = Guard::new(&docker, "cleanup");
+    let scope = CleanupScope::Run(guard.run_id.clone());
+    let (_net, _nodes) = echo_cluster(&docker, &guard, 2).await;
+    assert_eq!(list_labelled_containers(&docker, &scope).await.expect("list").len(), 2);
+    assert_eq!(list_labelled_networks(&docker, &scope).await.expect("list").len(), 1);
+    let report = cleanup(&docker, &scope).await.expect("cleanup");
+    assert_eq!(report.containers.len(), 2, "{report:?}");
+    assert_eq!(report.networks.len(), 1, "{report:?}");
+    assert!(list_labelled_containers(&docker, &scope).await.expect("list").is_empty());
+    assert!(list_labelled_networks(&docker, &scope).await.expect("list").is_empty());
+    // A second cleanup finds nothing and succeeds.
+    assert_eq!(cleanup(&docker, &scope).await.expect("again"), Default::default());
+}
