@@ -1,0 +1,538 @@
+//! Generators of valid histories (a sequential reference execution given random
+//! concurrent timings) and of single corruptions of them. Public so tests,
+//! benchmarks and other crates reuse them.
+//!
+//! Each operation is invoked, later takes effect on a reference model at one
+//! instant (its linearization point), later completes; processes are
+//! sequential. So invoke ≤ linearization point ≤ completion holds by
+//! construction and the history is linearizable, serializable in real time,
+//! loses nothing and keeps the bank total.
+
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::history::{Event, History, OpType, Process};
+
+/// A small deterministic RNG (SplitMix64): same seed, same history.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (0 when n is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// Shape of a generated history.
+#[derive(Debug, Clone)]
+pub struct GenConfig {
+    /// Number of operations (transactions) to invoke.
+    pub ops: usize,
+    /// Concurrent client processes.
+    pub processes: usize,
+    /// Keys (registers, or the size of the active key window for append, or accounts for bank).
+    pub keys: usize,
+    /// RNG seed.
+    pub seed: u64,
+    /// Probability an op ends `info` (taking effect or not); its process is retired.
+    pub info_rate: f64,
+    /// Probability an op fails without effect (append and set only; register
+    /// cas and bank transfers also fail when their precondition does not hold).
+    pub fail_rate: f64,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            ops: 200,
+            processes: 5,
+            keys: 3,
+            seed: 0,
+            info_rate: 0.02,
+            fail_rate: 0.02,
+        }
+    }
+}
+
+/// A reference model: makes requests and applies them atomically.
+trait Model {
+    fn invoke(&mut self, rng: &mut Rng) -> (String, Value);
+    /// Apply at the linearization point; returns the completion type and value.
+    fn apply(&mut self, rng: &mut Rng, f: &str, v: &Value) -> (OpType, Value);
+}
+
+enum Slot {
+    Idle,
+    Invoked { f: String, v: Value, tx: Option<String> },
+    Applied { f: String, kind: OpType, v: Value, tx: Option<String> },
+}
+
+struct Sim {
+    events: Vec<Event>,
+    applied_tx: HashMap<String, bool>,
+}
+
+fn simulate(cfg: &GenConfig, model: &mut dyn Model, with_tx: bool) -> Sim {
+    let mut rng = Rng::new(cfg.seed);
+    let n = cfg.processes.max(1);
+    let mut slots: Vec<(i64, Slot)> = (0..n).map(|i| (i as i64, Slot::Idle)).collect();
+    let mut next_pid = n as i64;
+    let mut issued = 0usize;
+    let mut events: Vec<Event> = Vec::new();
+    let mut applied_tx = HashMap::new();
+    let mut busy = 0usize;
+    let emit = |events: &mut Vec<Event>, pid: i64, kind: OpType, f: &str, v: Value, tx: Option<String>, rng: &mut Rng| {
+        let index = events.len() as u64;
+        events.push(Event {
+            index,
+            time: index * 1_000 + rng.below(1000) as u64,
+            process: Process::Client(pid),
+            kind,
+            f: f.to_string(),
+            value: v,
+            node: Some(format!("n{}", pid.rem_euclid(4) + 1)),
+            tx_id: tx,
+            extra: Map::new(),
+        });
+    };
+    while issued < cfg.ops || busy > 0 {
+        let si = rng.below(n);
+        let Some((pid, slot)) = slots.get_mut(si) else {
+            continue;
+        };
+        let taken = std::mem::replace(slot, Slot::Idle);
+        *slot = match taken {
+            Slot::Idle if issued < cfg.ops => {
+                let (f, v) = model.invoke(&mut rng);
+                let tx = with_tx.then(|| format!("tx{issued}"));
+                emit(&mut events, *pid, OpType::Invoke, &f, v.clone(), tx.clone(), &mut rng);
+                issued += 1;
+                busy += 1;
+                Slot::Invoked { f, v, tx }
+            }
+            Slot::Idle => Slot::Idle,
+            Slot::Invoked { f, v, tx } => {
+                if rng.chance(cfg.info_rate) {
+                    // Crash: the op may or may not take effect; the process retires.
+                    let happened = rng.chance(0.5);
+                    if happened {
+                        model.apply(&mut rng, &f, &v);
+                    }
+                    if let Some(t) = &tx {
+                        applied_tx.insert(t.clone(), happened);
+                    }
+                    emit(&mut events, *pid, OpType::Info, &f, v, tx, &mut rng);
+                    *pid = next_pid;
+                    next_pid += 1;
+                    busy -= 1;
+                    Slot::Idle
+                } else {
+                    let (kind, out) = model.apply(&mut rng, &f, &v);
+                    if let Some(t) = &tx {
+                        applied_tx.insert(t.clone(), kind == OpType::Ok);
+                    }
+                    Slot::Applied { f, kind, v: out, tx }
+                }
+            }
+            Slot::Applied { f, kind, v, tx } => {
+                emit(&mut events, *pid, kind, &f, v, tx, &mut rng);
+                busy -= 1;
+                Slot::Idle
+            }
+        };
+    }
+    Sim { events, applied_tx }
+}
+
+fn build(events: Vec<Event>) -> History {
+    // Generated events are valid by construction; an empty history otherwise.
+    History::from_events(events).unwrap_or_default()
+}
+
+struct Registers {
+    keys: usize,
+    state: HashMap<i64, Value>,
+}
+
+impl Model for Registers {
+    fn invoke(&mut self, rng: &mut Rng) -> (String, Value) {
+        let k = rng.below(self.keys.max(1)) as i64;
+        match rng.below(10) {
+            0..=4 => ("read".into(), json!([k, null])),
+            5..=7 => ("write".into(), json!([k, rng.below(5)])),
+            _ => ("cas".into(), json!([k, [rng.below(5), rng.below(5)]])),
+        }
+    }
+    fn apply(&mut self, _rng: &mut Rng, f: &str, v: &Value) -> (OpType, Value) {
+        let k = v.get(0).and_then(Value::as_i64).unwrap_or(0);
+        let cur = self.state.get(&k).cloned().unwrap_or(Value::Null);
+        match f {
+            "read" => (OpType::Ok, json!([k, cur])),
+            "write" => {
+                self.state.insert(k, v.get(1).cloned().unwrap_or(Value::Null));
+                (OpType::Ok, v.clone())
+            }
+            _ => {
+                let old = v.get(1).and_then(|x| x.get(0)).cloned().unwrap_or(Value::Null);
+                let new = v.get(1).and_then(|x| x.get(1)).cloned().unwrap_or(Value::Null);
+                if cur == old {
+                    self.state.insert(k, new);
+                    (OpType::Ok, v.clone())
+                } else {
+                    (OpType::Fail, v.clone())
+                }
+            }
+        }
+    }
+}
+
+/// A register history (`read`/`write`/`cas` on `[key, v]`, values 0..5, keys
+/// `0..cfg.keys`): linearizable by construction.
+pub fn register_history(cfg: &GenConfig) -> History {
+    let mut m = Registers {
+        keys: cfg.keys,
+        state: HashMap::new(),
+    };
+    build(simulate(cfg, &mut m, false).events)
+}
+
+struct Lists {
+    window: usize,
+    invoked: usize,
+    next_val: HashMap<String, i64>,
+    state: HashMap<String, Vec<i64>>,
+    fail_rate: f64,
+}
+
+impl Model for Lists {
+    fn invoke(&mut self, rng: &mut Rng) -> (String, Value) {
+        // The key window rotates so lists stay short (harness.md §4).
+        let base = self.invoked / 50;
+        self.invoked += 1;
+        let n = 1 + rng.below(4);
+        let mut mops = Vec::new();
+        for _ in 0..n {
+            let k = format!("k{}", base + rng.below(self.window.max(1)));
+            if rng.chance(0.5) {
+                let v = self.next_val.entry(k.clone()).or_insert(0);
+                *v += 1;
+                mops.push(json!(["append", k, *v]));
+            } else {
+                mops.push(json!(["r", k, null]));
+            }
+        }
+        ("txn".into(), Value::Array(mops))
+    }
+    fn apply(&mut self, rng: &mut Rng, _f: &str, v: &Value) -> (OpType, Value) {
+        if rng.chance(self.fail_rate) {
+            return (OpType::Fail, v.clone());
+        }
+        let mut out = Vec::new();
+        for m in v.as_array().map(|a| a.as_slice()).unwrap_or(&[]) {
+            let f = m.get(0).and_then(Value::as_str).unwrap_or("");
+            let k = m.get(1).and_then(Value::as_str).unwrap_or("").to_string();
+            if f == "append" {
+                let x = m.get(2).and_then(Value::as_i64).unwrap_or(0);
+                self.state.entry(k).or_default().push(x);
+                out.push(m.clone());
+            } else {
+                let l = self.state.get(&k).cloned().unwrap_or_default();
+                out.push(json!(["r", k, l]));
+            }
+        }
+        (OpType::Ok, Value::Array(out))
+    }
+}
+
+/// A list-append history (1–4 micro-ops per txn over a rotating window of
+/// `cfg.keys` keys): strict-serializable by construction.
+pub fn append_history(cfg: &GenConfig) -> History {
+    build(append_sim(cfg, false).events)
+}
+
+fn append_sim(cfg: &GenConfig, with_tx: bool) -> Sim {
+    let mut m = Lists {
+        window: cfg.keys,
+        invoked: 0,
+        next_val: HashMap::new(),
+        state: HashMap::new(),
+        fail_rate: cfg.fail_rate,
+    };
+    simulate(cfg, &mut m, with_tx)
+}
+
+/// A history whose ops carry `tx_id`s, and the final chain's count of each id
+/// (ok → 1, fail → 0, info → 1 if it took effect): valid for the set checker.
+pub fn set_history(cfg: &GenConfig) -> (History, BTreeMap<String, usize>) {
+    let sim = append_sim(cfg, true);
+    let committed = sim
+        .applied_tx
+        .iter()
+        .filter(|(_, applied)| **applied)
+        .map(|(t, _)| (t.clone(), 1))
+        .collect();
+    (build(sim.events), committed)
+}
+
+struct Bank {
+    balances: Vec<i64>,
+}
+
+impl Model for Bank {
+    fn invoke(&mut self, rng: &mut Rng) -> (String, Value) {
+        let n = self.balances.len().max(1);
+        if rng.chance(0.3) {
+            ("read".into(), Value::Null)
+        } else {
+            let from = rng.below(n);
+            let to = (from + 1 + rng.below(n.saturating_sub(1).max(1))) % n;
+            (
+                "transfer".into(),
+                json!({"from": format!("a{from}"), "to": format!("a{to}"), "amount": 1 + rng.below(5)}),
+            )
+        }
+    }
+    fn apply(&mut self, _rng: &mut Rng, f: &str, v: &Value) -> (OpType, Value) {
+        if f == "read" {
+            let m: Map<String, Value> = self
+                .balances
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("a{i}"), json!(b)))
+                .collect();
+            return (OpType::Ok, Value::Object(m));
+        }
+        let idx = |s: Option<&str>| s.and_then(|s| s.strip_prefix('a')).and_then(|s| s.parse::<usize>().ok());
+        let from = idx(v.get("from").and_then(Value::as_str));
+        let to = idx(v.get("to").and_then(Value::as_str));
+        let amount = v.get("amount").and_then(Value::as_i64).unwrap_or(0);
+        match (from, to) {
+            (Some(a), Some(b)) if self.balances.get(a).is_some_and(|x| *x >= amount) && b < self.balances.len() => {
+                if let Some(x) = self.balances.get_mut(a) {
+                    *x -= amount;
+                }
+                if let Some(x) = self.balances.get_mut(b) {
+                    *x += amount;
+                }
+                (OpType::Ok, v.clone())
+            }
+            _ => (OpType::Fail, v.clone()),
+        }
+    }
+}
+
+/// A bank history over `cfg.keys` accounts holding `total` between them:
+/// every read sees the total.
+pub fn bank_history(cfg: &GenConfig, total: i64) -> History {
+    let n = cfg.keys.max(1);
+    let share = total / n as i64;
+    let mut balances = vec![share; n];
+    if let Some(first) = balances.first_mut() {
+        *first += total - share * n as i64;
+    }
+    let mut m = Bank { balances };
+    build(simulate(cfg, &mut m, false).events)
+}
+
+// ---------------------------------------------------------------- corruptions
+
+fn completion_pos(h: &History, complete_index: u64) -> Option<usize> {
+    h.events().binary_search_by_key(&complete_index, |e| e.index).ok()
+}
+
+fn rebuild(h: &History, pos: usize, value: Value) -> Option<History> {
+    let mut events = h.events().to_vec();
+    events.get_mut(pos)?.value = value;
+    History::from_events(events).ok()
+}
+
+/// Stale read on a register: an ok read that began after some write to its key
+/// had completed now returns nil (the initial value). Never valid, since no op
+/// writes nil. `None` if the history has no such read.
+pub fn corrupt_register_stale_read(h: &History, seed: u64) -> Option<History> {
+    let mut first_write_done: HashMap<String, u64> = HashMap::new();
+    for op in h.ops() {
+        if op.kind == OpType::Ok && (op.f == "write" || op.f == "cas") {
+            if let (Some(k), Some(c)) = (op.invoke_value.get(0), op.complete_index) {
+                let e = first_write_done.entry(k.to_string()).or_insert(c);
+                *e = (*e).min(c);
+            }
+        }
+    }
+    let candidates: Vec<(usize, Value)> = h
+        .ops()
+        .iter()
+        .filter(|op| op.kind == OpType::Ok && op.f == "read")
+        .filter_map(|op| {
+            let v = op.complete_value.as_ref()?;
+            let k = v.get(0)?;
+            let done = first_write_done.get(&k.to_string())?;
+            if *done < op.invoke_index {
+                Some((completion_pos(h, op.complete_index?)?, json!([k, null])))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let (pos, v) = candidates.get(Rng::new(seed).below(candidates.len()))?.clone();
+    rebuild(h, pos, v)
+}
+
+/// Ways to corrupt a list-append history so it is certainly invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendCorruption {
+    /// A read misses an element in its middle (a lost write): its order no
+    /// longer agrees with a longer read → incompatible-order.
+    LostWrite,
+    /// A read drops its last element although that element's writer completed
+    /// before the read began → a realtime cycle (or G1b).
+    StaleRead,
+    /// Two adjacent elements of a read swap places → incompatible-order.
+    ReorderedAppend,
+}
+
+struct ReadSite {
+    pos: usize,
+    mop: usize,
+    key: String,
+    list: Vec<i64>,
+    invoke: u64,
+    appends_key: bool,
+}
+
+/// Apply one corruption to a generated list-append history; `None` when the
+/// history offers no place for it.
+pub fn corrupt_append(h: &History, seed: u64, how: AppendCorruption) -> Option<History> {
+    let mut sites = Vec::new();
+    // writer of (key, value) → completion index, for ok txns
+    let mut done: HashMap<(String, i64), u64> = HashMap::new();
+    for op in h.ops() {
+        if op.f != "txn" || op.kind != OpType::Ok {
+            continue;
+        }
+        let Some(v) = op.complete_value.as_ref().and_then(Value::as_array) else {
+            continue;
+        };
+        let Some(pos) = op.complete_index.and_then(|c| completion_pos(h, c)) else {
+            continue;
+        };
+        for (mi, m) in v.iter().enumerate() {
+            let (Some(f), Some(k)) = (m.get(0).and_then(Value::as_str), m.get(1).and_then(Value::as_str)) else {
+                continue;
+            };
+            if f == "append" {
+                if let (Some(x), Some(c)) = (m.get(2).and_then(Value::as_i64), op.complete_index) {
+                    done.insert((k.to_string(), x), c);
+                }
+            } else if let Some(l) = m.get(2).and_then(Value::as_array) {
+                let appends_key = v.iter().any(|o| {
+                    o.get(0).and_then(Value::as_str) == Some("append") && o.get(1).and_then(Value::as_str) == Some(k)
+                });
+                sites.push(ReadSite {
+                    pos,
+                    mop: mi,
+                    key: k.to_string(),
+                    list: l.iter().filter_map(Value::as_i64).collect(),
+                    invoke: op.invoke_index,
+                    appends_key,
+                });
+            }
+        }
+    }
+    let eligible: Vec<(&ReadSite, Vec<i64>)> = sites
+        .iter()
+        .filter_map(|s| {
+            let other_at_least = |len: usize| {
+                sites
+                    .iter()
+                    .any(|o| o.pos != s.pos && o.key == s.key && o.list.len() >= len)
+            };
+            let mut rng = Rng::new(seed ^ s.pos as u64);
+            match how {
+                AppendCorruption::LostWrite if s.list.len() >= 2 && other_at_least(s.list.len()) => {
+                    let mut l = s.list.clone();
+                    l.remove(rng.below(s.list.len() - 1));
+                    Some((s, l))
+                }
+                AppendCorruption::ReorderedAppend if s.list.len() >= 2 && other_at_least(s.list.len()) => {
+                    let i = rng.below(s.list.len() - 1);
+                    let mut l = s.list.clone();
+                    l.swap(i, i + 1);
+                    Some((s, l))
+                }
+                AppendCorruption::StaleRead if !s.appends_key => {
+                    let last = *s.list.last()?;
+                    let c = done.get(&(s.key.clone(), last))?;
+                    if *c < s.invoke && other_at_least(s.list.len()) {
+                        let mut l = s.list.clone();
+                        l.pop();
+                        Some((s, l))
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let (site, list) = eligible.get(Rng::new(seed).below(eligible.len()))?;
+    let mut value = h.events().get(site.pos)?.value.clone();
+    *value.get_mut(site.mop)?.get_mut(2)? = json!(list);
+    rebuild(h, site.pos, value)
+}
+
+/// Set corruption: one acknowledged transaction is lost (0) or, if
+/// `duplicate`, appears twice in the final chain.
+pub fn corrupt_set(
+    h: &History,
+    committed: &BTreeMap<String, usize>,
+    seed: u64,
+    duplicate: bool,
+) -> Option<BTreeMap<String, usize>> {
+    let acked: Vec<&str> = h
+        .ops()
+        .iter()
+        .filter(|o| o.kind == OpType::Ok)
+        .filter_map(|o| o.tx_id.as_deref())
+        .collect();
+    let id = acked.get(Rng::new(seed).below(acked.len()))?;
+    let mut c = committed.clone();
+    c.insert(id.to_string(), if duplicate { 2 } else { 0 });
+    Some(c)
+}
+
+/// Bank corruption: one ok read sees one balance off by one.
+pub fn corrupt_bank(h: &History, seed: u64) -> Option<History> {
+    let reads: Vec<usize> = h
+        .ops()
+        .iter()
+        .filter(|o| o.kind == OpType::Ok && o.f == "read")
+        .filter_map(|o| completion_pos(h, o.complete_index?))
+        .collect();
+    let pos = *reads.get(Rng::new(seed).below(reads.len()))?;
+    let mut v = h.events().get(pos)?.value.clone();
+    let (_, bal) = v.as_object_mut()?.iter_mut().next()?;
+    *bal = json!(bal.as_i64()? + 1);
+    rebuild(h, pos, v)
+}

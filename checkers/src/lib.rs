@@ -1,0 +1,23 @@
+//! The history model and every history checker of the rollcall harness
+//! (harness.md §6 History, §7 Checkers).
+//!
+//! The harness records a JSON Lines history ([`history`]), or reads a Jepsen EDN
+//! history ([`edn`]), then runs the checkers that fit the workload: registers are
+//! checked for linearizability ([`linearizable`]), list-append transactions with
+//! Elle's dependency-graph analysis ([`elle`]), acknowledged transactions against
+//! the final chain ([`set`]) and bank reads against the constant total ([`bank`]).
+//! Every checker returns a [`result::CheckResult`]; results combine as Jepsen's do
+//! ([`result::compose`]). [`gen`] makes valid and corrupted histories for tests and
+//! benchmarks.
+
+pub mod bank;
+pub mod edn;
+pub mod elle;
+pub mod gen;
+pub mod history;
+pub mod linearizable;
+pub mod result;
+pub mod set;
+
+pub use history::{Event, History, HistoryError, Op, OpType, Process};
+pub use result::{compose, Anomaly, CheckResult, Checker, Validity};
