@@ -100,7 +100,9 @@ impl Checker for BankChecker {
                     anomalies.len(),
                     self.total
                 ),
-                Validity::Unknown => format!("{} read(s) could not be interpreted", malformed.len()),
+                Validity::Unknown => {
+                    format!("{} read(s) could not be interpreted", malformed.len())
+                }
             };
             CheckResult {
                 checker: self.name().into(),

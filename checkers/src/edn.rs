@@ -59,7 +59,11 @@ struct Parser<'a> {
 }
 
 fn is_delim(b: u8) -> bool {
-    b.is_ascii_whitespace() || matches!(b, b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+    b.is_ascii_whitespace()
+        || matches!(
+            b,
+            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';'
+        )
 }
 
 impl<'a> Parser<'a> {
@@ -362,8 +366,12 @@ impl Edn {
             Edn::Float(f) => serde_json::Number::from_f64(*f)
                 .map(Value::Number)
                 .unwrap_or(Value::Null),
-            Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) | Edn::Char(s) => Value::String(s.clone()),
-            Edn::Vector(v) | Edn::List(v) | Edn::Set(v) => Value::Array(v.iter().map(Edn::to_json).collect()),
+            Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) | Edn::Char(s) => {
+                Value::String(s.clone())
+            }
+            Edn::Vector(v) | Edn::List(v) | Edn::Set(v) => {
+                Value::Array(v.iter().map(Edn::to_json).collect())
+            }
             Edn::Map(pairs, _) => {
                 // Jepsen's independent tuples as records: {:key k :value v}.
                 let mut m = Map::new();
@@ -451,13 +459,23 @@ fn map_to_event(line: usize, pairs: &[(Edn, Edn)], next_index: u64) -> Result<Ev
         Some(e) => return Err(wrong("time", "a non-negative integer (ns)", e)),
     };
     let process = match get("process") {
-        None => return Err(HistoryError::MissingField { line, field: "process" }),
+        None => {
+            return Err(HistoryError::MissingField {
+                line,
+                field: "process",
+            })
+        }
         Some(Edn::Int(i)) => Process::Client(*i),
         Some(e) if name_of(e).as_deref() == Some("nemesis") => Process::Nemesis,
         Some(e) => return Err(wrong("process", "an integer or :nemesis", e)),
     };
     let kind = match get("type") {
-        None => return Err(HistoryError::MissingField { line, field: "type" }),
+        None => {
+            return Err(HistoryError::MissingField {
+                line,
+                field: "type",
+            })
+        }
         Some(e) => match name_of(e).as_deref() {
             Some("invoke") => OpType::Invoke,
             Some("ok") => OpType::Ok,
@@ -480,7 +498,10 @@ fn map_to_event(line: usize, pairs: &[(Edn, Edn)], next_index: u64) -> Result<Ev
     });
     let mut extra = Map::new();
     for (k, v) in &fields {
-        if !matches!(k.as_str(), "index" | "time" | "process" | "type" | "f" | "value" | "node") {
+        if !matches!(
+            k.as_str(),
+            "index" | "time" | "process" | "type" | "f" | "value" | "node"
+        ) {
             extra.insert(k.clone(), v.to_json());
         }
     }
@@ -504,7 +525,12 @@ fn map_to_event(line: usize, pairs: &[(Edn, Edn)], next_index: u64) -> Result<Ev
 pub fn parse_history(text: &str) -> Result<History, HistoryError> {
     let forms = parse_all(text)?;
     let mut maps: Vec<(usize, &Vec<(Edn, Edn)>)> = Vec::new();
-    fn collect<'e>(line: usize, e: &'e Edn, out: &mut Vec<(usize, &'e Vec<(Edn, Edn)>)>, top: bool) -> Result<(), HistoryError> {
+    fn collect<'e>(
+        line: usize,
+        e: &'e Edn,
+        out: &mut Vec<(usize, &'e Vec<(Edn, Edn)>)>,
+        top: bool,
+    ) -> Result<(), HistoryError> {
         match e {
             Edn::Map(p, l) => {
                 out.push((*l, p));
@@ -550,7 +576,10 @@ mod tests {
 "#;
         let h = parse_history(text).unwrap();
         assert_eq!(h.ops().len(), 1);
-        assert_eq!(h.ops()[0].value(), &json!([["append", 5, 1], ["r", 5, [1]]]));
+        assert_eq!(
+            h.ops()[0].value(),
+            &json!([["append", 5, 1], ["r", 5, [1]]])
+        );
         assert_eq!(h.nemesis_events().count(), 1);
         let r = crate::Checker::check(&crate::elle::ElleChecker::default(), &h);
         assert_eq!(r.validity, crate::Validity::Valid, "{r:#?}");
@@ -565,17 +594,25 @@ mod tests {
         assert_eq!(h.ops()[2].value(), &json!(["0", 3]));
         let lin = crate::linearizable::LinearizableChecker::default();
         // read 3 after cas 3->4 completed: not linearizable
-        assert_eq!(crate::Checker::check(&lin, &h).validity, crate::Validity::Invalid);
+        assert_eq!(
+            crate::Checker::check(&lin, &h).validity,
+            crate::Validity::Invalid
+        );
 
         let indep = "{:type :invoke :f :cas :value [7 [nil 1]] :process 0 :index 0}\n{:type :ok :f :cas :value [7 [nil 1]] :process 0 :index 1}\n{:type :invoke :f :read :value [7 nil] :process 0 :index 2}\n{:type :ok :f :read :value [7 1] :process 0 :index 3}\n";
         let h = parse_history(indep).unwrap();
         assert_eq!(h.ops()[0].invoke_value, json!([7, [null, 1]]));
-        assert_eq!(crate::Checker::check(&lin, &h).validity, crate::Validity::Valid);
+        assert_eq!(
+            crate::Checker::check(&lin, &h).validity,
+            crate::Validity::Valid
+        );
     }
 
     #[test]
     fn parses_edn_scalars_and_reports_lines() {
-        let forms = parse_all("#{1 2} \"a\\nb\" \\c :k/w 1.5 -3 2N 1/2 #_ [ignored] sym #inst \"2020\"").unwrap();
+        let forms =
+            parse_all("#{1 2} \"a\\nb\" \\c :k/w 1.5 -3 2N 1/2 #_ [ignored] sym #inst \"2020\"")
+                .unwrap();
         let vals: Vec<Edn> = forms.into_iter().map(|(_, e)| e).collect();
         assert_eq!(vals[0], Edn::Set(vec![Edn::Int(1), Edn::Int(2)]));
         assert_eq!(vals[1], Edn::Str("a\nb".into()));
@@ -590,11 +627,17 @@ mod tests {
 
         assert_eq!(parse_all("{:a 1}\n{:b [1 2}").unwrap_err().line, 2);
         assert_eq!(parse_all("\n\n{:a 1").unwrap_err().line, 3);
-        assert_eq!(parse_all("{:a}").unwrap_err().msg, "map with an odd number of forms");
+        assert_eq!(
+            parse_all("{:a}").unwrap_err().msg,
+            "map with an odd number of forms"
+        );
         let deep = "[".repeat(10_000);
         assert!(parse_all(&deep).unwrap_err().msg.contains("too deep"));
         let e = parse_history("{:type :ok :f :txn :value [] :process 0}\n").unwrap_err();
-        assert_eq!(e.to_string(), "line 1: ok on process 0 without a prior invoke");
+        assert_eq!(
+            e.to_string(),
+            "line 1: ok on process 0 without a prior invoke"
+        );
         let e = parse_history("{:type :invoke :f :txn :value []}\n").unwrap_err();
         assert_eq!(e.to_string(), "line 1: missing field `process`");
     }

@@ -41,11 +41,7 @@ pub const MODELS: &[&str] = &[
 /// strict/strong ones.
 pub fn ruled_out(kind: &str) -> Vec<&'static str> {
     let from = |start: &str| -> Vec<&'static str> {
-        MODELS
-            .iter()
-            .copied()
-            .skip_while(|m| *m != start)
-            .collect()
+        MODELS.iter().copied().skip_while(|m| *m != start).collect()
     };
     let (base, variant) = if let Some(b) = kind.strip_suffix("-realtime") {
         (b, Some("realtime"))
@@ -170,7 +166,10 @@ impl Keys {
         Some(i)
     }
     fn name(&self, k: u32) -> &str {
-        self.names.get(k as usize).map(|s| s.as_str()).unwrap_or("?")
+        self.names
+            .get(k as usize)
+            .map(|s| s.as_str())
+            .unwrap_or("?")
     }
 }
 
@@ -484,10 +483,7 @@ impl ElleChecker {
                             None => suffix.entry(*k).or_default().push(*v),
                         }
                         if let Some(last) = external_read.get(k) {
-                            lost_update_groups
-                                .entry((*k, *last))
-                                .or_default()
-                                .push(ti);
+                            lost_update_groups.entry((*k, *last)).or_default().push(ti);
                             external_read.remove(k);
                         }
                     }
@@ -601,7 +597,9 @@ impl ElleChecker {
                     .filter_map(|t| txns.get(*t as usize).map(|x| x.invoke))
                     .collect();
                 let kname = keys.name(*k);
-                let at = last.map(|x| x.to_string()).unwrap_or_else(|| "the empty list".into());
+                let at = last
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "the empty list".into());
                 found.add(
                     "lost-update",
                     format!(
@@ -668,7 +666,9 @@ impl ElleChecker {
             }
             for pair in long.windows(2) {
                 if let [a, b] = pair {
-                    if let (Some((wa, _)), Some((wb, _))) = (writer.get(&(*k, *a)), writer.get(&(*k, *b))) {
+                    if let (Some((wa, _)), Some((wb, _))) =
+                        (writer.get(&(*k, *a)), writer.get(&(*k, *b)))
+                    {
                         if wa != wb && live(*wa) && live(*wb) {
                             edges.push(Edge {
                                 from: *wa,
@@ -695,7 +695,9 @@ impl ElleChecker {
                 if bad_keys.contains(k) || !seen_keys.insert(*k) {
                     continue;
                 }
-                let Some((_, long)) = longest.get(k) else { continue };
+                let Some((_, long)) = longest.get(k) else {
+                    continue;
+                };
                 let last = l.last().copied();
                 if let Some(v) = last {
                     if let Some((w, _)) = writer.get(&(*k, v)) {
@@ -796,7 +798,11 @@ impl ElleChecker {
             g.add_node(());
         }
         for e in &edges {
-            g.add_edge(NodeIndex::new(e.from as usize), NodeIndex::new(e.to as usize), ());
+            g.add_edge(
+                NodeIndex::new(e.from as usize),
+                NodeIndex::new(e.to as usize),
+                (),
+            );
         }
         let sccs: Vec<Vec<u32>> = tarjan_scc(&g)
             .into_iter()
@@ -913,12 +919,24 @@ impl ElleChecker {
         } else {
             format!(
                 "found {} which {} {}",
-                kinds.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-                if violated { "rule out" } else { "do not rule out" },
+                kinds
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if violated {
+                    "rule out"
+                } else {
+                    "do not rule out"
+                },
                 self.model
             )
         };
-        let not_ruled: Vec<&str> = MODELS.iter().copied().filter(|m| !ruled.contains(m)).collect();
+        let not_ruled: Vec<&str> = MODELS
+            .iter()
+            .copied()
+            .filter(|m| !ruled.contains(m))
+            .collect();
         CheckResult {
             checker: self.name().into(),
             validity,
@@ -972,5 +990,10 @@ fn report_cycle(found: &mut Found, ctx: &Ctx<'_>, kind: &str, cycle: &[Edge]) {
             })
         })
         .collect();
-    found.add(kind, explanation, nodes.clone(), json!({"cycle": nodes, "edges": edges}));
+    found.add(
+        kind,
+        explanation,
+        nodes.clone(),
+        json!({"cycle": nodes, "edges": edges}),
+    );
 }

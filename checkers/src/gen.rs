@@ -84,8 +84,17 @@ trait Model {
 
 enum Slot {
     Idle,
-    Invoked { f: String, v: Value, tx: Option<String> },
-    Applied { f: String, kind: OpType, v: Value, tx: Option<String> },
+    Invoked {
+        f: String,
+        v: Value,
+        tx: Option<String>,
+    },
+    Applied {
+        f: String,
+        kind: OpType,
+        v: Value,
+        tx: Option<String>,
+    },
 }
 
 struct Sim {
@@ -102,7 +111,13 @@ fn simulate(cfg: &GenConfig, model: &mut dyn Model, with_tx: bool) -> Sim {
     let mut events: Vec<Event> = Vec::new();
     let mut applied_tx = HashMap::new();
     let mut busy = 0usize;
-    let emit = |events: &mut Vec<Event>, pid: i64, kind: OpType, f: &str, v: Value, tx: Option<String>, rng: &mut Rng| {
+    let emit = |events: &mut Vec<Event>,
+                pid: i64,
+                kind: OpType,
+                f: &str,
+                v: Value,
+                tx: Option<String>,
+                rng: &mut Rng| {
         let index = events.len() as u64;
         events.push(Event {
             index,
@@ -126,7 +141,15 @@ fn simulate(cfg: &GenConfig, model: &mut dyn Model, with_tx: bool) -> Sim {
             Slot::Idle if issued < cfg.ops => {
                 let (f, v) = model.invoke(&mut rng);
                 let tx = with_tx.then(|| format!("tx{issued}"));
-                emit(&mut events, *pid, OpType::Invoke, &f, v.clone(), tx.clone(), &mut rng);
+                emit(
+                    &mut events,
+                    *pid,
+                    OpType::Invoke,
+                    &f,
+                    v.clone(),
+                    tx.clone(),
+                    &mut rng,
+                );
                 issued += 1;
                 busy += 1;
                 Slot::Invoked { f, v, tx }
@@ -152,7 +175,12 @@ fn simulate(cfg: &GenConfig, model: &mut dyn Model, with_tx: bool) -> Sim {
                     if let Some(t) = &tx {
                         applied_tx.insert(t.clone(), kind == OpType::Ok);
                     }
-                    Slot::Applied { f, kind, v: out, tx }
+                    Slot::Applied {
+                        f,
+                        kind,
+                        v: out,
+                        tx,
+                    }
                 }
             }
             Slot::Applied { f, kind, v, tx } => {
@@ -190,12 +218,21 @@ impl Model for Registers {
         match f {
             "read" => (OpType::Ok, json!([k, cur])),
             "write" => {
-                self.state.insert(k, v.get(1).cloned().unwrap_or(Value::Null));
+                self.state
+                    .insert(k, v.get(1).cloned().unwrap_or(Value::Null));
                 (OpType::Ok, v.clone())
             }
             _ => {
-                let old = v.get(1).and_then(|x| x.get(0)).cloned().unwrap_or(Value::Null);
-                let new = v.get(1).and_then(|x| x.get(1)).cloned().unwrap_or(Value::Null);
+                let old = v
+                    .get(1)
+                    .and_then(|x| x.get(0))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let new = v
+                    .get(1)
+                    .and_then(|x| x.get(1))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 if cur == old {
                     self.state.insert(k, new);
                     (OpType::Ok, v.clone())
@@ -323,12 +360,18 @@ impl Model for Bank {
                 .collect();
             return (OpType::Ok, Value::Object(m));
         }
-        let idx = |s: Option<&str>| s.and_then(|s| s.strip_prefix('a')).and_then(|s| s.parse::<usize>().ok());
+        let idx = |s: Option<&str>| {
+            s.and_then(|s| s.strip_prefix('a'))
+                .and_then(|s| s.parse::<usize>().ok())
+        };
         let from = idx(v.get("from").and_then(Value::as_str));
         let to = idx(v.get("to").and_then(Value::as_str));
         let amount = v.get("amount").and_then(Value::as_i64).unwrap_or(0);
         match (from, to) {
-            (Some(a), Some(b)) if self.balances.get(a).is_some_and(|x| *x >= amount) && b < self.balances.len() => {
+            (Some(a), Some(b))
+                if self.balances.get(a).is_some_and(|x| *x >= amount)
+                    && b < self.balances.len() =>
+            {
                 if let Some(x) = self.balances.get_mut(a) {
                     *x -= amount;
                 }
@@ -358,7 +401,9 @@ pub fn bank_history(cfg: &GenConfig, total: i64) -> History {
 // ---------------------------------------------------------------- corruptions
 
 fn completion_pos(h: &History, complete_index: u64) -> Option<usize> {
-    h.events().binary_search_by_key(&complete_index, |e| e.index).ok()
+    h.events()
+        .binary_search_by_key(&complete_index, |e| e.index)
+        .ok()
 }
 
 fn rebuild(h: &History, pos: usize, value: Value) -> Option<History> {
@@ -395,7 +440,9 @@ pub fn corrupt_register_stale_read(h: &History, seed: u64) -> Option<History> {
             }
         })
         .collect();
-    let (pos, v) = candidates.get(Rng::new(seed).below(candidates.len()))?.clone();
+    let (pos, v) = candidates
+        .get(Rng::new(seed).below(candidates.len()))?
+        .clone();
     rebuild(h, pos, v)
 }
 
@@ -438,7 +485,10 @@ pub fn corrupt_append(h: &History, seed: u64, how: AppendCorruption) -> Option<H
             continue;
         };
         for (mi, m) in v.iter().enumerate() {
-            let (Some(f), Some(k)) = (m.get(0).and_then(Value::as_str), m.get(1).and_then(Value::as_str)) else {
+            let (Some(f), Some(k)) = (
+                m.get(0).and_then(Value::as_str),
+                m.get(1).and_then(Value::as_str),
+            ) else {
                 continue;
             };
             if f == "append" {
@@ -447,7 +497,8 @@ pub fn corrupt_append(h: &History, seed: u64, how: AppendCorruption) -> Option<H
                 }
             } else if let Some(l) = m.get(2).and_then(Value::as_array) {
                 let appends_key = v.iter().any(|o| {
-                    o.get(0).and_then(Value::as_str) == Some("append") && o.get(1).and_then(Value::as_str) == Some(k)
+                    o.get(0).and_then(Value::as_str) == Some("append")
+                        && o.get(1).and_then(Value::as_str) == Some(k)
                 });
                 sites.push(ReadSite {
                     pos,
@@ -470,12 +521,16 @@ pub fn corrupt_append(h: &History, seed: u64, how: AppendCorruption) -> Option<H
             };
             let mut rng = Rng::new(seed ^ s.pos as u64);
             match how {
-                AppendCorruption::LostWrite if s.list.len() >= 2 && other_at_least(s.list.len()) => {
+                AppendCorruption::LostWrite
+                    if s.list.len() >= 2 && other_at_least(s.list.len()) =>
+                {
                     let mut l = s.list.clone();
                     l.remove(rng.below(s.list.len() - 1));
                     Some((s, l))
                 }
-                AppendCorruption::ReorderedAppend if s.list.len() >= 2 && other_at_least(s.list.len()) => {
+                AppendCorruption::ReorderedAppend
+                    if s.list.len() >= 2 && other_at_least(s.list.len()) =>
+                {
                     let i = rng.below(s.list.len() - 1);
                     let mut l = s.list.clone();
                     l.swap(i, i + 1);

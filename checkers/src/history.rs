@@ -446,13 +446,17 @@ impl History {
     /// Build a history from events (e.g. made by a generator); the "line" in
     /// errors is the event's position + 1.
     pub fn from_events(events: Vec<Event>) -> Result<History, HistoryError> {
-        History::from_lined_events(events.into_iter().enumerate().map(|(i, e)| (i + 1, e)).collect())
+        History::from_lined_events(
+            events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (i + 1, e))
+                .collect(),
+        )
     }
 
     /// Validate events (each with the source line it came from) and pair them.
-    pub(crate) fn from_lined_events(
-        events: Vec<(usize, Event)>,
-    ) -> Result<History, HistoryError> {
+    pub(crate) fn from_lined_events(events: Vec<(usize, Event)>) -> Result<History, HistoryError> {
         // Per client process: Ok(pending op position) or Err(info index) once retired.
         let mut pending: HashMap<Process, usize> = HashMap::new();
         let mut retired: HashMap<Process, u64> = HashMap::new();
@@ -561,9 +565,7 @@ impl History {
 
     /// The nemesis's events (faults as applied), for reports.
     pub fn nemesis_events(&self) -> impl Iterator<Item = &Event> {
-        self.events
-            .iter()
-            .filter(|e| e.process == Process::Nemesis)
+        self.events.iter().filter(|e| e.process == Process::Nemesis)
     }
 
     /// Serialise back to JSON Lines; `parse_jsonl(to_jsonl(h)) == h`.
@@ -615,7 +617,8 @@ mod tests {
     fn round_trips_with_extra_fields() {
         let text = format!(
             "{}{}\n",
-            SPEC, r#"{"index":3,"time":5,"process":4,"type":"invoke","f":"w","value":null,"tx_id":"ab","custom":{"x":1}}"#
+            SPEC,
+            r#"{"index":3,"time":5,"process":4,"type":"invoke","f":"w","value":null,"tx_id":"ab","custom":{"x":1}}"#
         );
         let h = History::parse_jsonl(&text).unwrap();
         assert_eq!(h.events()[3].extra["custom"]["x"], 1);
@@ -633,24 +636,35 @@ mod tests {
     #[test]
     fn errors_name_the_line_and_problem() {
         let inv = |i: u64, p: i64| {
-            format!(r#"{{"index":{i},"time":0,"process":{p},"type":"invoke","f":"r","value":null}}"#)
+            format!(
+                r#"{{"index":{i},"time":0,"process":{p},"type":"invoke","f":"r","value":null}}"#
+            )
         };
         let done = |i: u64, p: i64, t: &str| {
             format!(r#"{{"index":{i},"time":0,"process":{p},"type":"{t}","f":"r","value":null}}"#)
         };
         assert!(err("{nope}\n").starts_with("line 1: invalid JSON"));
         let e = err(&format!("{}\n{{\"index\":1,\"ti", inv(0, 1)));
-        assert_eq!(e, "line 2: truncated last line (the history ends mid-record)");
+        assert_eq!(
+            e,
+            "line 2: truncated last line (the history ends mid-record)"
+        );
         assert_eq!(
             err(r#"{"index":0,"time":0,"process":1,"type":"invoke","value":1}"#),
             "line 1: missing field `f`"
         );
-        assert!(err(r#"{"index":"a","time":0,"process":1,"type":"invoke","f":"r","value":1}"#)
-            .starts_with("line 1: field `index`: expected a non-negative integer"));
-        assert!(err(r#"{"index":0,"time":0,"process":1.5,"type":"invoke","f":"r","value":1}"#)
-            .contains("field `process`"));
-        assert!(err(r#"{"index":0,"time":0,"process":1,"type":"maybe","f":"r","value":1}"#)
-            .contains("field `type`"));
+        assert!(
+            err(r#"{"index":"a","time":0,"process":1,"type":"invoke","f":"r","value":1}"#)
+                .starts_with("line 1: field `index`: expected a non-negative integer")
+        );
+        assert!(
+            err(r#"{"index":0,"time":0,"process":1.5,"type":"invoke","f":"r","value":1}"#)
+                .contains("field `process`")
+        );
+        assert!(
+            err(r#"{"index":0,"time":0,"process":1,"type":"maybe","f":"r","value":1}"#)
+                .contains("field `type`")
+        );
         assert!(err("[1,2]\n").contains("expected a JSON object"));
         assert_eq!(
             err(&format!("{}\n{}\n", inv(0, 1), inv(0, 2))),
@@ -668,8 +682,13 @@ mod tests {
             err(&format!("{}\n{}\n", inv(0, 1), inv(1, 1))),
             "line 2: process 1 invoked while its invoke at index 0 is still pending"
         );
-        assert!(err(&format!("{}\n{}\n{}\n", inv(0, 1), done(1, 1, "info"), inv(2, 1)))
-            .starts_with("line 3: process 1 invoked again after its info at index 1"));
+        assert!(err(&format!(
+            "{}\n{}\n{}\n",
+            inv(0, 1),
+            done(1, 1, "info"),
+            inv(2, 1)
+        ))
+        .starts_with("line 3: process 1 invoked again after its info at index 1"));
         // a fail does not retire the process
         assert!(History::parse_jsonl(&format!(
             "{}\n{}\n{}\n",
@@ -678,5 +697,28 @@ mod tests {
             inv(2, 1)
         ))
         .is_ok());
+    }
+
+    #[test]
+    fn from_file_reads_jsonl_and_edn_and_reports_io_errors() {
+        let dir = std::env::temp_dir().join(format!("rollcall-checkers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let j = dir.join("history.jsonl");
+        std::fs::write(&j, SPEC).unwrap();
+        assert_eq!(
+            History::from_file(&j).unwrap(),
+            History::parse_jsonl(SPEC).unwrap()
+        );
+        let e = dir.join("history.edn");
+        std::fs::write(
+            &e,
+            "{:type :invoke :f :txn :value [[:r 1 nil]] :process 0 :index 0 :time 0}\n",
+        )
+        .unwrap();
+        let h = History::from_file(&e).unwrap();
+        assert_eq!(h.ops()[0].invoke_value, serde_json::json!([["r", 1, null]]));
+        let missing = History::from_file(dir.join("nope.jsonl")).unwrap_err();
+        assert!(matches!(missing, HistoryError::Io { .. }));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

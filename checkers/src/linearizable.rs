@@ -160,7 +160,10 @@ enum KeyOutcome {
     Unknown(&'static str),
     /// The op (position in the key's op list) whose completion could not be
     /// passed at the deepest point of the search, and the states seen there.
-    Nonlinearizable { stuck: usize, states: Vec<Val> },
+    Nonlinearizable {
+        stuck: usize,
+        states: Vec<Val>,
+    },
 }
 
 const NONE: usize = usize::MAX;
@@ -181,7 +184,9 @@ fn wgl(ops: &[RegOp], deadline: Instant, max_states: usize) -> KeyOutcome {
     entries.sort_by_key(|e| (e.0, !e.1));
     let n = entries.len();
     // Node n is the head sentinel.
-    let mut next: Vec<usize> = (0..=n).map(|i| if i + 1 < n { i + 1 } else { NONE }).collect();
+    let mut next: Vec<usize> = (0..=n)
+        .map(|i| if i + 1 < n { i + 1 } else { NONE })
+        .collect();
     let mut prev: Vec<usize> = (0..=n).map(|i| if i == 0 { n } else { i - 1 }).collect();
     if n > 0 {
         if let Some(x) = next.get_mut(n) {
@@ -214,7 +219,10 @@ fn wgl(ops: &[RegOp], deadline: Instant, max_states: usize) -> KeyOutcome {
 
     // unlink / relink an entry (and its matching return)
     fn unlink(next: &mut [usize], prev: &mut [usize], e: usize) {
-        let (p, nx) = (prev.get(e).copied().unwrap_or(NONE), next.get(e).copied().unwrap_or(NONE));
+        let (p, nx) = (
+            prev.get(e).copied().unwrap_or(NONE),
+            next.get(e).copied().unwrap_or(NONE),
+        );
         if let Some(x) = next.get_mut(p) {
             *x = nx;
         }
@@ -223,7 +231,10 @@ fn wgl(ops: &[RegOp], deadline: Instant, max_states: usize) -> KeyOutcome {
         }
     }
     fn relink(next: &mut [usize], prev: &mut [usize], e: usize) {
-        let (p, nx) = (prev.get(e).copied().unwrap_or(NONE), next.get(e).copied().unwrap_or(NONE));
+        let (p, nx) = (
+            prev.get(e).copied().unwrap_or(NONE),
+            next.get(e).copied().unwrap_or(NONE),
+        );
         if let Some(x) = next.get_mut(p) {
             *x = e;
         }
@@ -237,7 +248,7 @@ fn wgl(ops: &[RegOp], deadline: Instant, max_states: usize) -> KeyOutcome {
             return KeyOutcome::Linearizable;
         }
         iter += 1;
-        if iter % 4096 == 0 {
+        if iter.is_multiple_of(4096) {
             if Instant::now() > deadline {
                 return KeyOutcome::Unknown("time limit reached");
             }

@@ -53,7 +53,8 @@ impl Checker for SetChecker {
             let (mut lost, mut dup, mut failed, mut ok_count) = (0usize, 0usize, 0usize, 0usize);
             for (id, s) in &by_id {
                 let n = self.committed.get(*id).copied().unwrap_or(0);
-                let mut ops: Vec<u64> = s.ok.iter().chain(&s.info).chain(&s.fail).copied().collect();
+                let mut ops: Vec<u64> =
+                    s.ok.iter().chain(&s.info).chain(&s.fail).copied().collect();
                 ops.sort_unstable();
                 let anomaly = |kind: &str, explanation: String| Anomaly {
                     kind: kind.into(),
@@ -73,7 +74,10 @@ impl Checker for SetChecker {
                         dup += 1;
                         anomalies.push(anomaly(
                             "duplicated",
-                            format!("transaction {id} (op {:?}) appears {n} times in the final chain", s.ok),
+                            format!(
+                                "transaction {id} (op {:?}) appears {n} times in the final chain",
+                                s.ok
+                            ),
                         ));
                     }
                 } else if !s.info.is_empty() {
@@ -104,7 +108,9 @@ impl Checker for SetChecker {
                 Validity::Invalid
             };
             let summary = if anomalies.is_empty() {
-                format!("all {ok_count} acknowledged transactions are in the final chain exactly once")
+                format!(
+                    "all {ok_count} acknowledged transactions are in the final chain exactly once"
+                )
             } else {
                 format!("{lost} acknowledged transaction(s) lost, {dup} duplicated, {failed} failed but committed")
             };

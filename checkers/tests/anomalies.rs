@@ -24,7 +24,11 @@ fn elle(h: &History) -> CheckResult {
 fn assert_elle(h: &History, kind: &str) -> CheckResult {
     let r = elle(h);
     assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
-    assert!(kinds(&r).contains(&kind.to_string()), "expected {kind}, got {:?}", kinds(&r));
+    assert!(
+        kinds(&r).contains(&kind.to_string()),
+        "expected {kind}, got {:?}",
+        kinds(&r)
+    );
     r
 }
 
@@ -46,10 +50,17 @@ fn g0_write_cycle() {
     };
     let r = assert_elle(&mk(json!([1, 2])), "G0");
     let a = r.anomalies.iter().find(|a| a.kind == "G0").unwrap();
-    assert!(a.explanation.contains("appended 1 to x before T"), "{}", a.explanation);
+    assert!(
+        a.explanation.contains("appended 1 to x before T"),
+        "{}",
+        a.explanation
+    );
     assert!(a.explanation.contains("(ww)"));
     assert_eq!(a.extra["edges"].as_array().unwrap().len(), 2);
-    assert!(r.details["ruled_out"].as_array().unwrap().contains(&json!("read-uncommitted")));
+    assert!(r.details["ruled_out"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("read-uncommitted")));
     assert_elle_valid(&mk(json!([2, 1])));
 }
 
@@ -110,10 +121,15 @@ fn g_single_read_skew() {
     assert!(!kinds(&r).contains(&"G2-item".to_string()));
     let a = r.anomalies.iter().find(|a| a.kind == "G-single").unwrap();
     assert!(a.explanation.contains("(rw)"));
-    assert!(a.extra["ruled_out"].as_array().unwrap().contains(&json!("snapshot-isolation")));
+    assert!(a.extra["ruled_out"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("snapshot-isolation")));
     assert_elle_valid(&mk(json!([1])));
     // G-single does not rule out read committed
-    let rc = ElleChecker::with_model("read-committed").unwrap().check(&mk(json!([])));
+    let rc = ElleChecker::with_model("read-committed")
+        .unwrap()
+        .check(&mk(json!([])));
     assert_eq!(rc.validity, Validity::Valid);
 }
 
@@ -129,7 +145,9 @@ fn g2_item_write_skew() {
     let r = assert_elle(&mk(json!([])), "G2-item");
     assert!(!kinds(&r).contains(&"G-single".to_string()));
     // write skew is allowed under snapshot isolation
-    let si = ElleChecker::with_model("snapshot-isolation").unwrap().check(&mk(json!([])));
+    let si = ElleChecker::with_model("snapshot-isolation")
+        .unwrap()
+        .check(&mk(json!([])));
     assert_eq!(si.validity, Validity::Valid);
     assert_elle_valid(&mk(json!([1])));
 }
@@ -149,7 +167,9 @@ fn g_single_realtime_stale_read() {
     let a = &r.anomalies[0];
     assert!(a.explanation.contains("(realtime)"), "{}", a.explanation);
     // serializable allows it: only the realtime order is violated
-    let ser = ElleChecker::with_model("serializable").unwrap().check(&mk(json!([])));
+    let ser = ElleChecker::with_model("serializable")
+        .unwrap()
+        .check(&mk(json!([])));
     assert_eq!(ser.validity, Validity::Valid);
     assert_elle_valid(&mk(json!([1])));
 }
@@ -166,7 +186,10 @@ fn g_single_process() {
     };
     let r = assert_elle(&mk(json!([])), "G-single-process");
     assert!(r.anomalies[0].explanation.contains("(process)"));
-    assert!(r.details["ruled_out"].as_array().unwrap().contains(&json!("strong-session-serializable")));
+    assert!(r.details["ruled_out"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("strong-session-serializable")));
     assert_elle_valid(&mk(json!([1])));
 }
 
@@ -205,7 +228,8 @@ fn g2_item_realtime_and_process() {
 
 #[test]
 fn internal_inconsistency() {
-    let mk = |read: serde_json::Value| concurrent(&[(1, json!([["append", "x", 5], ["r", "x", read]]))]);
+    let mk =
+        |read: serde_json::Value| concurrent(&[(1, json!([["append", "x", 5], ["r", "x", read]]))]);
     assert_elle(&mk(json!([])), "internal");
     assert_elle_valid(&mk(json!([5])));
 }
@@ -213,7 +237,10 @@ fn internal_inconsistency() {
 #[test]
 fn duplicate_elements() {
     let mk = |read: serde_json::Value| {
-        concurrent(&[(1, json!([["append", "x", 1]])), (2, json!([["r", "x", read]]))])
+        concurrent(&[
+            (1, json!([["append", "x", 1]])),
+            (2, json!([["r", "x", read]])),
+        ])
     };
     assert_elle(&mk(json!([1, 1])), "duplicate-elements");
     assert_elle_valid(&mk(json!([1])));
@@ -242,7 +269,9 @@ fn lost_update() {
         let t1 = json!([["r", "x", [0]], ["append", "x", 1]]);
         let t2 = json!([["r", "x", t2_read], ["append", "x", 2]]);
         let t3 = json!([["r", "x", [0, 1, 2]]]);
-        b.tinv(1, t1.clone()).tinv(2, t2.clone()).tinv(3, t3.clone());
+        b.tinv(1, t1.clone())
+            .tinv(2, t2.clone())
+            .tinv(3, t3.clone());
         b.tok(1, t1).tok(2, t2).tok(3, t3);
         b.build()
     };
@@ -261,8 +290,10 @@ fn nonlinearizable_register_read() {
     // write 1 completes, then a read sees 2 which nobody wrote... until the fix.
     let mk = |read: i64| {
         let mut b = B::new();
-        b.inv(1, "write", json!(["a", 1])).ok(1, "write", json!(["a", 1]));
-        b.inv(2, "read", json!(["a", null])).ok(2, "read", json!(["a", read]));
+        b.inv(1, "write", json!(["a", 1]))
+            .ok(1, "write", json!(["a", 1]));
+        b.inv(2, "read", json!(["a", null]))
+            .ok(2, "read", json!(["a", read]));
         b.build()
     };
     let r = lin(&mk(2));
@@ -278,11 +309,14 @@ fn stale_register_read() {
     // w1 then w2 complete; a later read still sees 1.
     let mk = |read: i64| {
         let mut b = B::new();
-        b.inv(1, "write", json!(["a", 1])).ok(1, "write", json!(["a", 1]));
-        b.inv(1, "write", json!(["a", 2])).ok(1, "write", json!(["a", 2]));
+        b.inv(1, "write", json!(["a", 1]))
+            .ok(1, "write", json!(["a", 1]));
+        b.inv(1, "write", json!(["a", 2]))
+            .ok(1, "write", json!(["a", 2]));
         // a concurrent cas keeps it interesting
         b.inv(3, "cas", json!(["a", [2, 3]]));
-        b.inv(2, "read", json!(["a", null])).ok(2, "read", json!(["a", read]));
+        b.inv(2, "read", json!(["a", null]))
+            .ok(2, "read", json!(["a", read]));
         b.ok(3, "cas", json!(["a", [2, 3]]));
         b.build()
     };
@@ -290,7 +324,11 @@ fn stale_register_read() {
     assert_eq!(r.validity, Validity::Invalid);
     let a = &r.anomalies[0];
     assert_eq!(a.ops[0], 5, "{a:#?}");
-    assert!(a.extra["concurrent"].as_array().unwrap().iter().any(|c| c["invoke"] == 4));
+    assert!(a.extra["concurrent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["invoke"] == 4));
     assert_eq!(lin(&mk(2)).validity, Validity::Valid);
     assert_eq!(lin(&mk(3)).validity, Validity::Valid);
 }
@@ -299,8 +337,10 @@ fn stale_register_read() {
 fn info_write_may_or_may_not_happen_and_fail_never_does() {
     let mk = |kind: &str, read: serde_json::Value| {
         let mut b = B::new();
-        b.inv(1, "write", json!(["a", 1])).ev(1, kind, "write", json!(["a", 1]));
-        b.inv(2, "read", json!(["a", null])).ok(2, "read", json!(["a", read]));
+        b.inv(1, "write", json!(["a", 1]))
+            .ev(1, kind, "write", json!(["a", 1]));
+        b.inv(2, "read", json!(["a", null]))
+            .ok(2, "read", json!(["a", read]));
         b.build()
     };
     assert_eq!(lin(&mk("info", json!(1))).validity, Validity::Valid);
@@ -373,7 +413,8 @@ fn bank_total_violation() {
         let mut b = B::new();
         b.inv(1, "transfer", json!({"from": "a", "to": "b", "amount": 5}))
             .ok(1, "transfer", json!({"from": "a", "to": "b", "amount": 5}));
-        b.inv(2, "read", json!(null)).ok(2, "read", json!({"a": 5, "b": b1}));
+        b.inv(2, "read", json!(null))
+            .ok(2, "read", json!({"a": 5, "b": b1}));
         b.build()
     };
     let c = BankChecker::new(20);

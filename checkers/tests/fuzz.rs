@@ -21,7 +21,9 @@ fn run_all_checkers(h: &History) {
         .map(|(i, t)| (t, i % 3))
         .collect();
     let checkers: Vec<Box<dyn Checker>> = vec![
-        Box::new(LinearizableChecker::with_time_limit(Duration::from_millis(200))),
+        Box::new(LinearizableChecker::with_time_limit(Duration::from_millis(
+            200,
+        ))),
         Box::new(ElleChecker::default()),
         Box::new(SetChecker::new(committed)),
         Box::new(BankChecker::new(100)),
@@ -45,7 +47,8 @@ fn sample_jsonl(seed: u64) -> String {
     };
     let mut s = gen::append_history(&c).to_jsonl();
     s.push_str(
-        &gen::register_history(&c).to_jsonl()
+        &gen::register_history(&c)
+            .to_jsonl()
             .replace("\"index\":", "\"index\":1000")
             .replace("\"process\":", "\"process\":100"),
     );
@@ -213,7 +216,10 @@ fn value_mutations_reach_the_checkers() {
     let text = sample_jsonl(1);
     let mut reached = 0;
     for i in 0..40 {
-        let bytes = mutate(&text, &Mutation::ReplaceValue(i * 7, json!([["append", [1], "x"]])));
+        let bytes = mutate(
+            &text,
+            &Mutation::ReplaceValue(i * 7, json!([["append", [1], "x"]])),
+        );
         if let Ok(h) = History::parse_jsonl(&String::from_utf8_lossy(&bytes)) {
             run_all_checkers(&h);
             reached += 1;

@@ -11,16 +11,24 @@ use rollcall_checkers::set::SetChecker;
 use rollcall_checkers::{Checker, History, Validity};
 
 fn cfg() -> impl Strategy<Value = GenConfig> {
-    (20usize..150, 1usize..6, 1usize..4, any::<u64>(), 0.0f64..0.1, 0.0f64..0.1).prop_map(
-        |(ops, processes, keys, seed, info_rate, fail_rate)| GenConfig {
-            ops,
-            processes,
-            keys,
-            seed,
-            info_rate,
-            fail_rate,
-        },
+    (
+        20usize..150,
+        1usize..6,
+        1usize..4,
+        any::<u64>(),
+        0.0f64..0.1,
+        0.0f64..0.1,
     )
+        .prop_map(
+            |(ops, processes, keys, seed, info_rate, fail_rate)| GenConfig {
+                ops,
+                processes,
+                keys,
+                seed,
+                info_rate,
+                fail_rate,
+            },
+        )
 }
 
 proptest! {

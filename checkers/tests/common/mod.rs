@@ -16,7 +16,9 @@ impl B {
     }
     pub fn ev(&mut self, p: i64, ty: &str, f: &str, v: Value) -> &mut Self {
         let i = self.lines.len();
-        self.lines.push(json!({"index": i, "time": i * 10, "process": p, "type": ty, "f": f, "value": v}));
+        self.lines.push(
+            json!({"index": i, "time": i * 10, "process": p, "type": ty, "f": f, "value": v}),
+        );
         self
     }
     pub fn inv(&mut self, p: i64, f: &str, v: Value) -> &mut Self {

@@ -1,0 +1,153 @@
+//! Benchmark of the checkers on generated valid histories (run with
+//! `cargo run --release -p rollcall-checkers --example bench_checkers`).
+//! Prints each check's time and the process's peak RSS; exits 1 if a valid
+//! history is not judged valid, so it doubles as a release-mode smoke test.
+
+use rollcall_checkers::bank::BankChecker;
+use rollcall_checkers::elle::ElleChecker;
+use rollcall_checkers::gen::{self, GenConfig};
+use rollcall_checkers::linearizable::LinearizableChecker;
+use rollcall_checkers::set::SetChecker;
+use rollcall_checkers::{Checker, History, Validity};
+use std::time::Instant;
+
+/// Peak resident set size in MiB, from /proc/self/status (Linux only).
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Reset VmHWM to the current RSS (Linux ≥ 4.0), so each check's peak is its own.
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn current_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn run(label: &str, h: &History, gen_ms: f64, c: &dyn Checker) -> bool {
+    let before = current_rss_mib().unwrap_or(f64::NAN);
+    let reset = reset_peak();
+    let r = c.check(h);
+    println!(
+        "{label:<48} events={:>7} gen={:>8.1} ms  check={:>9.1} ms  validity={:?}  rss_before={:.1} MiB  peak_during_check={:.1} MiB{}",
+        h.len(),
+        gen_ms,
+        r.elapsed_ms,
+        r.validity,
+        before,
+        peak_rss_mib().unwrap_or(f64::NAN),
+        if reset { "" } else { " (peak not reset: whole-process peak)" }
+    );
+    if r.validity != Validity::Valid {
+        eprintln!("  expected valid: {}", r.summary);
+        for a in r.anomalies.iter().take(3) {
+            eprintln!("  {}: {}", a.kind, a.explanation);
+        }
+        return false;
+    }
+    true
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let x = f();
+    (x, t.elapsed().as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let mut ok = true;
+
+    let (h, g) = timed(|| {
+        gen::register_history(&GenConfig {
+            ops: 10_000,
+            processes: 10,
+            keys: 10,
+            seed: 1,
+            info_rate: 0.005,
+            fail_rate: 0.0,
+        })
+    });
+    ok &= run(
+        "linearizable: 10k ops, 10 procs, 10 keys",
+        &h,
+        g,
+        &LinearizableChecker::default(),
+    );
+
+    let (h, g) = timed(|| {
+        gen::register_history(&GenConfig {
+            ops: 2_000,
+            processes: 5,
+            keys: 1,
+            seed: 2,
+            info_rate: 0.005,
+            fail_rate: 0.0,
+        })
+    });
+    ok &= run(
+        "linearizable: 2k ops, 5 procs, 1 key",
+        &h,
+        g,
+        &LinearizableChecker::default(),
+    );
+
+    let (h, g) = timed(|| {
+        gen::append_history(&GenConfig {
+            ops: 100_000,
+            processes: 10,
+            keys: 5,
+            seed: 3,
+            info_rate: 0.005,
+            fail_rate: 0.01,
+        })
+    });
+    ok &= run(
+        "elle-append: 100k txns, 10 procs, 5-key window",
+        &h,
+        g,
+        &ElleChecker::default(),
+    );
+    drop(h);
+
+    let ((h, committed), g) = timed(|| {
+        gen::set_history(&GenConfig {
+            ops: 100_000,
+            processes: 10,
+            keys: 5,
+            seed: 4,
+            info_rate: 0.005,
+            fail_rate: 0.01,
+        })
+    });
+    ok &= run("set: 100k txns", &h, g, &SetChecker::new(committed));
+
+    let (h, g) = timed(|| {
+        gen::bank_history(
+            &GenConfig {
+                ops: 100_000,
+                processes: 10,
+                keys: 8,
+                seed: 5,
+                info_rate: 0.005,
+                fail_rate: 0.0,
+            },
+            1000,
+        )
+    });
+    ok &= run("bank: 100k ops, 8 accounts", &h, g, &BankChecker::new(1000));
+
+    println!(
+        "VmHWM at exit (since last reset): {:.1} MiB",
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    if !ok {
+        std::process::exit(1);
+    }
+}
