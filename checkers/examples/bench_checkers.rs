@@ -98,6 +98,23 @@ fn main() {
         &LinearizableChecker::default(),
     );
 
+    // Stress row, reported but not gating: info ops never return, so on one key
+    // they stay concurrent with everything after them and the search widens.
+    for (procs, info) in [(10, 0.0), (10, 0.02)] {
+        let (h, g) = timed(|| {
+            gen::register_history(&GenConfig {
+                ops: 2_000,
+                processes: procs,
+                keys: 1,
+                seed: 7,
+                info_rate: info,
+                fail_rate: 0.0,
+            })
+        });
+        let label = format!("(stress) linearizable: 2k ops, {procs} procs, 1 key, info {info}");
+        run(&label, &h, g, &LinearizableChecker::default());
+    }
+
     let (h, g) = timed(|| {
         gen::append_history(&GenConfig {
             ops: 100_000,

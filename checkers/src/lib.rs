@@ -10,6 +10,8 @@
 //! ([`result::compose`]). [`gen`] makes valid and corrupted histories for tests and
 //! benchmarks.
 
+#![warn(missing_docs)]
+
 pub mod bank;
 pub mod edn;
 pub mod elle;
