@@ -1,0 +1,398 @@
+//! The committed state: a pure function of the genesis and the committed blocks.
+//!
+//! Replaying the same chain yields the same roster, epoch, proposal map, KV state and
+//! transaction outcomes on every node (protocol.md §4.2, §5, §6).
+
+use crate::crypto::{Hash, NodeId, Verifier};
+use crate::eviction::{abnormal_node, ProposalMap};
+use crate::kv::KvState;
+use crate::roster::{valid_addr, Roster};
+use crate::types::{
+    Block, Certificate, Genesis, Params, Tx, TxBody, TxOutcome, DOMAIN_ADD_NODE, DOMAIN_VOTE,
+};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Why a block or certificate is not acceptable at the next height.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// Wrong height.
+    #[error("block height {got}, expected {want}")]
+    Height {
+        /// Found.
+        got: u64,
+        /// Expected.
+        want: u64,
+    },
+    /// Wrong epoch.
+    #[error("block epoch {got}, expected {want}")]
+    Epoch {
+        /// Found.
+        got: u64,
+        /// Expected.
+        want: u64,
+    },
+    /// Does not extend our chain.
+    #[error("prev_hash does not match the last committed block")]
+    PrevHash,
+    /// Not the roster in force.
+    #[error("roster_hash does not match the roster in force")]
+    RosterHash,
+    /// Wrong proposer for its round.
+    #[error("proposer is not the one of (height, round)")]
+    Proposer,
+    /// Evict field disagrees with the rule (protocol.md §5).
+    #[error("evict field disagrees with the eviction rule")]
+    Evict,
+    /// Bad `last_commit`.
+    #[error("last_commit: {0}")]
+    LastCommit(String),
+    /// A transaction id appears twice or was already committed.
+    #[error("transaction {0:?} is duplicated or already committed")]
+    DuplicateTx(String),
+    /// Too many transactions.
+    #[error("block has {0} transactions, more than the limit")]
+    TooManyTxs(usize),
+    /// Bad certificate.
+    #[error("certificate: {0}")]
+    Cert(String),
+}
+
+/// What committing a block changed.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Outcome of each transaction in the block, in order.
+    pub outcomes: Vec<(String, TxOutcome)>,
+    /// Nodes added by AddNode.
+    pub added: Vec<NodeId>,
+    /// The node deleted by eviction.
+    pub evicted: Option<NodeId>,
+}
+
+impl Applied {
+    /// Whether the roster changed (a view change follows, protocol.md §4.3).
+    pub fn membership_changed(&self) -> bool {
+        !self.added.is_empty() || self.evicted.is_some()
+    }
+}
+
+/// One roster and the heights it governs.
+#[derive(Debug, Clone)]
+pub struct Era {
+    /// First height it governs.
+    pub from_height: u64,
+    /// Its epoch.
+    pub epoch: u64,
+    /// The roster.
+    pub roster: Roster,
+}
+
+/// The state derived from the committed chain.
+#[derive(Debug, Clone)]
+pub struct ChainState {
+    genesis: Genesis,
+    /// Last committed height (0 = only the genesis).
+    pub height: u64,
+    /// Hash of the last committed block (the genesis hash at height 0).
+    pub last_hash: Hash,
+    /// Certificate of the last committed block.
+    pub last_cert: Option<Certificate>,
+    eras: Vec<Era>,
+    proposals: ProposalMap,
+    kv: KvState,
+    outcomes: HashMap<String, TxOutcome>,
+    evicted_ever: BTreeSet<NodeId>,
+}
+
+impl ChainState {
+    /// The state at height 0.
+    pub fn new(genesis: Genesis) -> Self {
+        let roster = Roster::new(genesis.roster.clone());
+        ChainState {
+            last_hash: genesis.hash(),
+            genesis,
+            height: 0,
+            last_cert: None,
+            eras: vec![Era {
+                from_height: 1,
+                epoch: 0,
+                roster,
+            }],
+            proposals: ProposalMap::default(),
+            kv: KvState::default(),
+            outcomes: HashMap::new(),
+            evicted_ever: BTreeSet::new(),
+        }
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// Parameters.
+    pub fn params(&self) -> &Params {
+        &self.genesis.params
+    }
+
+    fn era(&self) -> &Era {
+        // `eras` is never empty: `new` pushes the genesis era.
+        &self.eras[self.eras.len() - 1]
+    }
+
+    /// The roster that governs the next height.
+    pub fn roster(&self) -> &Roster {
+        &self.era().roster
+    }
+
+    /// Epoch of the next height.
+    pub fn epoch(&self) -> u64 {
+        self.era().epoch
+    }
+
+    /// Every roster so far and the heights it governs.
+    pub fn eras(&self) -> &[Era] {
+        &self.eras
+    }
+
+    /// The era in force at `height` (≥ 1).
+    pub fn era_at(&self, height: u64) -> &Era {
+        self.eras
+            .iter()
+            .rev()
+            .find(|e| e.from_height <= height)
+            .unwrap_or(&self.eras[0])
+    }
+
+    /// The proposal map of the current window.
+    pub fn proposals(&self) -> &ProposalMap {
+        &self.proposals
+    }
+
+    /// The rule of protocol.md §5 for the next height.
+    pub fn expected_evict(&self) -> Option<NodeId> {
+        abnormal_node(&self.proposals, self.roster(), self.params())
+    }
+
+    /// The outcome of a committed transaction id.
+    pub fn outcome(&self, id: &str) -> Option<&TxOutcome> {
+        self.outcomes.get(id)
+    }
+
+    /// Whether `id` was ever evicted (and not since re-added).
+    pub fn was_evicted(&self, id: &NodeId) -> bool {
+        self.evicted_ever.contains(id)
+    }
+
+    /// The KV state.
+    pub fn kv(&self) -> &KvState {
+        &self.kv
+    }
+
+    /// Checks a proposed block for the next height (Tendermint's `valid(v)`).
+    pub fn check_block(&self, b: &Block, verifier: &Verifier) -> Result<(), BlockError> {
+        let want = self.height + 1;
+        if b.height != want {
+            return Err(BlockError::Height {
+                got: b.height,
+                want,
+            });
+        }
+        if b.epoch != self.epoch() {
+            return Err(BlockError::Epoch {
+                got: b.epoch,
+                want: self.epoch(),
+            });
+        }
+        if b.prev_hash != self.last_hash {
+            return Err(BlockError::PrevHash);
+        }
+        if b.roster_hash != self.roster().hash() {
+            return Err(BlockError::RosterHash);
+        }
+        if b.proposer != self.roster().proposer(b.height, b.round) {
+            return Err(BlockError::Proposer);
+        }
+        if b.evict != self.expected_evict() {
+            return Err(BlockError::Evict);
+        }
+        if b.txs.len() > self.params().max_block_txs as usize {
+            return Err(BlockError::TooManyTxs(b.txs.len()));
+        }
+        let mut ids = HashSet::with_capacity(b.txs.len());
+        for tx in &b.txs {
+            if self.outcomes.contains_key(&tx.id) || !ids.insert(tx.id.as_str()) {
+                return Err(BlockError::DuplicateTx(tx.id.clone()));
+            }
+        }
+        match (&b.last_commit, &self.last_cert) {
+            (None, None) if self.height == 0 => {}
+            (Some(c), _) if self.height > 0 => {
+                let era = self.era_at(self.height);
+                verify_cert(c, self.height, &self.last_hash, era, verifier)
+                    .map_err(BlockError::LastCommit)?;
+            }
+            _ => return Err(BlockError::LastCommit("missing or unexpected".into())),
+        }
+        Ok(())
+    }
+
+    /// Checks that `cert` decides `block` at the next height under the roster in force.
+    pub fn check_cert(
+        &self,
+        block: &Block,
+        cert: &Certificate,
+        verifier: &Verifier,
+    ) -> Result<(), BlockError> {
+        if cert.evict != block.evict {
+            return Err(BlockError::Cert("evict differs from the block's".into()));
+        }
+        verify_cert(cert, self.height + 1, &block.hash(), self.era(), verifier)
+            .map_err(BlockError::Cert)
+    }
+
+    /// Commits the next block: executes its transactions, records its proposer,
+    /// applies membership changes (protocol.md §4.2, §5). The caller has checked it.
+    pub fn apply(&mut self, block: &Block, cert: Certificate) -> Applied {
+        let mut applied = Applied::default();
+        let h = block.height;
+        let mut roster = self.roster().clone();
+        let mut changed = false;
+        for tx in &block.txs {
+            let outcome = self.execute(tx, h, &mut roster, &mut applied, &mut changed);
+            self.outcomes.insert(tx.id.clone(), outcome.clone());
+            applied.outcomes.push((tx.id.clone(), outcome));
+        }
+        let cap = self.params().eviction_total;
+        self.proposals.record(block.proposer, cap);
+        if let Some(x) = block.evict {
+            if roster.remove(&x) {
+                self.evicted_ever.insert(x);
+                applied.evicted = Some(x);
+                changed = true;
+            }
+        }
+        if changed {
+            self.proposals.reset();
+            let epoch = self.epoch() + applied.added.len() as u64 + applied.evicted.iter().count() as u64;
+            self.eras.push(Era {
+                from_height: h + 1,
+                epoch,
+                roster,
+            });
+        }
+        self.height = h;
+        self.last_hash = block.hash();
+        self.last_cert = Some(cert);
+        applied
+    }
+
+    fn execute(
+        &mut self,
+        tx: &Tx,
+        height: u64,
+        roster: &mut Roster,
+        applied: &mut Applied,
+        changed: &mut bool,
+    ) -> TxOutcome {
+        let result = match &tx.body {
+            TxBody::Kv(ops) => self.kv.execute(ops),
+            TxBody::AddNode { req, sig } => {
+                match check_add_node(&self.genesis, roster, req, sig.as_ref()) {
+                    Ok(()) => {
+                        roster.add(req.id, req.addr.clone());
+                        self.evicted_ever.remove(&req.id);
+                        applied.added.push(req.id);
+                        *changed = true;
+                        Ok(Vec::new())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(results) => TxOutcome {
+                height,
+                results,
+                error: None,
+            },
+            Err(e) => TxOutcome {
+                height,
+                results: Vec::new(),
+                error: Some(e),
+            },
+        }
+    }
+}
+
+/// The AddNode checks of protocol.md §3: signed by an operator of the genesis, not
+/// already in the roster, a well-formed address.
+pub fn check_add_node(
+    genesis: &Genesis,
+    roster: &Roster,
+    req: &crate::types::AddNode,
+    sig: Option<&crate::crypto::Sig>,
+) -> Result<(), String> {
+    let Some(sig) = sig else {
+        return Err("AddNode is not signed".into());
+    };
+    let bytes = req.sign_bytes(&genesis.chain_id);
+    let v = Verifier::new();
+    if !genesis
+        .operators
+        .iter()
+        .any(|op| v.verify(op, DOMAIN_ADD_NODE, &bytes, sig))
+    {
+        return Err("AddNode is not signed by an operator key of the genesis".into());
+    }
+    if crate::crypto::check_public_key(&req.id).is_err() {
+        return Err("AddNode id is not an ed25519 public key".into());
+    }
+    if roster.contains(&req.id) {
+        return Err(format!("node {} is already in the roster", req.id));
+    }
+    if !valid_addr(&req.addr) {
+        return Err(format!("malformed address {:?}", req.addr));
+    }
+    Ok(())
+}
+
+/// Checks a certificate: right view and block, `q(n)` distinct roster members, every
+/// signature valid over the precommit it stands for (protocol.md §2).
+pub fn verify_cert(
+    cert: &Certificate,
+    height: u64,
+    block: &Hash,
+    era: &Era,
+    verifier: &Verifier,
+) -> Result<(), String> {
+    if cert.height != height {
+        return Err(format!("height {} instead of {height}", cert.height));
+    }
+    if &cert.block != block {
+        return Err("certifies another block".into());
+    }
+    if cert.epoch != era.epoch {
+        return Err(format!("epoch {} instead of {}", cert.epoch, era.epoch));
+    }
+    let mut signers = BTreeSet::new();
+    for cs in &cert.sigs {
+        if !era.roster.contains(&cs.validator) {
+            return Err(format!("signer {} is not in the roster", cs.validator.short()));
+        }
+        if !signers.insert(cs.validator) {
+            return Err(format!("signer {} appears twice", cs.validator.short()));
+        }
+        let vote = cert.vote_of(cs.validator);
+        if !verifier.verify(&cs.validator, DOMAIN_VOTE, &vote.sign_bytes(), &cs.sig) {
+            return Err(format!("bad signature from {}", cs.validator.short()));
+        }
+    }
+    if signers.len() < era.roster.quorum() {
+        return Err(format!(
+            "{} signatures, quorum is {}",
+            signers.len(),
+            era.roster.quorum()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,1272 @@
+//! The sans-IO node core: Tendermint consensus (protocol.md §2) with membership
+//! changes (§4) and eviction votes (§5), plus mempool and block sync.
+//!
+//! Inputs (peer messages, timeouts, client transactions) go in; effects (send,
+//! schedule a timeout, persist, commit) come out. No sockets, clocks or files live
+//! here, so the real runtime and the simulator drive the very same code.
+//!
+//! Effects are ordered: a runtime must make every `Persist*` effect durable before
+//! it performs any effect after it (protocol.md §6).
+
+use crate::chain::ChainState;
+use crate::crypto::{Hash, Keypair, NodeId, Verifier};
+use crate::mempool::Mempool;
+use crate::roster::Roster;
+use crate::types::{
+    Announce, Block, Certificate, CommitSig, CommittedBlock, Genesis, Message, Proposal,
+    SignedAnnounce, SignedProposal, SignedVote, Tx, TxBody, TxOutcome, Vote, VoteKind,
+    DOMAIN_ANNOUNCE, DOMAIN_PROPOSAL, DOMAIN_VOTE,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Timeouts in milliseconds (of real or simulated time). Tendermint's timeouts grow
+/// with the round so that a slow network eventually gets long enough rounds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// Wait for a proposal in round 0.
+    pub propose_ms: u64,
+    /// Added per round.
+    pub propose_delta_ms: u64,
+    /// Wait after any quorum of prevotes.
+    pub vote_ms: u64,
+    /// Added per round.
+    pub vote_delta_ms: u64,
+    /// Pause after a commit before the next height starts.
+    pub commit_ms: u64,
+    /// How long a proposer with an empty mempool waits for transactions before it
+    /// proposes an empty block (CometBFT's `create_empty_blocks_interval`).
+    pub empty_block_ms: u64,
+    /// Heartbeat: status announcements, vote re-broadcast, sync checks.
+    pub tick_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            propose_ms: 1000,
+            propose_delta_ms: 500,
+            vote_ms: 500,
+            vote_delta_ms: 250,
+            commit_ms: 0,
+            empty_block_ms: 100,
+            tick_ms: 250,
+        }
+    }
+}
+
+/// Which timer fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TimeoutKind {
+    /// No proposal in time: prevote nil.
+    Propose,
+    /// Prevotes split: precommit nil.
+    Prevote,
+    /// Precommits split: next round.
+    Precommit,
+    /// Start the next height.
+    Commit,
+    /// A proposer stops waiting for transactions.
+    EmptyBlock,
+    /// Heartbeat.
+    Tick,
+}
+
+/// A timer, identified by its view so a stale one is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timeout {
+    /// Which.
+    pub kind: TimeoutKind,
+    /// Height it was set for.
+    pub height: u64,
+    /// Round it was set for.
+    pub round: u32,
+}
+
+/// What the core asks its runtime to do.
+#[derive(Clone, Debug)]
+pub enum Effect {
+    /// Send to one peer.
+    Send {
+        /// Recipient.
+        to: NodeId,
+        /// Message.
+        msg: Message,
+    },
+    /// Send to every peer (roster members and connected nodes).
+    Broadcast(Message),
+    /// Feed `Input::Timeout(timeout)` back after `after_ms`.
+    Schedule {
+        /// The timer.
+        timeout: Timeout,
+        /// Delay.
+        after_ms: u64,
+    },
+    /// Make the signing state durable before anything after this effect (§6).
+    PersistSignState(Box<SignState>),
+    /// Make a committed block durable before anything after this effect (§6).
+    PersistBlock(Box<CommittedBlock>),
+    /// A block was committed: answer clients of its transactions.
+    Committed {
+        /// Height.
+        height: u64,
+        /// Outcomes of its transactions.
+        outcomes: Vec<(String, TxOutcome)>,
+    },
+    /// The roster changed: connect to the new members.
+    RosterChanged(Roster),
+    /// Send committed blocks `from..=to` with certificates to `to_peer` from the store.
+    ServeBlocks {
+        /// Requester.
+        to_peer: NodeId,
+        /// First height.
+        from: u64,
+        /// Last height.
+        to: u64,
+    },
+}
+
+/// An input to the core.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A message from a peer (the transport's idea of who sent it).
+    Message {
+        /// Sender as the transport knows it.
+        from: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// A timer fired.
+    Timeout(Timeout),
+}
+
+/// Answer to a client transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Submit {
+    /// Invalid: it will never apply (HTTP 4xx).
+    Rejected(String),
+    /// Already committed: its first result.
+    Committed(TxOutcome),
+    /// Accepted into the mempool: the outcome comes with `Effect::Committed`.
+    Pending,
+    /// Mempool full: try later (HTTP 503).
+    Busy,
+}
+
+/// Step order used by the double-sign guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SignStep {
+    /// A proposal.
+    Propose,
+    /// A prevote.
+    Prevote,
+    /// A precommit.
+    Precommit,
+}
+
+/// What the node last signed, and its lock: durable before the signature leaves the
+/// node, so a restarted node never signs two different messages for one step and
+/// never forgets the block it locked on (protocol.md §6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignState {
+    /// Height.
+    pub height: u64,
+    /// Round.
+    pub round: u32,
+    /// Step.
+    pub step: SignStep,
+    /// What was signed (block hash or nil).
+    pub block: Option<Hash>,
+    /// Tendermint's locked round and block at this height.
+    pub locked: Option<(u32, Block)>,
+}
+
+/// The node's role (protocol.md §5, §7 `/status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// In the roster and up to date.
+    Validator,
+    /// Catching up, or waiting to be added.
+    Syncing,
+    /// Deleted from the roster by an eviction, not re-added.
+    Evicted,
+}
+
+/// Counters of messages dropped, by reason (visible in `/status`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// Signature did not verify.
+    pub bad_signature: u64,
+    /// Signer not in the roster of the message's epoch.
+    pub unknown_signer: u64,
+    /// Epoch older than ours.
+    pub stale_epoch: u64,
+    /// Evict field disagrees with the rule (protocol.md §5).
+    pub bad_evict: u64,
+    /// A second, different vote for one step by one validator.
+    pub equivocation: u64,
+    /// Invalid proposal or synced block.
+    pub invalid_block: u64,
+}
+
+impl Dropped {
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.bad_signature
+            + self.unknown_signer
+            + self.stale_epoch
+            + self.bad_evict
+            + self.equivocation
+            + self.invalid_block
+    }
+}
+
+/// A snapshot for `/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// Node id.
+    pub id: NodeId,
+    /// Last committed height.
+    pub height: u64,
+    /// Epoch of the next height.
+    pub epoch: u64,
+    /// Current round.
+    pub round: u32,
+    /// Role.
+    pub role: Role,
+    /// Roster of the next height.
+    pub roster: Vec<crate::types::RosterEntry>,
+    /// Proposal counts of the window, by node id hex.
+    pub proposal_counts: BTreeMap<String, u64>,
+    /// Blocks in the window.
+    pub proposal_total: u64,
+    /// The abnormal node the rule names for the next height.
+    pub abnormal: Option<NodeId>,
+    /// Total dropped messages.
+    pub dropped_messages: u64,
+    /// Drops by reason.
+    pub dropped: Dropped,
+    /// Pending transactions.
+    pub mempool: usize,
+    /// Highest height a peer claimed.
+    pub best_peer_height: u64,
+}
+
+/// Blocks asked for in one sync request.
+pub const SYNC_BATCH: u64 = 256;
+/// Future-height messages kept until their height starts.
+const FUTURE_LIMIT: usize = 4096;
+
+#[derive(Default)]
+struct VoteSet {
+    votes: BTreeMap<NodeId, SignedVote>,
+    by_value: BTreeMap<Option<Hash>, usize>,
+}
+
+impl VoteSet {
+    /// Adds a vote; the first vote of a validator wins (an equivocator's second vote
+    /// never counts toward a quorum). Returns `Err(())` on equivocation.
+    fn add(&mut self, v: SignedVote) -> Result<bool, ()> {
+        if let Some(prev) = self.votes.get(&v.vote.validator) {
+            return if prev.vote == v.vote { Ok(false) } else { Err(()) };
+        }
+        *self.by_value.entry(v.vote.block).or_default() += 1;
+        self.votes.insert(v.vote.validator, v);
+        Ok(true)
+    }
+    fn count(&self, value: &Option<Hash>) -> usize {
+        self.by_value.get(value).copied().unwrap_or(0)
+    }
+    fn total(&self) -> usize {
+        self.votes.len()
+    }
+    /// A value (block or nil) with at least `q` votes.
+    fn quorum_value(&self, q: usize) -> Option<Option<Hash>> {
+        self.by_value
+            .iter()
+            .find(|(_, c)| **c >= q)
+            .map(|(v, _)| *v)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Propose,
+    Prevote,
+    Precommit,
+    /// Decided; waiting for the commit timeout to start the next height.
+    Committed,
+}
+
+struct RoundState {
+    height: u64,
+    round: u32,
+    step: Step,
+    locked: Option<(u32, Block)>,
+    valid: Option<(u32, Block)>,
+    proposals: BTreeMap<u32, (SignedProposal, Hash)>,
+    prevotes: BTreeMap<u32, VoteSet>,
+    precommits: BTreeMap<u32, VoteSet>,
+    prevote_timer: BTreeSet<u32>,
+    precommit_timer: BTreeSet<u32>,
+    polka_seen: BTreeSet<u32>,
+    validity: HashMap<Hash, bool>,
+    waiting_for_txs: bool,
+    asked_for_block: BTreeSet<u32>,
+}
+
+impl RoundState {
+    fn new(height: u64) -> Self {
+        RoundState {
+            height,
+            round: 0,
+            step: Step::Propose,
+            locked: None,
+            valid: None,
+            proposals: BTreeMap::new(),
+            prevotes: BTreeMap::new(),
+            precommits: BTreeMap::new(),
+            prevote_timer: BTreeSet::new(),
+            precommit_timer: BTreeSet::new(),
+            polka_seen: BTreeSet::new(),
+            validity: HashMap::new(),
+            waiting_for_txs: false,
+            asked_for_block: BTreeSet::new(),
+        }
+    }
+}
+
+/// The node's consensus core.
+pub struct Core {
+    key: Keypair,
+    timeouts: Timeouts,
+    verifier: Verifier,
+    chain: ChainState,
+    rs: RoundState,
+    mempool: Mempool,
+    gossip: Vec<Tx>,
+    last_signed: Option<(u64, u32, SignStep, Option<Hash>)>,
+    future: Vec<(NodeId, Message)>,
+    peer_heights: BTreeMap<NodeId, u64>,
+    sync_inflight: Option<(NodeId, u64, u32)>,
+    ticks: u32,
+    dropped: Dropped,
+    started: bool,
+}
+
+impl Core {
+    /// A core at the genesis. Replay stored blocks with [`Core::replay`] and restore
+    /// the signing state with [`Core::restore_sign_state`] before [`Core::start`].
+    pub fn new(genesis: Genesis, key: Keypair, timeouts: Timeouts, verifier: Verifier) -> Self {
+        Core {
+            key,
+            timeouts,
+            verifier,
+            chain: ChainState::new(genesis),
+            rs: RoundState::new(1),
+            mempool: Mempool::default(),
+            gossip: Vec::new(),
+            last_signed: None,
+            future: Vec::new(),
+            peer_heights: BTreeMap::new(),
+            sync_inflight: None,
+            ticks: 0,
+            dropped: Dropped::default(),
+            started: false,
+        }
+    }
+
+    /// Re-applies a block from this node's own store on restart (protocol.md §6). The
+    /// store is trusted to hold what this node verified, so only linkage is checked.
+    pub fn replay(&mut self, cb: CommittedBlock) -> Result<(), crate::chain::BlockError> {
+        if cb.block.height != self.chain.height + 1 || cb.block.prev_hash != self.chain.last_hash
+        {
+            return Err(crate::chain::BlockError::PrevHash);
+        }
+        self.chain.apply(&cb.block, cb.cert);
+        self.rs = RoundState::new(self.chain.height + 1);
+        Ok(())
+    }
+
+    /// Restores the double-sign guard and the lock after a restart (protocol.md §6).
+    pub fn restore_sign_state(&mut self, s: SignState) {
+        self.last_signed = Some((s.height, s.round, s.step, s.block));
+        if s.height == self.chain.height + 1 {
+            self.rs.locked = s.locked.clone();
+            self.rs.valid = s.locked;
+        }
+    }
+
+    /// Starts the first height and the heartbeat.
+    pub fn start(&mut self) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.started = true;
+        fx.push(self.schedule(TimeoutKind::Tick, 0, 0, self.timeouts.tick_ms));
+        self.start_round(0, &mut fx);
+        fx
+    }
+
+    /// The node id.
+    pub fn id(&self) -> NodeId {
+        self.key.id()
+    }
+
+    /// The committed state.
+    pub fn chain(&self) -> &ChainState {
+        &self.chain
+    }
+
+    /// The role of protocol.md §5/§7.
+    pub fn role(&self) -> Role {
+        let me = self.id();
+        if !self.chain.roster().contains(&me) {
+            if self.chain.was_evicted(&me) {
+                Role::Evicted
+            } else {
+                Role::Syncing
+            }
+        } else if self.best_peer_height() > self.chain.height + 2 {
+            Role::Syncing
+        } else {
+            Role::Validator
+        }
+    }
+
+    fn best_peer_height(&self) -> u64 {
+        self.peer_heights.values().copied().max().unwrap_or(0)
+    }
+
+    /// A snapshot for `/status`.
+    pub fn status(&self) -> Status {
+        let roster = self.chain.roster();
+        Status {
+            id: self.id(),
+            height: self.chain.height,
+            epoch: self.chain.epoch(),
+            round: self.rs.round,
+            role: self.role(),
+            roster: roster.entries().to_vec(),
+            proposal_counts: roster
+                .entries()
+                .iter()
+                .map(|e| (e.id.to_hex(), self.chain.proposals().count(&e.id)))
+                .collect(),
+            proposal_total: self.chain.proposals().total(),
+            abnormal: self.chain.expected_evict(),
+            dropped_messages: self.dropped.total(),
+            dropped: self.dropped.clone(),
+            mempool: self.mempool.len(),
+            best_peer_height: self.best_peer_height(),
+        }
+    }
+
+    /// Takes transactions accepted since the last call, to gossip in one message.
+    pub fn take_gossip(&mut self) -> Option<Effect> {
+        if self.gossip.is_empty() {
+            None
+        } else {
+            Some(Effect::Broadcast(Message::Txs(std::mem::take(&mut self.gossip))))
+        }
+    }
+
+    /// A client submits a transaction (protocol.md §3, §7 `POST /tx`).
+    pub fn submit(&mut self, tx: Tx) -> (Submit, Vec<Effect>) {
+        if let Some(o) = self.chain.outcome(&tx.id) {
+            return (Submit::Committed(o.clone()), Vec::new());
+        }
+        if let Err(reason) = self.precheck(&tx) {
+            return (Submit::Rejected(reason), Vec::new());
+        }
+        if self.mempool.contains(&tx.id) {
+            return (Submit::Pending, Vec::new());
+        }
+        if !self.mempool.insert(tx.clone()) {
+            return (Submit::Busy, Vec::new());
+        }
+        self.gossip.push(tx);
+        let mut fx = Vec::new();
+        self.maybe_propose_now(&mut fx);
+        (Submit::Pending, fx)
+    }
+
+    /// Checks that need no ordering: transactions failing them can never apply.
+    fn precheck(&self, tx: &Tx) -> Result<(), String> {
+        if tx.id.is_empty() || tx.id.len() > 256 {
+            return Err("transaction id must be 1 to 256 characters".into());
+        }
+        match &tx.body {
+            TxBody::Kv(ops) if ops.is_empty() || ops.len() > 64 => {
+                Err("a transaction holds 1 to 64 micro-ops".into())
+            }
+            TxBody::Kv(_) => Ok(()),
+            TxBody::AddNode { req, sig } => crate::chain::check_add_node(
+                self.chain.genesis(),
+                self.chain.roster(),
+                req,
+                sig.as_ref(),
+            ),
+        }
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, input: Input) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match input {
+            Input::Message { from, msg } => self.on_message(from, msg, &mut fx),
+            Input::Timeout(t) => self.on_timeout(t, &mut fx),
+        }
+        fx
+    }
+
+    fn schedule(&self, kind: TimeoutKind, height: u64, round: u32, after_ms: u64) -> Effect {
+        Effect::Schedule {
+            timeout: Timeout {
+                kind,
+                height,
+                round,
+            },
+            after_ms,
+        }
+    }
+
+    fn is_member(&self) -> bool {
+        self.chain.roster().contains(&self.id())
+    }
+
+    // ---- rounds -------------------------------------------------------------
+
+    fn start_round(&mut self, round: u32, fx: &mut Vec<Effect>) {
+        let h = self.rs.height;
+        self.rs.round = round;
+        self.rs.step = Step::Propose;
+        self.rs.waiting_for_txs = false;
+        if !self.is_member() {
+            return;
+        }
+        let propose_after = self.timeouts.propose_ms
+            + self.timeouts.empty_block_ms
+            + self.timeouts.propose_delta_ms * round as u64;
+        fx.push(self.schedule(TimeoutKind::Propose, h, round, propose_after));
+        if self.chain.roster().proposer(h, round) == self.id() {
+            if self.rs.valid.is_none()
+                && round == 0
+                && self.mempool.is_empty()
+                && self.timeouts.empty_block_ms > 0
+            {
+                self.rs.waiting_for_txs = true;
+                fx.push(self.schedule(
+                    TimeoutKind::EmptyBlock,
+                    h,
+                    round,
+                    self.timeouts.empty_block_ms,
+                ));
+            } else {
+                self.propose(fx);
+            }
+        }
+        self.evaluate(fx);
+    }
+
+    fn maybe_propose_now(&mut self, fx: &mut Vec<Effect>) {
+        if self.rs.waiting_for_txs && self.rs.step == Step::Propose {
+            self.rs.waiting_for_txs = false;
+            self.propose(fx);
+            self.evaluate(fx);
+        }
+    }
+
+    fn propose(&mut self, fx: &mut Vec<Effect>) {
+        let (h, r) = (self.rs.height, self.rs.round);
+        self.rs.waiting_for_txs = false;
+        let (block, valid_round) = match &self.rs.valid {
+            Some((vr, b)) => (b.clone(), Some(*vr)),
+            None => (self.build_block(), None),
+        };
+        let hash = block.hash();
+        if !self.may_sign(h, r, SignStep::Propose, Some(hash)) {
+            return;
+        }
+        let proposal = Proposal {
+            epoch: self.chain.epoch(),
+            height: h,
+            round: r,
+            valid_round,
+            block,
+        };
+        let sig = self.key.sign(DOMAIN_PROPOSAL, &proposal.sign_bytes(&hash));
+        let sp = SignedProposal {
+            proposal,
+            proposer: self.id(),
+            sig,
+        };
+        self.persist_sign(h, r, SignStep::Propose, Some(hash), fx);
+        fx.push(Effect::Broadcast(Message::Proposal(Box::new(sp.clone()))));
+        self.rs.proposals.insert(r, (sp, hash));
+    }
+
+    fn build_block(&self) -> Block {
+        let h = self.rs.height;
+        Block {
+            height: h,
+            round: self.rs.round,
+            epoch: self.chain.epoch(),
+            prev_hash: self.chain.last_hash,
+            proposer: self.id(),
+            roster_hash: self.chain.roster().hash(),
+            txs: self
+                .mempool
+                .reap(self.chain.params().max_block_txs as usize),
+            evict: self.chain.expected_evict(),
+            last_commit: self.chain.last_cert.clone(),
+        }
+    }
+
+    /// The double-sign guard: never sign below the last signed step, and at the same
+    /// step only the same value (ed25519 is deterministic, so that re-sends the same
+    /// signature).
+    fn may_sign(&self, h: u64, r: u32, step: SignStep, value: Option<Hash>) -> bool {
+        match self.last_signed {
+            None => true,
+            Some((lh, lr, ls, lv)) => {
+                let last = (lh, lr, ls);
+                let now = (h, r, step);
+                now > last || (now == last && lv == value)
+            }
+        }
+    }
+
+    fn persist_sign(
+        &mut self,
+        h: u64,
+        r: u32,
+        step: SignStep,
+        value: Option<Hash>,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.last_signed = Some((h, r, step, value));
+        fx.push(Effect::PersistSignState(Box::new(SignState {
+            height: h,
+            round: r,
+            step,
+            block: value,
+            locked: self.rs.locked.clone(),
+        })));
+    }
+
+    fn vote(&mut self, kind: VoteKind, block: Option<Hash>, fx: &mut Vec<Effect>) {
+        let (h, r) = (self.rs.height, self.rs.round);
+        let step = match kind {
+            VoteKind::Prevote => SignStep::Prevote,
+            VoteKind::Precommit => SignStep::Precommit,
+        };
+        if !self.may_sign(h, r, step, block) {
+            return;
+        }
+        let vote = Vote {
+            kind,
+            epoch: self.chain.epoch(),
+            height: h,
+            round: r,
+            block,
+            evict: self.chain.expected_evict(),
+            validator: self.id(),
+        };
+        let sig = self.key.sign(DOMAIN_VOTE, &vote.sign_bytes());
+        let sv = SignedVote { vote, sig };
+        self.persist_sign(h, r, step, block, fx);
+        fx.push(Effect::Broadcast(Message::Vote(sv.clone())));
+        let set = match kind {
+            VoteKind::Prevote => self.rs.prevotes.entry(r).or_default(),
+            VoteKind::Precommit => self.rs.precommits.entry(r).or_default(),
+        };
+        let _ = set.add(sv);
+    }
+
+    fn is_valid(&mut self, hash: Hash) -> bool {
+        if let Some(v) = self.rs.validity.get(&hash) {
+            return *v;
+        }
+        let Some(block) = self
+            .rs
+            .proposals
+            .values()
+            .find(|(_, h)| *h == hash)
+            .map(|(p, _)| p.proposal.block.clone())
+        else {
+            return false;
+        };
+        let ok = match self.chain.check_block(&block, &self.verifier) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(height = block.height, error = %e, "invalid proposal");
+                self.dropped.invalid_block += 1;
+                false
+            }
+        };
+        self.rs.validity.insert(hash, ok);
+        ok
+    }
+
+    fn block_for(&self, hash: &Hash) -> Option<Block> {
+        self.rs
+            .proposals
+            .values()
+            .find(|(_, h)| h == hash)
+            .map(|(p, _)| p.proposal.block.clone())
+    }
+
+    /// Applies every rule of Tendermint's algorithm that is enabled, until none is.
+    fn evaluate(&mut self, fx: &mut Vec<Effect>) {
+        loop {
+            if self.rs.step == Step::Committed || !self.is_member() {
+                // Non-members still learn decisions (they may be syncing).
+                if self.rs.step != Step::Committed && self.try_decide(fx) {
+                    continue;
+                }
+                return;
+            }
+            if self.try_decide(fx) {
+                continue;
+            }
+            if self.step_once(fx) {
+                continue;
+            }
+            return;
+        }
+    }
+
+    /// The decision rule, for any round: a proposal with `q(n)` precommits for it.
+    fn try_decide(&mut self, fx: &mut Vec<Effect>) -> bool {
+        let q = self.chain.roster().quorum();
+        let decided: Vec<(u32, Hash)> = self
+            .rs
+            .precommits
+            .iter()
+            .filter_map(|(r, set)| match set.quorum_value(q) {
+                Some(Some(hash)) => Some((*r, hash)),
+                _ => None,
+            })
+            .collect();
+        for (r, hash) in decided {
+            match self.block_for(&hash) {
+                Some(block) if self.is_valid(hash) => {
+                    let cert = self.make_cert(r, hash, &block);
+                    self.apply_committed(CommittedBlock { block, cert }, fx);
+                    self.next_height(fx);
+                    return true;
+                }
+                Some(_) => {}
+                None if self.rs.asked_for_block.insert(r) => {
+                    // Decided without the proposal reaching us: fetch it from a signer.
+                    let me = self.id();
+                    let signer = self.rs.precommits.get(&r).and_then(|s| {
+                        s.votes
+                            .values()
+                            .find(|v| v.vote.block == Some(hash) && v.vote.validator != me)
+                            .map(|v| v.vote.validator)
+                    });
+                    if let Some(to) = signer {
+                        let h = self.rs.height;
+                        fx.push(Effect::Send {
+                            to,
+                            msg: Message::SyncRequest { from: h, to: h },
+                        });
+                    }
+                }
+                None => {}
+            }
+        }
+        false
+    }
+
+    fn make_cert(&self, round: u32, hash: Hash, block: &Block) -> Certificate {
+        let sigs = self
+            .rs
+            .precommits
+            .get(&round)
+            .map(|s| {
+                s.votes
+                    .values()
+                    .filter(|v| v.vote.block == Some(hash))
+                    .map(|v| CommitSig {
+                        validator: v.vote.validator,
+                        sig: v.sig,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Certificate {
+            epoch: self.chain.epoch(),
+            height: self.rs.height,
+            round,
+            block: hash,
+            evict: block.evict,
+            sigs,
+        }
+    }
+
+    /// One enabled rule of the current round, if any (Buchman et al. 2018, Alg. 1).
+    fn step_once(&mut self, fx: &mut Vec<Effect>) -> bool {
+        let r = self.rs.round;
+        let q = self.chain.roster().quorum();
+        let h = self.rs.height;
+
+        // Round skip: f+1 validators are in a higher round.
+        let skip = self.chain.roster().skip_threshold();
+        let higher = self
+            .rs
+            .prevotes
+            .range(r + 1..)
+            .chain(self.rs.precommits.range(r + 1..))
+            .fold(BTreeMap::<u32, BTreeSet<NodeId>>::new(), |mut acc, (rr, set)| {
+                acc.entry(*rr).or_default().extend(set.votes.keys().copied());
+                acc
+            })
+            .into_iter()
+            .rev()
+            .find(|(_, who)| who.len() >= skip)
+            .map(|(rr, _)| rr);
+        if let Some(rr) = higher {
+            self.start_round(rr, fx);
+            return true;
+        }
+
+        let proposal = self
+            .rs
+            .proposals
+            .get(&r)
+            .map(|(p, hash)| (p.proposal.valid_round, *hash));
+
+        if self.rs.step == Step::Propose {
+            if let Some((vr, hash)) = proposal {
+                match vr {
+                    None => {
+                        let ok = self.is_valid(hash)
+                            && match &self.rs.locked {
+                                None => true,
+                                Some((_, b)) => b.hash() == hash,
+                            };
+                        self.rs.step = Step::Prevote;
+                        self.vote(VoteKind::Prevote, ok.then_some(hash), fx);
+                        return true;
+                    }
+                    Some(vr) if vr < r => {
+                        let polka = self
+                            .rs
+                            .prevotes
+                            .get(&vr)
+                            .map(|s| s.count(&Some(hash)) >= q)
+                            .unwrap_or(false);
+                        if polka {
+                            let ok = self.is_valid(hash)
+                                && match &self.rs.locked {
+                                    None => true,
+                                    Some((lr, b)) => *lr <= vr || b.hash() == hash,
+                                };
+                            self.rs.step = Step::Prevote;
+                            self.vote(VoteKind::Prevote, ok.then_some(hash), fx);
+                            return true;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+
+        let (pv_total, pv_quorum) = self
+            .rs
+            .prevotes
+            .get(&r)
+            .map(|s| (s.total(), s.quorum_value(q)))
+            .unwrap_or((0, None));
+
+        if self.rs.step == Step::Prevote && pv_total >= q && self.rs.prevote_timer.insert(r) {
+            let after = self.timeouts.vote_ms + self.timeouts.vote_delta_ms * r as u64;
+            fx.push(self.schedule(TimeoutKind::Prevote, h, r, after));
+            return true;
+        }
+
+        if let (Some((_, hash)), Some(Some(polka))) = (proposal, pv_quorum) {
+            if hash == polka
+                && self.rs.step >= Step::Prevote
+                && !self.rs.polka_seen.contains(&r)
+                && self.is_valid(hash)
+            {
+                self.rs.polka_seen.insert(r);
+                let Some(block) = self.block_for(&hash) else {
+                    return false;
+                };
+                if self.rs.step == Step::Prevote {
+                    self.rs.locked = Some((r, block.clone()));
+                    self.rs.step = Step::Precommit;
+                    self.vote(VoteKind::Precommit, Some(hash), fx);
+                }
+                self.rs.valid = Some((r, block));
+                return true;
+            }
+        }
+
+        if self.rs.step == Step::Prevote && pv_quorum == Some(None) {
+            self.rs.step = Step::Precommit;
+            self.vote(VoteKind::Precommit, None, fx);
+            return true;
+        }
+
+        let pc_total = self.rs.precommits.get(&r).map(|s| s.total()).unwrap_or(0);
+        if pc_total >= q && self.rs.precommit_timer.insert(r) {
+            let after = self.timeouts.vote_ms + self.timeouts.vote_delta_ms * r as u64;
+            fx.push(self.schedule(TimeoutKind::Precommit, h, r, after));
+            return true;
+        }
+        false
+    }
+
+    /// Commits a decided or synced block: apply, persist, answer clients, and on a
+    /// membership change start the view change (protocol.md §4.2–4.3, §5).
+    fn apply_committed(&mut self, cb: CommittedBlock, fx: &mut Vec<Effect>) {
+        let h = cb.block.height;
+        let applied = self.chain.apply(&cb.block, cb.cert.clone());
+        for tx in &cb.block.txs {
+            self.mempool.remove(&tx.id);
+        }
+        tracing::debug!(height = h, txs = cb.block.txs.len(), "committed");
+        fx.push(Effect::PersistBlock(Box::new(cb)));
+        let changed = applied.membership_changed();
+        fx.push(Effect::Committed {
+            height: h,
+            outcomes: applied.outcomes,
+        });
+        if changed {
+            tracing::info!(
+                height = h,
+                epoch = self.chain.epoch(),
+                n = self.chain.roster().len(),
+                "roster changed"
+            );
+            fx.push(Effect::RosterChanged(self.chain.roster().clone()));
+            fx.push(Effect::Broadcast(Message::Announce(self.announce(true))));
+        }
+        self.rs = RoundState::new(h + 1);
+        self.rs.step = Step::Committed;
+    }
+
+    /// After a commit: start the next height now or after `commit_ms`.
+    fn next_height(&mut self, fx: &mut Vec<Effect>) {
+        if self.timeouts.commit_ms == 0 {
+            self.start_height(fx);
+        } else {
+            let h = self.rs.height;
+            fx.push(self.schedule(TimeoutKind::Commit, h, 0, self.timeouts.commit_ms));
+        }
+    }
+
+    fn start_height(&mut self, fx: &mut Vec<Effect>) {
+        self.start_round(0, fx);
+        let h = self.rs.height;
+        let pending = std::mem::take(&mut self.future);
+        for (from, msg) in pending {
+            if msg_height(&msg).is_some_and(|mh| mh >= h) {
+                self.on_message(from, msg, fx);
+            }
+        }
+    }
+
+    fn announce(&self, new_view: bool) -> SignedAnnounce {
+        let announce = Announce {
+            from: self.id(),
+            epoch: self.chain.epoch(),
+            height: self.chain.height,
+            roster_hash: self.chain.roster().hash(),
+            new_view,
+        };
+        let sig = self
+            .key
+            .sign(DOMAIN_ANNOUNCE, &crate::types::encode(&announce));
+        SignedAnnounce { announce, sig }
+    }
+
+    // ---- inputs -------------------------------------------------------------
+
+    fn on_timeout(&mut self, t: Timeout, fx: &mut Vec<Effect>) {
+        if t.kind == TimeoutKind::Tick {
+            self.on_tick(fx);
+            return;
+        }
+        if t.height != self.rs.height {
+            return;
+        }
+        match t.kind {
+            TimeoutKind::Commit if self.rs.step == Step::Committed => self.start_height(fx),
+            TimeoutKind::EmptyBlock if t.round == self.rs.round => self.maybe_propose_now(fx),
+            TimeoutKind::Propose if t.round == self.rs.round && self.rs.step == Step::Propose => {
+                self.rs.step = Step::Prevote;
+                self.vote(VoteKind::Prevote, None, fx);
+                self.evaluate(fx);
+            }
+            TimeoutKind::Prevote if t.round == self.rs.round && self.rs.step == Step::Prevote => {
+                self.rs.step = Step::Precommit;
+                self.vote(VoteKind::Precommit, None, fx);
+                self.evaluate(fx);
+            }
+            TimeoutKind::Precommit
+                if t.round == self.rs.round && self.rs.step != Step::Committed =>
+            {
+                self.start_round(t.round + 1, fx);
+            }
+            _ => {}
+        }
+    }
+
+    /// Heartbeat: announce, re-send this round's own messages (lost messages are
+    /// otherwise never repaired), and pull blocks from a peer that is ahead.
+    fn on_tick(&mut self, fx: &mut Vec<Effect>) {
+        self.ticks += 1;
+        fx.push(self.schedule(TimeoutKind::Tick, 0, 0, self.timeouts.tick_ms));
+        fx.push(Effect::Broadcast(Message::Announce(self.announce(false))));
+        if self.rs.step != Step::Committed && self.is_member() {
+            let me = self.id();
+            let r = self.rs.round;
+            if let Some((p, _)) = self.rs.proposals.get(&r) {
+                if p.proposer == me {
+                    fx.push(Effect::Broadcast(Message::Proposal(Box::new(p.clone()))));
+                }
+            }
+            for set in [self.rs.prevotes.get(&r), self.rs.precommits.get(&r)]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(v) = set.votes.get(&me) {
+                    fx.push(Effect::Broadcast(Message::Vote(v.clone())));
+                }
+            }
+        }
+        let stale = self
+            .sync_inflight
+            .is_some_and(|(_, _, at)| self.ticks.saturating_sub(at) >= 4);
+        if self.sync_inflight.is_none() || stale {
+            self.sync_inflight = None;
+            self.request_sync(fx);
+        }
+    }
+
+    fn request_sync(&mut self, fx: &mut Vec<Effect>) {
+        let my = self.chain.height;
+        // The peer furthest ahead; ties to the lowest id for determinism.
+        let best = self
+            .peer_heights
+            .iter()
+            .filter(|(id, h)| **h > my && **id != self.id())
+            .max_by_key(|(id, h)| (**h, std::cmp::Reverse(**id)));
+        if let Some((peer, ph)) = best {
+            let to = (*ph).min(my + SYNC_BATCH);
+            let peer = *peer;
+            self.sync_inflight = Some((peer, my + 1, self.ticks));
+            fx.push(Effect::Send {
+                to: peer,
+                msg: Message::SyncRequest { from: my + 1, to },
+            });
+        }
+    }
+
+    fn note_peer(&mut self, peer: NodeId, height: u64) {
+        let e = self.peer_heights.entry(peer).or_default();
+        if height > *e {
+            *e = height;
+        }
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: Message, fx: &mut Vec<Effect>) {
+        match msg {
+            Message::Txs(txs) => {
+                for tx in txs {
+                    if self.chain.outcome(&tx.id).is_none() && self.precheck(&tx).is_ok() {
+                        self.mempool.insert(tx);
+                    }
+                }
+                self.maybe_propose_now(fx);
+            }
+            Message::Announce(a) => self.on_announce(a, fx),
+            Message::SyncRequest { from: lo, to } => {
+                let hi = to.min(self.chain.height).min(lo.saturating_add(SYNC_BATCH - 1));
+                if lo >= 1 && lo <= hi {
+                    fx.push(Effect::ServeBlocks {
+                        to_peer: from,
+                        from: lo,
+                        to: hi,
+                    });
+                }
+            }
+            Message::SyncResponse(blocks) => self.on_sync_response(from, blocks, fx),
+            Message::Proposal(p) => self.on_proposal(from, *p, fx),
+            Message::Vote(v) => self.on_vote(from, v, fx),
+        }
+    }
+
+    /// Screens the view of a consensus message: past heights are ignored, future
+    /// ones kept for later (and a sign we are behind), other epochs dropped or a
+    /// reason to sync (protocol.md §2, §4.3). Returns whether to process it now.
+    fn screen_view(
+        &mut self,
+        from: NodeId,
+        signer: NodeId,
+        epoch: u64,
+        height: u64,
+        msg: &Message,
+    ) -> bool {
+        let h = self.rs.height;
+        if height < h {
+            self.note_peer(signer, height.saturating_sub(1));
+            return false;
+        }
+        if height > h {
+            self.note_peer(signer, height - 1);
+            if height == h + 1 && self.future.len() < FUTURE_LIMIT {
+                self.future.push((from, msg.clone()));
+            }
+            return false;
+        }
+        let my_epoch = self.chain.epoch();
+        if epoch < my_epoch {
+            self.dropped.stale_epoch += 1;
+            return false;
+        }
+        if epoch > my_epoch {
+            // Our roster is stale: we must sync before voting again (protocol.md §4.3).
+            self.note_peer(signer, h);
+            return false;
+        }
+        if !self.chain.roster().contains(&signer) {
+            self.dropped.unknown_signer += 1;
+            return false;
+        }
+        true
+    }
+
+    fn on_proposal(&mut self, from: NodeId, sp: SignedProposal, fx: &mut Vec<Effect>) {
+        let p = &sp.proposal;
+        let msg = Message::Proposal(Box::new(sp.clone()));
+        if !self.screen_view(from, sp.proposer, p.epoch, p.height, &msg) {
+            return;
+        }
+        if self.chain.roster().proposer(p.height, p.round) != sp.proposer {
+            self.dropped.unknown_signer += 1;
+            return;
+        }
+        if self.rs.proposals.contains_key(&p.round) {
+            return;
+        }
+        let hash = p.block.hash();
+        if !self
+            .verifier
+            .verify(&sp.proposer, DOMAIN_PROPOSAL, &p.sign_bytes(&hash), &sp.sig)
+        {
+            self.dropped.bad_signature += 1;
+            return;
+        }
+        self.rs.proposals.insert(p.round, (sp, hash));
+        self.evaluate(fx);
+    }
+
+    fn on_vote(&mut self, from: NodeId, sv: SignedVote, fx: &mut Vec<Effect>) {
+        let v = &sv.vote;
+        let msg = Message::Vote(sv.clone());
+        if !self.screen_view(from, v.validator, v.epoch, v.height, &msg) {
+            return;
+        }
+        // A vote whose evict field disagrees with the rule never counts (§5): the
+        // rule cannot be steered by a Byzantine minority.
+        if v.evict != self.chain.expected_evict() {
+            self.dropped.bad_evict += 1;
+            return;
+        }
+        if !self
+            .verifier
+            .verify(&v.validator, DOMAIN_VOTE, &v.sign_bytes(), &sv.sig)
+        {
+            self.dropped.bad_signature += 1;
+            return;
+        }
+        let round = v.round;
+        let set = match v.kind {
+            VoteKind::Prevote => self.rs.prevotes.entry(round).or_default(),
+            VoteKind::Precommit => self.rs.precommits.entry(round).or_default(),
+        };
+        match set.add(sv) {
+            Ok(true) => self.evaluate(fx),
+            Ok(false) => {}
+            Err(()) => self.dropped.equivocation += 1,
+        }
+    }
+
+    fn on_announce(&mut self, sa: SignedAnnounce, fx: &mut Vec<Effect>) {
+        let a = &sa.announce;
+        if !self.verifier.verify(
+            &a.from,
+            DOMAIN_ANNOUNCE,
+            &crate::types::encode(a),
+            &sa.sig,
+        ) {
+            self.dropped.bad_signature += 1;
+            return;
+        }
+        self.note_peer(a.from, a.height);
+        if a.new_view && a.epoch > self.chain.epoch() && self.sync_inflight.is_none() {
+            // A view change we have not seen: fetch the blocks that carry it.
+            self.request_sync(fx);
+        }
+    }
+
+    fn on_sync_response(&mut self, from: NodeId, blocks: Vec<CommittedBlock>, fx: &mut Vec<Effect>) {
+        if self.sync_inflight.is_some_and(|(p, _, _)| p == from) {
+            self.sync_inflight = None;
+        }
+        let last = blocks.last().map(|b| b.block.height).unwrap_or(0);
+        // Pipeline: ask for the next batch before verifying this one.
+        if last > self.chain.height && self.sync_inflight.is_none() {
+            let best = self.best_peer_height();
+            if best > last {
+                let to = best.min(last + SYNC_BATCH);
+                self.sync_inflight = Some((from, last + 1, self.ticks));
+                fx.push(Effect::Send {
+                    to: from,
+                    msg: Message::SyncRequest { from: last + 1, to },
+                });
+            }
+        }
+        for cb in blocks {
+            if cb.block.height <= self.chain.height {
+                continue;
+            }
+            if cb.block.height != self.chain.height + 1 {
+                break;
+            }
+            let checked = self
+                .chain
+                .check_block(&cb.block, &self.verifier)
+                .and_then(|()| self.chain.check_cert(&cb.block, &cb.cert, &self.verifier));
+            if let Err(e) = checked {
+                tracing::warn!(peer = %from.short(), height = cb.block.height, error = %e, "refusing synced block");
+                self.dropped.invalid_block += 1;
+                // Do not trust this peer's claims any more.
+                self.peer_heights.remove(&from);
+                self.sync_inflight = None;
+                return;
+            }
+            self.note_peer(from, cb.block.height);
+            self.apply_committed(cb, fx);
+        }
+        if self.rs.step == Step::Committed && self.started {
+            self.next_height(fx);
+        }
+    }
+}
+
+fn msg_height(m: &Message) -> Option<u64> {
+    match m {
+        Message::Proposal(p) => Some(p.proposal.height),
+        Message::Vote(v) => Some(v.vote.height),
+        _ => None,
+    }
+}
+

@@ -1,0 +1,261 @@
+//! The real runtime: drives the sans-IO core with tokio TCP, real timers, an fsync'd
+//! store and the HTTP API.
+//!
+//! Effects are executed in order; persist effects are written and made durable
+//! (one fsync for a run of them) before the next effect leaves the node
+//! (protocol.md §6).
+
+use crate::api;
+use crate::config::Home;
+use crate::consensus::{Core, Effect, Input, Status, Submit};
+use crate::crypto::{NodeId, Verifier};
+use crate::net::{encode_frame, Net};
+use crate::store::Store;
+use crate::types::{CommittedBlock, Message, RosterEntry, Tx, TxOutcome};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+/// Bytes of blocks sent in one sync response at most.
+const SYNC_RESPONSE_BYTES: usize = 8 << 20;
+
+/// The answer to a submitted transaction.
+#[derive(Debug)]
+pub enum SubmitReply {
+    /// Committed (possibly earlier, for a resubmitted id).
+    Committed(TxOutcome),
+    /// Invalid: will never apply.
+    Rejected(String),
+    /// Mempool full.
+    Busy,
+}
+
+/// Requests from the API to the driver loop.
+pub enum Cmd {
+    /// Submit a transaction; the reply comes when it commits.
+    Submit(Tx, oneshot::Sender<SubmitReply>),
+    /// Current status.
+    Status(oneshot::Sender<Status>),
+    /// The roster in force at a height: (epoch, entries).
+    Roster(u64, oneshot::Sender<Option<(u64, Vec<RosterEntry>)>>),
+}
+
+/// What the API needs to reach the node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    /// Commands to the driver.
+    pub cmd: mpsc::Sender<Cmd>,
+    /// Read access to committed blocks.
+    pub store: Arc<Mutex<Store>>,
+    /// How long `POST /tx` waits for the commit.
+    pub tx_timeout: Duration,
+}
+
+impl NodeHandle {
+    /// A stored block.
+    pub fn block(&self, h: u64) -> Option<CommittedBlock> {
+        self.store.lock().ok().and_then(|s| s.block(h).ok().flatten())
+    }
+}
+
+/// Runs a node from its home directory until the process is stopped.
+pub async fn run(home: Home) -> anyhow::Result<()> {
+    let id = home.key.id();
+    let span = tracing::info_span!("node", id = %id.short());
+    run_inner(home).instrument(span).await
+}
+
+async fn run_inner(home: Home) -> anyhow::Result<()> {
+    let id = home.key.id();
+    let (store, rec) = Store::open(&home.data_dir())?;
+    let mut core = Core::new(
+        home.genesis.clone(),
+        home.key.clone(),
+        home.config.timeouts.clone(),
+        Verifier::new(),
+    );
+    let replayed = rec.blocks.len();
+    for cb in rec.blocks {
+        core.replay(cb).context("replaying the stored chain")?;
+    }
+    if let Some(s) = rec.sign_state {
+        core.restore_sign_state(s);
+    }
+    tracing::info!(height = replayed, epoch = core.chain().epoch(), "recovered from store");
+
+    let (in_tx, mut in_rx) = mpsc::channel::<Input>(65_536);
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(65_536);
+    let net = Net::new(id, home.genesis.chain_id.clone(), in_tx.clone());
+    let listener = TcpListener::bind(&home.config.listen_addr)
+        .await
+        .with_context(|| format!("binding peer port {}", home.config.listen_addr))?;
+    net.serve(listener);
+    for addr in &home.config.bootstrap {
+        if addr != &home.config.peer_addr {
+            net.dial(addr.clone());
+        }
+    }
+    dial_roster(&net, id, core.chain().roster().entries());
+
+    let store = Arc::new(Mutex::new(store));
+    let handle = NodeHandle {
+        cmd: cmd_tx,
+        store: store.clone(),
+        tx_timeout: Duration::from_millis(home.config.tx_timeout_ms),
+    };
+    let api_listener = TcpListener::bind(&home.config.api_addr)
+        .await
+        .with_context(|| format!("binding API port {}", home.config.api_addr))?;
+    tokio::spawn(api::serve(api_listener, handle));
+    tracing::info!(api = %home.config.api_addr, peer = %home.config.listen_addr, "node started");
+
+    let mut driver = Driver {
+        me: id,
+        net,
+        store,
+        in_tx,
+        waiters: HashMap::new(),
+    };
+    let fx = core.start();
+    driver.execute(fx)?;
+    loop {
+        let mut fx = Vec::new();
+        tokio::select! {
+            Some(i) = in_rx.recv() => fx.extend(core.handle(i)),
+            Some(c) = cmd_rx.recv() => driver.command(&mut core, c, &mut fx),
+            else => return Ok(()),
+        }
+        // Take what else is ready, so one fsync and one gossip frame serve many inputs.
+        for _ in 0..512 {
+            if let Ok(i) = in_rx.try_recv() {
+                fx.extend(core.handle(i));
+            } else if let Ok(c) = cmd_rx.try_recv() {
+                driver.command(&mut core, c, &mut fx);
+            } else {
+                break;
+            }
+        }
+        if let Some(g) = core.take_gossip() {
+            fx.push(g);
+        }
+        driver.execute(fx)?;
+    }
+}
+
+fn dial_roster(net: &Net, me: NodeId, entries: &[RosterEntry]) {
+    for e in entries {
+        if e.id != me {
+            net.dial(e.addr.clone());
+        }
+    }
+}
+
+struct Driver {
+    me: NodeId,
+    net: Net,
+    store: Arc<Mutex<Store>>,
+    in_tx: mpsc::Sender<Input>,
+    waiters: HashMap<String, Vec<oneshot::Sender<SubmitReply>>>,
+}
+
+impl Driver {
+    fn command(&mut self, core: &mut Core, c: Cmd, fx: &mut Vec<Effect>) {
+        match c {
+            Cmd::Submit(tx, reply) => {
+                let id = tx.id.clone();
+                let (res, more) = core.submit(tx);
+                fx.extend(more);
+                let _ = match res {
+                    Submit::Committed(o) => reply.send(SubmitReply::Committed(o)),
+                    Submit::Rejected(r) => reply.send(SubmitReply::Rejected(r)),
+                    Submit::Busy => reply.send(SubmitReply::Busy),
+                    Submit::Pending => {
+                        self.waiters.entry(id).or_default().push(reply);
+                        Ok(())
+                    }
+                };
+            }
+            Cmd::Status(reply) => {
+                let _ = reply.send(core.status());
+            }
+            Cmd::Roster(h, reply) => {
+                let chain = core.chain();
+                let ans = (h >= 1 && h <= chain.height + 1).then(|| {
+                    let era = chain.era_at(h);
+                    (era.epoch, era.roster.entries().to_vec())
+                });
+                let _ = reply.send(ans);
+            }
+        }
+    }
+
+    fn execute(&mut self, fx: Vec<Effect>) -> anyhow::Result<()> {
+        let store_arc = self.store.clone();
+        let mut store = store_arc
+            .lock()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        for e in fx {
+            match e {
+                Effect::PersistSignState(s) => store.save_sign_state(&s)?,
+                Effect::PersistBlock(cb) => store.append_block(&cb)?,
+                other => {
+                    if store.is_dirty() {
+                        store.sync()?;
+                    }
+                    self.perform(&store, other);
+                }
+            }
+        }
+        if store.is_dirty() {
+            store.sync()?;
+        }
+        Ok(())
+    }
+
+    fn perform(&mut self, store: &Store, e: Effect) {
+        match e {
+            Effect::Send { to, msg } => self.net.send(&to, encode_frame(&msg)),
+            Effect::Broadcast(msg) => self.net.broadcast(encode_frame(&msg)),
+            Effect::Schedule { timeout, after_ms } => {
+                let tx = self.in_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    let _ = tx.send(Input::Timeout(timeout)).await;
+                });
+            }
+            Effect::Committed { outcomes, .. } => {
+                for (id, o) in outcomes {
+                    for w in self.waiters.remove(&id).unwrap_or_default() {
+                        let _ = w.send(SubmitReply::Committed(o.clone()));
+                    }
+                }
+            }
+            Effect::RosterChanged(r) => dial_roster(&self.net, self.me, r.entries()),
+            Effect::ServeBlocks { to_peer, from, to } => {
+                let mut blocks = Vec::new();
+                let mut bytes = 0usize;
+                for h in from..=to {
+                    match store.block(h) {
+                        Ok(Some(cb)) => {
+                            bytes += cb.block.txs.len() * 64 + 512;
+                            blocks.push(cb);
+                            if bytes > SYNC_RESPONSE_BYTES {
+                                break;
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                if !blocks.is_empty() {
+                    self.net
+                        .send(&to_peer, encode_frame(&Message::SyncResponse(blocks)));
+                }
+            }
+            Effect::PersistBlock(_) | Effect::PersistSignState(_) => {}
+        }
+    }
+}
