@@ -39,7 +39,9 @@ pub enum DockerError {
     },
 
     /// The node binary given to [`crate::ensure_image`] is not there.
-    #[error("node binary {path} not found: build it first (`cargo build --release -p rollcall-node`)")]
+    #[error(
+        "node binary {path} not found: build it first (`cargo build --release -p rollcall-node`)"
+    )]
     NodeBinaryMissing {
         /// The path that was given.
         path: PathBuf,

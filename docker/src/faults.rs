@@ -92,9 +92,7 @@ impl Container {
     /// A missing chain (fresh or restarted container) counts as healed.
     pub async fn heal(&self) -> Result<(), DockerError> {
         let out = self.exec(&[IPT, "-w", "-F", CHAIN]).await?;
-        if out.success()
-            || out.stderr.contains("No chain")
-            || out.stderr.contains("does not exist")
+        if out.success() || out.stderr.contains("No chain") || out.stderr.contains("does not exist")
         {
             Ok(())
         } else {
@@ -126,7 +124,9 @@ impl Container {
     /// Tries to add a netem root qdisc and removes it again on success.
     pub async fn netem_available(&self) -> Result<bool, DockerError> {
         let out = self
-            .exec(&[TC, "qdisc", "add", "dev", DEV, "root", "netem", "delay", "10ms"])
+            .exec(&[
+                TC, "qdisc", "add", "dev", DEV, "root", "netem", "delay", "10ms",
+            ])
             .await?;
         if out.success() {
             self.exec(&[TC, "qdisc", "del", "dev", DEV, "root"]).await?;
@@ -137,7 +137,11 @@ impl Container {
 
     /// Rate-limits traffic from this node: to `peers` only (htb + u32 filters) or, with
     /// no peers, all of it (tbf). Adds netem delay when asked and available.
-    pub async fn slow(&self, link: SlowLink, peers: &[Ipv4Addr]) -> Result<SlowApplied, DockerError> {
+    pub async fn slow(
+        &self,
+        link: SlowLink,
+        peers: &[Ipv4Addr],
+    ) -> Result<SlowApplied, DockerError> {
         if link.rate_kbit == 0 {
             return Err(DockerError::Invalid("rate_kbit must be > 0".into()));
         }

@@ -129,10 +129,7 @@ impl HostTools {
             xtables: take("xtables-legacy-multi"),
             ip: take("ip"),
             tc: take("tc"),
-            xtables_dir: XTABLES_DIRS
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.is_dir()),
+            xtables_dir: XTABLES_DIRS.iter().map(PathBuf::from).find(|p| p.is_dir()),
         })
     }
 }
@@ -280,7 +277,11 @@ pub fn build_rootfs_tar(node_binary: &Path, tools: &HostTools) -> Result<Vec<u8>
         }
     }
 
-    add_file(&mut entries, "/usr/sbin/xtables-legacy-multi", &tools.xtables);
+    add_file(
+        &mut entries,
+        "/usr/sbin/xtables-legacy-multi",
+        &tools.xtables,
+    );
     elf_files.push(tools.xtables.clone());
     for name in [
         "iptables",
@@ -360,7 +361,12 @@ pub fn build_rootfs_tar(node_binary: &Path, tools: &HostTools) -> Result<Vec<u8>
     // Every parent directory gets an explicit entry so the tar is self-contained.
     let parents: BTreeSet<PathBuf> = entries
         .keys()
-        .flat_map(|p| p.ancestors().skip(1).map(Path::to_path_buf).collect::<Vec<_>>())
+        .flat_map(|p| {
+            p.ancestors()
+                .skip(1)
+                .map(Path::to_path_buf)
+                .collect::<Vec<_>>()
+        })
         .filter(|p| p != Path::new("/") && !p.as_os_str().is_empty())
         .collect();
     for p in parents {
@@ -409,7 +415,11 @@ pub fn build_rootfs_tar(node_binary: &Path, tools: &HostTools) -> Result<Vec<u8>
     let out = builder
         .into_inner()
         .map_err(|e| DockerError::io("finish rootfs tar", e))?;
-    debug!(entries = entries.len(), bytes = out.len(), "rootfs tar assembled");
+    debug!(
+        entries = entries.len(),
+        bytes = out.len(),
+        "rootfs tar assembled"
+    );
     Ok(out)
 }
 
@@ -491,15 +501,19 @@ mod tests {
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2")
             ]
         );
-        assert!(parse_ldd(Path::new("x"), "\tnot a dynamic executable\n", false)
-            .expect("static")
-            .is_empty());
+        assert!(
+            parse_ldd(Path::new("x"), "\tnot a dynamic executable\n", false)
+                .expect("static")
+                .is_empty()
+        );
         let err = parse_ldd(Path::new("x"), "\tlibfoo.so.1 => not found\n", false)
             .expect_err("missing lib");
         assert!(err.to_string().contains("libfoo.so.1"));
-        assert!(parse_ldd(Path::new("x"), "\tlibfoo.so.1 => not found\n", true)
-            .expect("lenient")
-            .is_empty());
+        assert!(
+            parse_ldd(Path::new("x"), "\tlibfoo.so.1 => not found\n", true)
+                .expect("lenient")
+                .is_empty()
+        );
     }
 
     #[test]

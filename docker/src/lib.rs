@@ -10,8 +10,8 @@ pub mod faults;
 pub mod image;
 
 pub use cluster::{
-    cleanup, connect, connect_to, tcp_echo_from_host, tcp_reachable_from_host, CleanupReport, CleanupScope,
-    Container, ExecOutput, Network, NodeSpec,
+    cleanup, cleanup_on_ctrl_c, connect, connect_to, tcp_echo_from_host, tcp_reachable_from_host,
+    CleanupReport, CleanupScope, Container, ExecOutput, Network, NodeSpec,
 };
 pub use error::DockerError;
 pub use faults::{SlowApplied, SlowLink};

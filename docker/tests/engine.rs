@@ -83,12 +83,18 @@ fn init_tracing() {
 /// Starts `n` echo nodes on a fresh network and waits until each echoes from the host.
 async fn echo_cluster(docker: &Docker, guard: &Guard, n: u8) -> (Network, Vec<Container>) {
     let image = ensure_image(docker, echo_binary()).await.expect("image");
-    let net = Network::create(docker, &guard.run_id).await.expect("network");
+    let net = Network::create(docker, &guard.run_id)
+        .await
+        .expect("network");
     let mut nodes = Vec::new();
     for i in 0..n {
         let mut spec = NodeSpec::node(&format!("n{}", i + 1), net.node_ip(i), None);
         spec.cmd = vec![PORT.to_string()];
-        nodes.push(net.start_node(&image.name, &spec).await.expect("start node"));
+        nodes.push(
+            net.start_node(&image.name, &spec)
+                .await
+                .expect("start node"),
+        );
     }
     for c in &nodes {
         wait_echo(c, true).await;
@@ -129,7 +135,10 @@ async fn image_is_built_then_cached() {
     let cached = t.elapsed();
     assert!(!second.built, "second call must reuse the image");
     assert_eq!(first.name, second.name);
-    assert!(cached < Duration::from_secs(2), "cached ensure took {cached:?}");
+    assert!(
+        cached < Duration::from_secs(2),
+        "cached ensure took {cached:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,8 +146,22 @@ async fn exec_tools_and_logs() {
     init_tracing();
     let Some(docker) = engine().await else { return };
     let guard = Guard::new(&docker, "exec");
-    let (_net, nodes) = echo_cluster(&docker, &guard, 1).await;
+    let (net, nodes) = echo_cluster(&docker, &guard, 1).await;
     let n1 = &nodes[0];
+
+    // Home bind mount and env: a file written in /data shows up on the host.
+    let home = std::env::temp_dir().join(format!("{}-home", guard.run_id));
+    let image = ensure_image(&docker, echo_binary()).await.expect("image");
+    let mut spec = NodeSpec::node("h1", net.node_ip(5), Some(home.clone()));
+    spec.cmd = vec![PORT.to_string()];
+    spec.env = vec![("ROLLCALL_TEST".into(), "hello".into())];
+    let h1 = net.start_node(&image.name, &spec).await.expect("start h1");
+    h1.sh("echo $ROLLCALL_TEST > /data/marker")
+        .await
+        .expect("write marker");
+    let marker = std::fs::read_to_string(home.join("marker")).expect("marker on host");
+    assert_eq!(marker.trim(), "hello");
+    let _ = std::fs::remove_dir_all(&home);
     for cmd in [
         &["iptables", "-V"][..],
         &["iptables", "-w", "-S"],
@@ -152,7 +175,10 @@ async fn exec_tools_and_logs() {
     }
     let ipt = n1.exec(&["iptables", "-V"]).await.expect("exec");
     assert!(ipt.stdout.contains("legacy"), "{ipt:?}");
-    let addr = n1.exec(&["ip", "-4", "addr", "show", "eth0"]).await.expect("ip");
+    let addr = n1
+        .exec(&["ip", "-4", "addr", "show", "eth0"])
+        .await
+        .expect("ip");
     assert!(addr.stdout.contains(&n1.ip.to_string()), "{addr:?}");
     let out = n1
         .exec(&["sh", "-c", "echo out; echo err >&2; exit 3"])
@@ -210,10 +236,16 @@ async fn pause_kill_restart_stop() {
 
     // Pause: the kernel still accepts connections, but nothing answers.
     n2.pause().await.expect("pause");
-    assert!(!n1.tcp_echo(n2.ip, PORT, 1).await.expect("echo"), "paused n2 echoed");
+    assert!(
+        !n1.tcp_echo(n2.ip, PORT, 1).await.expect("echo"),
+        "paused n2 echoed"
+    );
     wait_echo(n2, false).await;
     n2.unpause().await.expect("unpause");
-    assert!(n1.tcp_echo(n2.ip, PORT, 2).await.expect("echo"), "unpaused n2 silent");
+    assert!(
+        n1.tcp_echo(n2.ip, PORT, 2).await.expect("echo"),
+        "unpaused n2 silent"
+    );
     wait_echo(n2, true).await;
 
     // Kill + restart: the process dies, comes back, and the rules are gone.
@@ -224,11 +256,25 @@ async fn pause_kill_restart_stop() {
     assert!(!probe(n1, n2.ip).await, "killed n2 accepted a connection");
     n2.start().await.expect("restart");
     wait_echo(n2, true).await;
-    assert!(n2.rules().await.expect("rules").is_empty(), "rules survived a restart");
-    let addr = n2.exec(&["ip", "-4", "addr", "show", "eth0"]).await.expect("ip");
-    assert!(addr.stdout.contains(&n2.ip.to_string()), "address changed: {addr:?}");
-    assert!(probe(n1, n2.ip).await, "restarted n2 reachable at its fixed address");
-    n2.heal().await.expect("heal of a restarted node is a no-op");
+    assert!(
+        n2.rules().await.expect("rules").is_empty(),
+        "rules survived a restart"
+    );
+    let addr = n2
+        .exec(&["ip", "-4", "addr", "show", "eth0"])
+        .await
+        .expect("ip");
+    assert!(
+        addr.stdout.contains(&n2.ip.to_string()),
+        "address changed: {addr:?}"
+    );
+    assert!(
+        probe(n1, n2.ip).await,
+        "restarted n2 reachable at its fixed address"
+    );
+    n2.heal()
+        .await
+        .expect("heal of a restarted node is a no-op");
 
     // Stop for good.
     n2.stop(Duration::from_secs(1)).await.expect("stop");
@@ -251,7 +297,9 @@ async fn loss_and_rate_limit() {
     n1.lossy(&[n2.ip], 0.3).await.expect("loss 0.3");
     let rules = n1.rules().await.expect("rules");
     assert!(
-        rules.iter().any(|r| r.contains("statistic") && r.contains("0.29")),
+        rules
+            .iter()
+            .any(|r| r.contains("statistic") && r.contains("0.29")),
         "{rules:?}"
     );
     assert!(n1.lossy(&[n2.ip], 1.5).await.is_err());
@@ -270,9 +318,15 @@ async fn loss_and_rate_limit() {
         .await
         .expect("htb slow link");
     assert_eq!(applied.delay, netem);
-    let qd = n1.exec(&["tc", "qdisc", "show", "dev", "eth0"]).await.expect("tc");
+    let qd = n1
+        .exec(&["tc", "qdisc", "show", "dev", "eth0"])
+        .await
+        .expect("tc");
     assert!(qd.stdout.contains("htb"), "{qd:?}");
-    assert!(n1.tcp_echo(n2.ip, PORT, 2).await.expect("echo"), "slow link still works");
+    assert!(
+        n1.tcp_echo(n2.ip, PORT, 2).await.expect("echo"),
+        "slow link still works"
+    );
     n1.slow(
         SlowLink {
             rate_kbit: 1024,
@@ -282,10 +336,16 @@ async fn loss_and_rate_limit() {
     )
     .await
     .expect("tbf slow");
-    let qd = n1.exec(&["tc", "qdisc", "show", "dev", "eth0"]).await.expect("tc");
+    let qd = n1
+        .exec(&["tc", "qdisc", "show", "dev", "eth0"])
+        .await
+        .expect("tc");
     assert!(qd.stdout.contains("tbf"), "{qd:?}");
     n1.heal_all().await.expect("heal all");
-    let qd = n1.exec(&["tc", "qdisc", "show", "dev", "eth0"]).await.expect("tc");
+    let qd = n1
+        .exec(&["tc", "qdisc", "show", "dev", "eth0"])
+        .await
+        .expect("tc");
     assert!(!qd.stdout.contains("tbf"), "{qd:?}");
 }
 
@@ -296,13 +356,34 @@ async fn cleanup_removes_labelled_objects() {
     let guard = Guard::new(&docker, "cleanup");
     let scope = CleanupScope::Run(guard.run_id.clone());
     let (_net, _nodes) = echo_cluster(&docker, &guard, 2).await;
-    assert_eq!(list_labelled_containers(&docker, &scope).await.expect("list").len(), 2);
-    assert_eq!(list_labelled_networks(&docker, &scope).await.expect("list").len(), 1);
+    assert_eq!(
+        list_labelled_containers(&docker, &scope)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    assert_eq!(
+        list_labelled_networks(&docker, &scope)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
     let report = cleanup(&docker, &scope).await.expect("cleanup");
     assert_eq!(report.containers.len(), 2, "{report:?}");
     assert_eq!(report.networks.len(), 1, "{report:?}");
-    assert!(list_labelled_containers(&docker, &scope).await.expect("list").is_empty());
-    assert!(list_labelled_networks(&docker, &scope).await.expect("list").is_empty());
+    assert!(list_labelled_containers(&docker, &scope)
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(list_labelled_networks(&docker, &scope)
+        .await
+        .expect("list")
+        .is_empty());
     // A second cleanup finds nothing and succeeds.
-    assert_eq!(cleanup(&docker, &scope).await.expect("again"), Default::default());
+    assert_eq!(
+        cleanup(&docker, &scope).await.expect("again"),
+        Default::default()
+    );
 }
