@@ -24,7 +24,7 @@ impl Default for LinearizableChecker {
     fn default() -> Self {
         LinearizableChecker {
             time_limit: Duration::from_secs(10),
-            max_states: 20_000_000,
+            max_states: 10_000_000,
         }
     }
 }
@@ -206,9 +206,21 @@ fn wgl(ops: &[RegOp], deadline: Instant, max_states: usize) -> KeyOutcome {
             }
         }
     }
-    let words = ops.len().div_ceil(64).max(1);
-    let mut linearized = vec![0u64; words];
-    let mut cache: HashSet<(Box<[u64]>, Val)> = HashSet::new();
+    // The memo of visited (linearized set, state) pairs holds 128-bit Zobrist
+    // fingerprints: each op has a random 128-bit key, a set is the XOR of its
+    // ops' keys (updated in O(1) per step), the state is mixed in. A false match
+    // needs a 128-bit collision, far less likely than a hardware fault.
+    let mut rng = crate::gen::Rng::new(0x5eed_1ea5_0b1e_5eed ^ ops.len() as u64);
+    let zobrist: Vec<u128> = ops
+        .iter()
+        .map(|_| (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64()))
+        .collect();
+    let state_key = |v: Val| -> u128 {
+        let mut r = crate::gen::Rng::new(u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5);
+        (u128::from(r.next_u64()) << 64) | u128::from(r.next_u64())
+    };
+    let mut linearized: u128 = 0;
+    let mut cache: HashSet<u128> = HashSet::new();
     let mut calls: Vec<(usize, Val)> = Vec::new();
     let mut state: Val = 0;
     let mut remaining = ops.iter().filter(|o| o.must).count();
@@ -248,7 +260,7 @@ fn wgl(ops: &[RegOp], deadline: Instant, max_states: usize) -> KeyOutcome {
             return KeyOutcome::Linearizable;
         }
         iter += 1;
-        if iter.is_multiple_of(4096) {
+        if iter.is_multiple_of(256) {
             if Instant::now() > deadline {
                 return KeyOutcome::Unknown("time limit reached");
             }
@@ -264,11 +276,9 @@ fn wgl(ops: &[RegOp], deadline: Instant, max_states: usize) -> KeyOutcome {
                 };
                 let mut advanced = false;
                 if let Some(ns) = step(state, op.f) {
-                    let (w, b) = (oi / 64, oi % 64);
-                    if let Some(word) = linearized.get_mut(w) {
-                        *word |= 1 << b;
-                    }
-                    if cache.insert((linearized.clone().into_boxed_slice(), ns)) {
+                    let z = zobrist.get(oi).copied().unwrap_or(0);
+                    if cache.insert(linearized ^ z ^ state_key(ns)) {
+                        linearized ^= z;
                         calls.push((entry, state));
                         state = ns;
                         unlink(&mut next, &mut prev, entry);
@@ -281,8 +291,6 @@ fn wgl(ops: &[RegOp], deadline: Instant, max_states: usize) -> KeyOutcome {
                         }
                         entry = next.get(n).copied().unwrap_or(NONE);
                         advanced = true;
-                    } else if let Some(word) = linearized.get_mut(w) {
-                        *word &= !(1 << b);
                     }
                 }
                 if !advanced {
@@ -316,9 +324,7 @@ fn wgl(ops: &[RegOp], deadline: Instant, max_states: usize) -> KeyOutcome {
                     };
                 };
                 let oi = entries.get(e).map(|x| x.2).unwrap_or(0);
-                if let Some(word) = linearized.get_mut(oi / 64) {
-                    *word &= !(1 << (oi % 64));
-                }
+                linearized ^= zobrist.get(oi).copied().unwrap_or(0);
                 state = st;
                 let r = ret_of.get(oi).copied().unwrap_or(NONE);
                 if r != NONE {
