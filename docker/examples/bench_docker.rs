@@ -1,7 +1,10 @@
 //! Measures the docker backend's fixed costs: cold image build, cached image lookup, and
 //! starting 5 containers until each answers TCP.
 //!
-//! `cargo run --release -p rollcall-docker --example bench_docker -- [BINARY] [PORT]`
+//! `cargo run --release -p rollcall-docker --example bench_docker -- [BINARY] [PORT] [--image-only]`
+//!
+//! `--image-only` stops after the two image timings (for binaries that do not take a
+//! port as their only argument, such as `rollcall-node`).
 //!
 //! BINARY defaults to `rollcall-echo` next to this example's directory (build it with
 //! `cargo build --release -p rollcall-docker --bin rollcall-echo`); it is started with
@@ -29,7 +32,9 @@ fn default_binary() -> Option<PathBuf> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let image_only = all.iter().any(|a| a == "--image-only");
+    let mut args = all.into_iter().filter(|a| a != "--image-only");
     let binary = match args.next().map(PathBuf::from).or_else(default_binary) {
         Some(b) => b,
         None => {
@@ -66,6 +71,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cached.built
     );
 
+    if image_only {
+        return Ok(());
+    }
     let run_id = format!("bench-{}", std::process::id());
     let result = start_cluster(&docker, &run_id, &image.name, port).await;
     let report = cleanup(&docker, &CleanupScope::Run(run_id)).await?;
