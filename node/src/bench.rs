@@ -131,7 +131,12 @@ async fn wait_healthy(client: &reqwest::Client, apis: &[String]) -> anyhow::Resu
     let deadline = Instant::now() + Duration::from_secs(20);
     for a in apis {
         loop {
-            if client.get(format!("{a}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(format!("{a}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 break;
             }
             if Instant::now() > deadline {
@@ -144,7 +149,12 @@ async fn wait_healthy(client: &reqwest::Client, apis: &[String]) -> anyhow::Resu
 }
 
 async fn height(client: &reqwest::Client, api: &str) -> anyhow::Result<u64> {
-    let v: serde_json::Value = client.get(format!("{api}/status")).send().await?.json().await?;
+    let v: serde_json::Value = client
+        .get(format!("{api}/status"))
+        .send()
+        .await?
+        .json()
+        .await?;
     v["height"].as_u64().context("status without height")
 }
 
@@ -164,9 +174,21 @@ async fn load(
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
     let send = {
-        let (client, apis, done, lats, seq) = (client.clone(), apis.to_vec(), done.clone(), lats.clone(), seq.clone());
+        let (client, apis, done, lats, seq) = (
+            client.clone(),
+            apis.to_vec(),
+            done.clone(),
+            lats.clone(),
+            seq.clone(),
+        );
         move || {
-            let (client, apis, done, lats, seq) = (client.clone(), apis.clone(), done.clone(), lats.clone(), seq.clone());
+            let (client, apis, done, lats, seq) = (
+                client.clone(),
+                apis.clone(),
+                done.clone(),
+                lats.clone(),
+                seq.clone(),
+            );
             async move {
                 let i = seq.fetch_add(1, Ordering::Relaxed);
                 let api = &apis[(i as usize) % apis.len()];
@@ -216,6 +238,10 @@ async fn load(
     let n = done.load(Ordering::Relaxed) as f64;
     let mut l = lats.lock().map(|l| l.clone()).unwrap_or_default();
     l.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     (n / secs as f64, (pct(0.5), pct(0.99)))
 }

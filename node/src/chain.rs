@@ -273,7 +273,8 @@ impl ChainState {
         }
         if changed {
             self.proposals.reset();
-            let epoch = self.epoch() + applied.added.len() as u64 + applied.evicted.iter().count() as u64;
+            let epoch =
+                self.epoch() + applied.added.len() as u64 + applied.evicted.iter().count() as u64;
             self.eras.push(Era {
                 from_height: h + 1,
                 epoch,
@@ -377,7 +378,10 @@ pub fn verify_cert(
     let mut signers = BTreeSet::new();
     for cs in &cert.sigs {
         if !era.roster.contains(&cs.validator) {
-            return Err(format!("signer {} is not in the roster", cs.validator.short()));
+            return Err(format!(
+                "signer {} is not in the roster",
+                cs.validator.short()
+            ));
         }
         if !signers.insert(cs.validator) {
             return Err(format!("signer {} appears twice", cs.validator.short()));

@@ -56,7 +56,8 @@ impl Home {
         .with_context(|| format!("parsing {}", cpath.display()))?;
         let kpath = dir.join("node.key");
         let key = Keypair::from_secret_hex(
-            &std::fs::read_to_string(&kpath).with_context(|| format!("reading {}", kpath.display()))?,
+            &std::fs::read_to_string(&kpath)
+                .with_context(|| format!("reading {}", kpath.display()))?,
         )
         .with_context(|| format!("parsing {}", kpath.display()))?;
         let gpath = dir.join("genesis.json");

@@ -269,7 +269,11 @@ impl VoteSet {
     /// never counts toward a quorum). Returns `Err(())` on equivocation.
     fn add(&mut self, v: SignedVote) -> Result<bool, ()> {
         if let Some(prev) = self.votes.get(&v.vote.validator) {
-            return if prev.vote == v.vote { Ok(false) } else { Err(()) };
+            return if prev.vote == v.vote {
+                Ok(false)
+            } else {
+                Err(())
+            };
         }
         *self.by_value.entry(v.vote.block).or_default() += 1;
         self.votes.insert(v.vote.validator, v);
@@ -380,8 +384,7 @@ impl Core {
     /// Re-applies a block from this node's own store on restart (protocol.md §6). The
     /// store is trusted to hold what this node verified, so only linkage is checked.
     pub fn replay(&mut self, cb: CommittedBlock) -> Result<(), crate::chain::BlockError> {
-        if cb.block.height != self.chain.height + 1 || cb.block.prev_hash != self.chain.last_hash
-        {
+        if cb.block.height != self.chain.height + 1 || cb.block.prev_hash != self.chain.last_hash {
             return Err(crate::chain::BlockError::PrevHash);
         }
         self.chain.apply(&cb.block, cb.cert);
@@ -466,7 +469,9 @@ impl Core {
         if self.gossip.is_empty() {
             None
         } else {
-            Some(Effect::Broadcast(Message::Txs(std::mem::take(&mut self.gossip))))
+            Some(Effect::Broadcast(Message::Txs(std::mem::take(
+                &mut self.gossip,
+            ))))
         }
     }
 
@@ -819,10 +824,15 @@ impl Core {
             .prevotes
             .range(r + 1..)
             .chain(self.rs.precommits.range(r + 1..))
-            .fold(BTreeMap::<u32, BTreeSet<NodeId>>::new(), |mut acc, (rr, set)| {
-                acc.entry(*rr).or_default().extend(set.votes.keys().copied());
-                acc
-            })
+            .fold(
+                BTreeMap::<u32, BTreeSet<NodeId>>::new(),
+                |mut acc, (rr, set)| {
+                    acc.entry(*rr)
+                        .or_default()
+                        .extend(set.votes.keys().copied());
+                    acc
+                },
+            )
             .into_iter()
             .rev()
             .find(|(_, who)| who.len() >= skip)
@@ -1088,7 +1098,9 @@ impl Core {
             }
             Message::Announce(a) => self.on_announce(a, fx),
             Message::SyncRequest { from: lo, to } => {
-                let hi = to.min(self.chain.height).min(lo.saturating_add(SYNC_BATCH - 1));
+                let hi = to
+                    .min(self.chain.height)
+                    .min(lo.saturating_add(SYNC_BATCH - 1));
                 if lo >= 1 && lo <= hi {
                     fx.push(Effect::ServeBlocks {
                         to_peer: from,
@@ -1201,12 +1213,10 @@ impl Core {
 
     fn on_announce(&mut self, sa: SignedAnnounce, fx: &mut Vec<Effect>) {
         let a = &sa.announce;
-        if !self.verifier.verify(
-            &a.from,
-            DOMAIN_ANNOUNCE,
-            &crate::types::encode(a),
-            &sa.sig,
-        ) {
+        if !self
+            .verifier
+            .verify(&a.from, DOMAIN_ANNOUNCE, &crate::types::encode(a), &sa.sig)
+        {
             self.dropped.bad_signature += 1;
             return;
         }
@@ -1217,7 +1227,12 @@ impl Core {
         }
     }
 
-    fn on_sync_response(&mut self, from: NodeId, blocks: Vec<CommittedBlock>, fx: &mut Vec<Effect>) {
+    fn on_sync_response(
+        &mut self,
+        from: NodeId,
+        blocks: Vec<CommittedBlock>,
+        fx: &mut Vec<Effect>,
+    ) {
         if self.sync_inflight.is_some_and(|(p, _, _)| p == from) {
             self.sync_inflight = None;
         }
@@ -1270,3 +1285,449 @@ fn msg_height(m: &Message) -> Option<u64> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Op, Params, RosterEntry};
+    use std::collections::VecDeque;
+
+    fn keys(n: u8) -> Vec<Keypair> {
+        (1..=n).map(|i| Keypair::from_secret([i; 32])).collect()
+    }
+
+    fn genesis(ks: &[Keypair]) -> Genesis {
+        Genesis {
+            chain_id: "t".into(),
+            roster: ks
+                .iter()
+                .enumerate()
+                .map(|(i, k)| RosterEntry {
+                    number: i as u32 + 1,
+                    id: k.id(),
+                    addr: format!("h{i}:1"),
+                })
+                .collect(),
+            operators: vec![],
+            params: Params::default(),
+        }
+    }
+
+    /// A minimal deterministic network: messages delivered in FIFO order, timers
+    /// fired only when the test asks.
+    struct Cluster {
+        cores: Vec<Core>,
+        queue: VecDeque<(usize, NodeId, Message)>,
+        timers: Vec<(usize, Timeout)>,
+        down: BTreeSet<usize>,
+        committed: Vec<Vec<Hash>>,
+    }
+
+    impl Cluster {
+        fn new(n: u8) -> Self {
+            let ks = keys(n);
+            let g = genesis(&ks);
+            let v = Verifier::new();
+            let cores: Vec<Core> = ks
+                .iter()
+                .map(|k| Core::new(g.clone(), k.clone(), Timeouts::default(), v.clone()))
+                .collect();
+            let mut c = Cluster {
+                committed: vec![Vec::new(); cores.len()],
+                cores,
+                queue: VecDeque::new(),
+                timers: Vec::new(),
+                down: BTreeSet::new(),
+            };
+            for i in 0..c.cores.len() {
+                let fx = c.cores[i].start();
+                c.effects(i, fx);
+            }
+            c
+        }
+
+        fn effects(&mut self, i: usize, fx: Vec<Effect>) {
+            let from = self.cores[i].id();
+            for e in fx {
+                match e {
+                    Effect::Broadcast(m) => {
+                        for j in 0..self.cores.len() {
+                            if j != i {
+                                self.queue.push_back((j, from, m.clone()));
+                            }
+                        }
+                    }
+                    Effect::Send { to, msg } => {
+                        if let Some(j) = self.cores.iter().position(|c| c.id() == to) {
+                            self.queue.push_back((j, from, msg));
+                        }
+                    }
+                    Effect::Schedule { timeout, .. } => self.timers.push((i, timeout)),
+                    Effect::PersistBlock(cb) => self.committed[i].push(cb.block.hash()),
+                    _ => {}
+                }
+            }
+        }
+
+        fn deliver_all(&mut self) {
+            let mut steps = 0;
+            while let Some((j, from, msg)) = self.queue.pop_front() {
+                steps += 1;
+                assert!(steps < 100_000, "message storm");
+                if self.down.contains(&j) {
+                    continue;
+                }
+                let fx = self.cores[j].handle(Input::Message { from, msg });
+                self.effects(j, fx);
+            }
+        }
+
+        /// Fires every pending timer of `kind` once.
+        fn fire(&mut self, kind: TimeoutKind) {
+            let (now, rest): (Vec<_>, Vec<_>) =
+                self.timers.drain(..).partition(|(_, t)| t.kind == kind);
+            self.timers = rest;
+            for (i, t) in now {
+                if !self.down.contains(&i) {
+                    let fx = self.cores[i].handle(Input::Timeout(t));
+                    self.effects(i, fx);
+                }
+            }
+            self.deliver_all();
+        }
+
+        fn submit(&mut self, i: usize, id: &str) {
+            let tx = Tx {
+                id: id.into(),
+                body: TxBody::Kv(vec![Op::Append("k".into(), 1)]),
+            };
+            let (_, fx) = self.cores[i].submit(tx);
+            self.effects(i, fx);
+            if let Some(g) = self.cores[i].take_gossip() {
+                self.effects(i, vec![g]);
+            }
+            self.deliver_all();
+        }
+    }
+
+    #[test]
+    fn four_nodes_commit_the_same_blocks() {
+        let mut c = Cluster::new(4);
+        for h in 0..10 {
+            c.submit(h % 4, &format!("tx{h}"));
+            c.fire(TimeoutKind::EmptyBlock);
+        }
+        let heights: Vec<u64> = c.cores.iter().map(|x| x.chain().height).collect();
+        assert!(heights.iter().all(|h| *h >= 10), "heights {heights:?}");
+        let n = c.committed.iter().map(|v| v.len()).min().unwrap();
+        for i in 1..4 {
+            assert_eq!(c.committed[0][..n], c.committed[i][..n]);
+        }
+        for i in 0..10 {
+            assert!(c.cores[0].chain().outcome(&format!("tx{i}")).is_some());
+        }
+    }
+
+    #[test]
+    fn silent_proposer_gives_a_nil_round_then_the_next_proposer_commits() {
+        let mut c = Cluster::new(4);
+        // Height 1, round 0: proposer is roster[1]. Take it down.
+        let p = c
+            .cores
+            .iter()
+            .position(|x| x.id() == x.chain().roster().proposer(1, 0))
+            .unwrap();
+        c.down.insert(p);
+        c.fire(TimeoutKind::EmptyBlock);
+        assert_eq!(c.cores[(p + 1) % 4].chain().height, 0);
+        // No proposal: propose timeout → nil prevotes → nil precommits → round 1.
+        c.fire(TimeoutKind::Propose);
+        for i in 0..4 {
+            if i != p {
+                let pv = c.cores[i].rs.prevotes.get(&0).map(|s| s.count(&None));
+                assert_eq!(pv, Some(3), "node {i} saw 3 nil prevotes");
+            }
+        }
+        let live = (p + 1) % 4;
+        assert_eq!(c.cores[live].chain().height, 0);
+        // Precommit timeout → round 1, whose proposer proposes at once (round > 0).
+        c.fire(TimeoutKind::Precommit);
+        assert_eq!(c.cores[live].chain().height, 1, "committed in round 1");
+        let cert = c.cores[live].chain().last_cert.clone().unwrap();
+        assert_eq!(cert.round, 1);
+    }
+
+    /// Crafted messages from the other three validators to one core under test.
+    struct Solo {
+        ks: Vec<Keypair>,
+        core: Core,
+        out: Vec<Effect>,
+    }
+
+    impl Solo {
+        fn new() -> Self {
+            let ks = keys(4);
+            let g = genesis(&ks);
+            let mut core = Core::new(g, ks[0].clone(), Timeouts::default(), Verifier::new());
+            let out = core.start();
+            Solo { ks, core, out }
+        }
+        fn key_of(&self, id: NodeId) -> Keypair {
+            self.ks.iter().find(|k| k.id() == id).unwrap().clone()
+        }
+        fn block(&self, round: u32, tag: &str) -> Block {
+            let chain = self.core.chain();
+            Block {
+                height: 1,
+                round,
+                epoch: 0,
+                prev_hash: chain.last_hash,
+                proposer: chain.roster().proposer(1, round),
+                roster_hash: chain.roster().hash(),
+                txs: vec![Tx {
+                    id: tag.into(),
+                    body: TxBody::Kv(vec![Op::Write("x".into(), 1)]),
+                }],
+                evict: None,
+                last_commit: None,
+            }
+        }
+        fn propose(&mut self, round: u32, block: Block, valid_round: Option<u32>) {
+            let k = self.key_of(block.proposer);
+            let k = if block.round == round {
+                k
+            } else {
+                self.key_of(self.core.chain().roster().proposer(1, round))
+            };
+            let proposal = Proposal {
+                epoch: 0,
+                height: 1,
+                round,
+                valid_round,
+                block,
+            };
+            let sig = k.sign(
+                DOMAIN_PROPOSAL,
+                &proposal.sign_bytes(&proposal.block.hash()),
+            );
+            let msg = Message::Proposal(Box::new(SignedProposal {
+                proposal,
+                proposer: k.id(),
+                sig,
+            }));
+            self.out = self.core.handle(Input::Message { from: k.id(), msg });
+        }
+        fn vote(&mut self, who: usize, kind: VoteKind, round: u32, block: Option<Hash>) {
+            let k = self.ks[who].clone();
+            let vote = Vote {
+                kind,
+                epoch: 0,
+                height: 1,
+                round,
+                block,
+                evict: None,
+                validator: k.id(),
+            };
+            let sig = k.sign(DOMAIN_VOTE, &vote.sign_bytes());
+            let msg = Message::Vote(SignedVote { vote, sig });
+            self.out = self.core.handle(Input::Message { from: k.id(), msg });
+        }
+        fn timeout(&mut self, kind: TimeoutKind, round: u32) {
+            self.out = self.core.handle(Input::Timeout(Timeout {
+                kind,
+                height: 1,
+                round,
+            }));
+        }
+        fn my_votes(&self, kind: VoteKind, round: u32) -> Option<Option<Hash>> {
+            let set = match kind {
+                VoteKind::Prevote => self.core.rs.prevotes.get(&round),
+                VoteKind::Precommit => self.core.rs.precommits.get(&round),
+            };
+            set.and_then(|s| s.votes.get(&self.core.id()).map(|v| v.vote.block))
+        }
+    }
+
+    #[test]
+    fn a_locked_node_prevotes_nil_for_another_block_until_a_newer_polka() {
+        let mut s = Solo::new();
+        let b = s.block(0, "b");
+        let bh = b.hash();
+        s.propose(0, b, None);
+        assert_eq!(s.my_votes(VoteKind::Prevote, 0), Some(Some(bh)));
+        s.vote(1, VoteKind::Prevote, 0, Some(bh));
+        s.vote(2, VoteKind::Prevote, 0, Some(bh));
+        // Polka for B: locked on B, precommit B.
+        assert_eq!(s.my_votes(VoteKind::Precommit, 0), Some(Some(bh)));
+        assert!(matches!(s.core.rs.locked, Some((0, ref x)) if x.hash() == bh));
+        // The lock is durable with the precommit (protocol.md §6).
+        assert!(s
+            .out
+            .iter()
+            .any(|e| matches!(e, Effect::PersistSignState(st) if st.locked.is_some())));
+        // Precommits split: next round.
+        s.vote(1, VoteKind::Precommit, 0, None);
+        s.vote(2, VoteKind::Precommit, 0, None);
+        s.timeout(TimeoutKind::Precommit, 0);
+        assert_eq!(s.core.rs.round, 1);
+        // A fresh block C in round 1: a locked node must prevote nil.
+        let c = s.block(1, "c");
+        let ch = c.hash();
+        s.propose(1, c.clone(), None);
+        assert_eq!(s.my_votes(VoteKind::Prevote, 1), Some(None));
+        // Round 2: C re-proposed with a polka from round 1 (newer than the lock): unlock.
+        s.vote(1, VoteKind::Prevote, 1, Some(ch));
+        s.vote(2, VoteKind::Prevote, 1, Some(ch));
+        s.vote(3, VoteKind::Prevote, 1, Some(ch));
+        s.timeout(TimeoutKind::Precommit, 1);
+        s.core.rs.round = 1;
+        s.vote(1, VoteKind::Precommit, 1, None);
+        s.vote(2, VoteKind::Precommit, 1, None);
+        s.vote(3, VoteKind::Precommit, 1, None);
+        s.timeout(TimeoutKind::Precommit, 1);
+        assert_eq!(s.core.rs.round, 2);
+        s.propose(2, c, Some(1));
+        assert_eq!(s.my_votes(VoteKind::Prevote, 2), Some(Some(ch)));
+    }
+
+    #[test]
+    fn an_equivocating_signer_counts_once() {
+        let mut s = Solo::new();
+        let b = s.block(0, "b");
+        let bh = b.hash();
+        let other = Some(crate::crypto::sha256(b"other"));
+        s.propose(0, b, None);
+        // Validator 3 prevotes something else, then B: the second vote is ignored.
+        s.vote(3, VoteKind::Prevote, 0, other);
+        s.vote(3, VoteKind::Prevote, 0, Some(bh));
+        assert_eq!(s.core.dropped.equivocation, 1);
+        s.vote(1, VoteKind::Prevote, 0, Some(bh));
+        // B has our vote and validator 1's: 2 < q(4) = 3, so no lock, no precommit.
+        assert_eq!(s.core.rs.prevotes[&0].count(&Some(bh)), 2);
+        assert_eq!(s.my_votes(VoteKind::Precommit, 0), None);
+        assert!(s.core.rs.locked.is_none());
+        s.vote(2, VoteKind::Prevote, 0, Some(bh));
+        assert_eq!(s.my_votes(VoteKind::Precommit, 0), Some(Some(bh)));
+    }
+
+    #[test]
+    fn late_and_early_messages() {
+        let mut s = Solo::new();
+        let b = s.block(0, "b");
+        let bh = b.hash();
+        s.propose(0, b, None);
+        for who in 1..=2 {
+            s.vote(who, VoteKind::Prevote, 0, Some(bh));
+        }
+        // A prevote for height 2 arrives early: kept for later, not counted now.
+        let k = s.ks[3].clone();
+        let early = Vote {
+            kind: VoteKind::Prevote,
+            epoch: 0,
+            height: 2,
+            round: 0,
+            block: None,
+            evict: None,
+            validator: k.id(),
+        };
+        let sig = k.sign(DOMAIN_VOTE, &early.sign_bytes());
+        s.core.handle(Input::Message {
+            from: k.id(),
+            msg: Message::Vote(SignedVote { vote: early, sig }),
+        });
+        assert_eq!(s.core.future.len(), 1);
+        for who in 1..=2 {
+            s.vote(who, VoteKind::Precommit, 0, Some(bh));
+        }
+        assert_eq!(s.core.chain().height, 1);
+        // The early vote was replayed into height 2.
+        assert_eq!(s.core.rs.height, 2);
+        assert_eq!(s.core.rs.prevotes.get(&0).map(|x| x.total()), Some(1));
+        // A late precommit for height 1 is ignored without harm.
+        let before = s.core.dropped.total();
+        s.vote(3, VoteKind::Precommit, 0, Some(bh));
+        assert_eq!(s.core.dropped.total(), before);
+        assert_eq!(s.core.chain().height, 1);
+    }
+
+    #[test]
+    fn bad_signature_unknown_signer_and_bad_evict_are_dropped_and_counted() {
+        let mut s = Solo::new();
+        let k = s.ks[1].clone();
+        let mut vote = Vote {
+            kind: VoteKind::Prevote,
+            epoch: 0,
+            height: 1,
+            round: 0,
+            block: None,
+            evict: None,
+            validator: k.id(),
+        };
+        let bad = s.ks[2].sign(DOMAIN_VOTE, &vote.sign_bytes());
+        s.core.handle(Input::Message {
+            from: k.id(),
+            msg: Message::Vote(SignedVote {
+                vote: vote.clone(),
+                sig: bad,
+            }),
+        });
+        assert_eq!(s.core.dropped.bad_signature, 1);
+        let stranger = Keypair::from_secret([99; 32]);
+        let sv = Vote {
+            validator: stranger.id(),
+            ..vote.clone()
+        };
+        let sig = stranger.sign(DOMAIN_VOTE, &sv.sign_bytes());
+        s.core.handle(Input::Message {
+            from: stranger.id(),
+            msg: Message::Vote(SignedVote { vote: sv, sig }),
+        });
+        assert_eq!(s.core.dropped.unknown_signer, 1);
+        vote.evict = Some(s.ks[3].id());
+        let sig = k.sign(DOMAIN_VOTE, &vote.sign_bytes());
+        s.core.handle(Input::Message {
+            from: k.id(),
+            msg: Message::Vote(SignedVote { vote, sig }),
+        });
+        assert_eq!(s.core.dropped.bad_evict, 1);
+        assert_eq!(s.core.status().dropped_messages, 3);
+        assert!(s.core.rs.prevotes.get(&0).map(|x| x.total()).unwrap_or(0) == 0);
+    }
+
+    #[test]
+    fn restored_sign_state_prevents_double_signing_and_keeps_the_lock() {
+        let mut s = Solo::new();
+        let b = s.block(0, "b");
+        let bh = b.hash();
+        s.propose(0, b.clone(), None);
+        s.vote(1, VoteKind::Prevote, 0, Some(bh));
+        s.vote(2, VoteKind::Prevote, 0, Some(bh));
+        let state = s
+            .out
+            .iter()
+            .find_map(|e| match e {
+                Effect::PersistSignState(st) => Some((**st).clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            (state.round, state.step, state.block),
+            (0, SignStep::Precommit, Some(bh))
+        );
+        // Restart from the persisted state.
+        let ks = keys(4);
+        let mut fresh = Core::new(
+            genesis(&ks),
+            ks[0].clone(),
+            Timeouts::default(),
+            Verifier::new(),
+        );
+        fresh.restore_sign_state(state);
+        fresh.start();
+        assert!(matches!(fresh.rs.locked, Some((0, ref x)) if x.hash() == bh));
+        // Round 0 votes for another value would be below/equal the last signed step: refused.
+        assert!(!fresh.may_sign(1, 0, SignStep::Prevote, None));
+        assert!(!fresh.may_sign(1, 0, SignStep::Precommit, None));
+        assert!(fresh.may_sign(1, 0, SignStep::Precommit, Some(bh)));
+        assert!(fresh.may_sign(1, 1, SignStep::Prevote, None));
+    }
+}

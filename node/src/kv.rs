@@ -19,7 +19,10 @@ impl KvState {
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             let current = |overlay: &HashMap<&str, Value>, k: &str| -> Option<Value> {
-                overlay.get(k).cloned().or_else(|| self.data.get(k).cloned())
+                overlay
+                    .get(k)
+                    .cloned()
+                    .or_else(|| self.data.get(k).cloned())
             };
             match op {
                 Op::Read(k) => results.push(OpResult::Read(k.clone(), current(&overlay, k))),
@@ -90,7 +93,10 @@ mod tests {
                 Op::Read("none".into()),
             ])
             .unwrap();
-        assert_eq!(r[2], OpResult::Read("a".into(), Some(Value::List(vec![1, 2]))));
+        assert_eq!(
+            r[2],
+            OpResult::Read("a".into(), Some(Value::List(vec![1, 2])))
+        );
         assert!(matches!(r[4], OpResult::Cas { applied: true, .. }));
         assert!(matches!(r[5], OpResult::Cas { applied: false, .. }));
         assert_eq!(r[6], OpResult::Read("x".into(), Some(Value::Int(6))));

@@ -13,7 +13,10 @@ use std::path::PathBuf;
 mod bench;
 
 #[derive(Parser)]
-#[command(name = "rollcall-node", about = "A BFT ledger node whose roster changes while it runs")]
+#[command(
+    name = "rollcall-node",
+    about = "A BFT ledger node whose roster changes while it runs"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Command,

@@ -72,7 +72,7 @@ impl Net {
                         let net = net.clone();
                         tokio::spawn(async move {
                             if let Err(e) = net.connection(sock).await {
-                                tracing::debug!(%addr, error = %e, "inbound peer connection closed");
+                                log_close(&addr.to_string(), &e);
                             }
                         });
                     }
@@ -88,7 +88,9 @@ impl Net {
     /// Keeps a connection to `addr` open, redialing with backoff.
     pub fn dial(&self, addr: String) {
         {
-            let Ok(mut d) = self.dialing.lock() else { return };
+            let Ok(mut d) = self.dialing.lock() else {
+                return;
+            };
             if !d.insert(addr.clone()) {
                 return;
             }
@@ -101,7 +103,7 @@ impl Net {
                     Ok(sock) => {
                         backoff = Duration::from_millis(50);
                         if let Err(e) = net.connection(sock).await {
-                            tracing::debug!(%addr, error = %e, "peer connection closed");
+                            log_close(&addr, &e);
                         }
                     }
                     Err(e) => tracing::trace!(%addr, error = %e, "dial failed"),
@@ -208,6 +210,16 @@ impl Net {
             .lock()
             .map(|p| p.keys().copied().collect())
             .unwrap_or_default()
+    }
+}
+
+/// A plain disconnect is routine; anything else is a peer breaking the protocol,
+/// which gets a log line (protocol.md §7: "a dropped connection and a log line").
+fn log_close(addr: &str, e: &anyhow::Error) {
+    if e.downcast_ref::<std::io::Error>().is_some() {
+        tracing::debug!(%addr, error = %e, "peer connection closed");
+    } else {
+        tracing::warn!(%addr, error = %e, "peer broke the protocol: connection dropped");
     }
 }
 

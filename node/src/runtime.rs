@@ -58,7 +58,10 @@ pub struct NodeHandle {
 impl NodeHandle {
     /// A stored block.
     pub fn block(&self, h: u64) -> Option<CommittedBlock> {
-        self.store.lock().ok().and_then(|s| s.block(h).ok().flatten())
+        self.store
+            .lock()
+            .ok()
+            .and_then(|s| s.block(h).ok().flatten())
     }
 }
 
@@ -85,7 +88,11 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
     if let Some(s) = rec.sign_state {
         core.restore_sign_state(s);
     }
-    tracing::info!(height = replayed, epoch = core.chain().epoch(), "recovered from store");
+    tracing::info!(
+        height = replayed,
+        epoch = core.chain().epoch(),
+        "recovered from store"
+    );
 
     let (in_tx, mut in_rx) = mpsc::channel::<Input>(65_536);
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(65_536);

@@ -101,7 +101,12 @@ impl Store {
 
         let mut bfile = io(
             &bpath,
-            OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&bpath),
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&bpath),
         )?;
         let mut data = Vec::new();
         io(&bpath, bfile.read_to_end(&mut data))?;
@@ -122,7 +127,10 @@ impl Store {
         let end = good;
         if (data.len() as u64) > good {
             rec.truncated_bytes += data.len() as u64 - good;
-            tracing::warn!(bytes = data.len() as u64 - good, "cutting torn tail of blocks.log");
+            tracing::warn!(
+                bytes = data.len() as u64 - good,
+                "cutting torn tail of blocks.log"
+            );
             io(&bpath, bfile.set_len(good))?;
             io(&bpath, bfile.sync_all())?;
         }
@@ -131,13 +139,19 @@ impl Store {
 
         let mut sfile = io(
             &spath,
-            OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&spath),
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&spath),
         )?;
         let mut sdata = Vec::new();
         io(&spath, sfile.read_to_end(&mut sdata))?;
         let (sframes, sgood) = scan(&sdata);
         if let Some((off, len)) = sframes.last() {
-            rec.sign_state = postcard::from_bytes(&sdata[*off as usize..(*off + *len as u64) as usize]).ok();
+            rec.sign_state =
+                postcard::from_bytes(&sdata[*off as usize..(*off + *len as u64) as usize]).ok();
         }
         if (sdata.len() as u64) > sgood {
             rec.truncated_bytes += sdata.len() as u64 - sgood;

@@ -59,13 +59,19 @@ pub struct TestnetNode {
 }
 
 /// Writes `dir/genesis.json`, `dir/operator.key` and `dir/nI/` for every node.
-pub fn write(dir: &Path, spec: &TestnetSpec) -> anyhow::Result<(Genesis, Keypair, Vec<TestnetNode>)> {
+pub fn write(
+    dir: &Path,
+    spec: &TestnetSpec,
+) -> anyhow::Result<(Genesis, Keypair, Vec<TestnetNode>)> {
     if spec.nodes == 0 {
         anyhow::bail!("--nodes must be at least 1");
     }
     let total = spec.nodes + spec.spare;
     if spec.base_port as usize + 2 * total > 65535 {
-        anyhow::bail!("--base-port {} leaves no room for {total} nodes", spec.base_port);
+        anyhow::bail!(
+            "--base-port {} leaves no room for {total} nodes",
+            spec.base_port
+        );
     }
     let mut rng = match spec.seed {
         Some(s) => rand_chacha::ChaCha20Rng::seed_from_u64(s),
@@ -73,7 +79,8 @@ pub fn write(dir: &Path, spec: &TestnetSpec) -> anyhow::Result<(Genesis, Keypair
     };
     let operator = Keypair::generate(&mut rng);
     let keys: Vec<Keypair> = (0..total).map(|_| Keypair::generate(&mut rng)).collect();
-    let addr = |i: usize, off: u16| format!("{}:{}", spec.host, spec.base_port + 2 * i as u16 + off);
+    let addr =
+        |i: usize, off: u16| format!("{}:{}", spec.host, spec.base_port + 2 * i as u16 + off);
     let roster: Vec<RosterEntry> = (0..spec.nodes)
         .map(|i| RosterEntry {
             number: i as u32 + 1,
@@ -104,7 +111,10 @@ pub fn write(dir: &Path, spec: &TestnetSpec) -> anyhow::Result<(Genesis, Keypair
             timeouts: spec.timeouts.clone(),
             tx_timeout_ms: 10_000,
         };
-        std::fs::write(home.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
+        std::fs::write(
+            home.join("config.json"),
+            serde_json::to_vec_pretty(&config)?,
+        )?;
         std::fs::write(home.join("node.key"), key.secret_hex())?;
         std::fs::write(home.join("genesis.json"), &gjson)?;
         out.push(TestnetNode {

@@ -1,0 +1,301 @@
+//! Starts real `rollcall-node` processes on loopback for integration tests.
+#![allow(dead_code)]
+
+use rollcall_node::consensus::Timeouts;
+use rollcall_node::crypto::{Keypair, Sig};
+use rollcall_node::testnet::{self, TestnetNode, TestnetSpec};
+use rollcall_node::types::{AddNode, Params, DOMAIN_ADD_NODE};
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A local network of node processes, killed on drop.
+pub struct Net {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<TestnetNode>,
+    pub operator: Keypair,
+    pub chain_id: String,
+    procs: Vec<Option<Child>>,
+    pub http: reqwest::Client,
+}
+
+/// Timeouts short enough for tests.
+pub fn fast() -> Timeouts {
+    Timeouts {
+        propose_ms: 400,
+        propose_delta_ms: 200,
+        vote_ms: 200,
+        vote_delta_ms: 100,
+        commit_ms: 0,
+        empty_block_ms: 30,
+        tick_ms: 100,
+    }
+}
+
+impl Net {
+    /// Writes a testnet (`nodes` in the genesis + `spare`) and starts the genesis nodes.
+    pub fn start(base_port: u16, nodes: usize, spare: usize, params: Params) -> Net {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = TestnetSpec {
+            nodes,
+            spare,
+            base_port,
+            params,
+            timeouts: fast(),
+            seed: Some(base_port as u64),
+            ..TestnetSpec::default()
+        };
+        let (genesis, operator, tn) = testnet::write(dir.path(), &spec).expect("testnet");
+        let mut net = Net {
+            dir,
+            procs: (0..tn.len()).map(|_| None).collect(),
+            nodes: tn,
+            operator,
+            chain_id: genesis.chain_id,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("client"),
+        };
+        for i in 0..nodes {
+            net.spawn(i);
+        }
+        net
+    }
+
+    /// Starts node `i` (0-based).
+    pub fn spawn(&mut self, i: usize) {
+        let home = &self.nodes[i].home;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(home.join("node.log"))
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_rollcall-node"))
+            .arg("run")
+            .arg("--home")
+            .arg(home)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn rollcall-node");
+        self.procs[i] = Some(child);
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn api(&self, i: usize) -> String {
+        format!("http://{}", self.nodes[i].config.api_addr)
+    }
+
+    pub async fn get(&self, i: usize, path: &str) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.api(i)))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    pub async fn status(&self, i: usize) -> Option<Value> {
+        self.get(i, "/status").await
+    }
+
+    pub async fn height(&self, i: usize) -> u64 {
+        self.status(i)
+            .await
+            .and_then(|s| s["height"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Posts a transaction body; returns (HTTP status, JSON body).
+    pub async fn post(&self, i: usize, body: &Value) -> (u16, Value) {
+        match self
+            .http
+            .post(format!("{}/tx", self.api(i)))
+            .json(body)
+            .send()
+            .await
+        {
+            Ok(r) => {
+                let code = r.status().as_u16();
+                (code, r.json().await.unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// A KV append transaction.
+    pub async fn append(&self, i: usize, id: &str, key: &str, v: i64) -> (u16, Value) {
+        self.post(i, &json!({"id": id, "ops": [["append", key, v]]}))
+            .await
+    }
+
+    /// Waits until `cond` holds, polling.
+    pub async fn wait_for<F, Fut>(&self, what: &str, secs: u64, mut cond: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if cond().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "timed out after {secs} s waiting for {what}; logs in {}",
+            self.dir.path().display()
+        );
+    }
+
+    pub async fn wait_healthy(&self, i: usize) {
+        let url = format!("{}/health", self.api(i));
+        let http = self.http.clone();
+        self.wait_for(&format!("node {i} /health"), 20, || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await;
+    }
+
+    pub async fn wait_height(&self, i: usize, h: u64, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.height(i).await >= h {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "node {i} did not reach height {h} in {secs} s (at {})",
+            self.height(i).await
+        );
+    }
+
+    /// Block hashes 1..=h of node `i` (raw form).
+    pub async fn chain(&self, i: usize, h: u64) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut from = 1;
+        while from <= h {
+            let to = (from + 999).min(h);
+            let page = self
+                .get(i, &format!("/blocks?from={from}&to={to}&format=raw"))
+                .await
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            from += page.len() as u64;
+            out.extend(page);
+        }
+        out
+    }
+
+    /// Block hashes 1..=h of node `i` (API form carries the hash).
+    pub async fn hashes(&self, i: usize, h: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut from = 1;
+        while from <= h {
+            let to = (from + 999).min(h);
+            let page = self
+                .get(i, &format!("/blocks?from={from}&to={to}"))
+                .await
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            from += page.len() as u64;
+            out.extend(
+                page.iter()
+                    .map(|b| b["hash"].as_str().unwrap_or("").to_string()),
+            );
+        }
+        out
+    }
+
+    /// Asserts nodes `ids` hold identical blocks up to the lowest of their heights
+    /// (at least `min`).
+    pub async fn assert_same_chain(&self, ids: &[usize], min: u64) -> u64 {
+        let mut h = u64::MAX;
+        for &i in ids {
+            h = h.min(self.height(i).await);
+        }
+        assert!(h >= min, "common height {h} < {min}");
+        let first = self.hashes(ids[0], h).await;
+        assert_eq!(first.len() as u64, h);
+        for &i in &ids[1..] {
+            assert_eq!(
+                self.hashes(i, h).await,
+                first,
+                "node {i} differs from node {}",
+                ids[0]
+            );
+        }
+        h
+    }
+
+    /// The `POST /tx` body of an AddNode for node `i`, signed by `key`.
+    pub fn add_node_body(&self, i: usize, key: &Keypair, nonce: u64) -> Value {
+        let n = &self.nodes[i];
+        let req = AddNode {
+            id: n.key.id(),
+            addr: n.config.peer_addr.clone(),
+            nonce,
+        };
+        let sig: Sig = key.sign(DOMAIN_ADD_NODE, &req.sign_bytes(&self.chain_id));
+        json!({
+            "id": format!("add-{i}-{nonce}"),
+            "add_node": {"id": req.id, "addr": req.addr, "nonce": nonce},
+            "sig": hex::encode(sig.0),
+        })
+    }
+
+    pub fn id_hex(&self, i: usize) -> String {
+        self.nodes[i].key.id().to_hex()
+    }
+
+    /// Roster ids in the node's status.
+    pub async fn roster_ids(&self, i: usize) -> Vec<String> {
+        self.status(i)
+            .await
+            .and_then(|s| s["roster"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            // Keep the logs of a failed test.
+            let p = self.dir.path().to_path_buf();
+            eprintln!("node logs kept in {}", p.display());
+            std::mem::forget(std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().expect("tmp"),
+            ));
+        }
+    }
+}
