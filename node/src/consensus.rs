@@ -1320,12 +1320,21 @@ mod tests {
         timers: Vec<(usize, Timeout)>,
         down: BTreeSet<usize>,
         committed: Vec<Vec<Hash>>,
+        blocks: Vec<Vec<CommittedBlock>>,
+        clock: u64,
+        seq: u64,
+        due: Vec<(u64, u64, usize, Timeout)>,
     }
 
     impl Cluster {
         fn new(n: u8) -> Self {
+            Self::with_params(n, Params::default())
+        }
+
+        fn with_params(n: u8, params: Params) -> Self {
             let ks = keys(n);
-            let g = genesis(&ks);
+            let mut g = genesis(&ks);
+            g.params = params;
             let v = Verifier::new();
             let cores: Vec<Core> = ks
                 .iter()
@@ -1333,6 +1342,10 @@ mod tests {
                 .collect();
             let mut c = Cluster {
                 committed: vec![Vec::new(); cores.len()],
+                blocks: vec![Vec::new(); cores.len()],
+                clock: 0,
+                seq: 0,
+                due: Vec::new(),
                 cores,
                 queue: VecDeque::new(),
                 timers: Vec::new(),
@@ -1345,9 +1358,20 @@ mod tests {
             c
         }
 
+        /// The blocks node `i` persisted, with their certificates.
+        fn stored(&self, i: usize) -> Vec<CommittedBlock> {
+            self.blocks[i].clone()
+        }
+
         fn effects(&mut self, i: usize, fx: Vec<Effect>) {
             let from = self.cores[i].id();
             for e in fx {
+                // A node that is down or cut off sends nothing.
+                if self.down.contains(&i)
+                    && !matches!(e, Effect::Schedule { .. } | Effect::PersistBlock(_))
+                {
+                    continue;
+                }
                 match e {
                     Effect::Broadcast(m) => {
                         for j in 0..self.cores.len() {
@@ -1361,8 +1385,15 @@ mod tests {
                             self.queue.push_back((j, from, msg));
                         }
                     }
-                    Effect::Schedule { timeout, .. } => self.timers.push((i, timeout)),
-                    Effect::PersistBlock(cb) => self.committed[i].push(cb.block.hash()),
+                    Effect::Schedule { timeout, after_ms } => {
+                        self.timers.push((i, timeout));
+                        self.seq += 1;
+                        self.due.push((self.clock + after_ms, self.seq, i, timeout));
+                    }
+                    Effect::PersistBlock(cb) => {
+                        self.committed[i].push(cb.block.hash());
+                        self.blocks[i].push(*cb);
+                    }
                     _ => {}
                 }
             }
@@ -1393,6 +1424,34 @@ mod tests {
                 }
             }
             self.deliver_all();
+        }
+
+        /// Drives timers in virtual-time order until node `i` reaches height `h`.
+        fn run_until(&mut self, i: usize, h: u64) {
+            let mut steps = 0;
+            while self.cores[i].chain().height < h {
+                steps += 1;
+                assert!(
+                    steps < 1_000_000,
+                    "no progress at height {}",
+                    self.cores[i].chain().height
+                );
+                let Some(k) = (0..self.due.len()).min_by_key(|k| (self.due[*k].0, self.due[*k].1))
+                else {
+                    panic!("no timers left");
+                };
+                let (at, _, j, t) = self.due.swap_remove(k);
+                self.clock = at;
+                if self.down.contains(&j) && t.kind != TimeoutKind::Tick {
+                    continue;
+                }
+                if t.kind == TimeoutKind::Tick && self.down.contains(&j) {
+                    continue;
+                }
+                let fx = self.cores[j].handle(Input::Timeout(t));
+                self.effects(j, fx);
+                self.deliver_all();
+            }
         }
 
         fn submit(&mut self, i: usize, id: &str) {
@@ -1729,5 +1788,128 @@ mod tests {
         assert!(!fresh.may_sign(1, 0, SignStep::Precommit, None));
         assert!(fresh.may_sign(1, 0, SignStep::Precommit, Some(bh)));
         assert!(fresh.may_sign(1, 1, SignStep::Prevote, None));
+    }
+
+    #[test]
+    fn a_forged_certificate_is_refused_during_sync() {
+        let mut c = Cluster::new(4);
+        c.run_until(0, 5);
+        // The blocks node 0 stored, as a peer would serve them.
+        let ks = keys(4);
+        let mut newcomer = Core::new(
+            genesis(&ks),
+            Keypair::from_secret([50; 32]),
+            Timeouts::default(),
+            Verifier::new(),
+        );
+        let _ = newcomer.start();
+        let blocks = c.stored(0);
+        assert!(blocks.len() >= 5);
+        let bad_peer = ks[3].id();
+        let mut forged = blocks.clone();
+        // Replace one signature with a signature by a key outside the roster's set.
+        let stranger = Keypair::from_secret([77; 32]);
+        let vote = forged[2].cert.vote_of(forged[2].cert.sigs[0].validator);
+        forged[2].cert.sigs[0].sig = stranger.sign(DOMAIN_VOTE, &vote.sign_bytes());
+        newcomer.handle(Input::Message {
+            from: bad_peer,
+            msg: Message::SyncResponse(forged),
+        });
+        assert_eq!(
+            newcomer.chain().height,
+            2,
+            "blocks before the forged one are fine"
+        );
+        assert_eq!(newcomer.dropped.invalid_block, 1);
+        // A certificate short of a quorum is refused too.
+        let mut short = blocks.clone();
+        short[2].cert.sigs.truncate(2);
+        newcomer.handle(Input::Message {
+            from: bad_peer,
+            msg: Message::SyncResponse(short),
+        });
+        assert_eq!(newcomer.chain().height, 2);
+        assert_eq!(newcomer.dropped.invalid_block, 2);
+        // From an honest peer the same heights apply.
+        newcomer.handle(Input::Message {
+            from: ks[0].id(),
+            msg: Message::SyncResponse(blocks.clone()),
+        });
+        assert_eq!(newcomer.chain().height, blocks.len() as u64);
+        assert_eq!(
+            newcomer.chain().last_hash,
+            blocks.last().unwrap().block.hash()
+        );
+    }
+
+    #[test]
+    fn a_long_partition_evicts_the_node_exactly_where_the_rule_fires() {
+        let params = Params {
+            eviction_total: 40,
+            ..Params::default()
+        };
+        let mut c = Cluster::with_params(4, params.clone());
+        c.run_until(0, 10);
+        let victim = c.cores[3].id();
+        c.down.insert(3);
+        c.run_until(0, 120);
+        let roster = c.cores[0].chain().roster().clone();
+        assert_eq!(roster.len(), 3, "node 4 was evicted");
+        assert!(!roster.contains(&victim));
+        // Replay the chain with an independent reading of protocol.md §5: at every
+        // height the block's evict field is exactly what the rule says.
+        let chain = c.stored(0);
+        let mut roster: Vec<NodeId> = c.cores[0]
+            .chain()
+            .genesis()
+            .roster
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let mut window: std::collections::VecDeque<NodeId> = Default::default();
+        let mut evicted_at = None;
+        for cb in &chain {
+            let b = &cb.block;
+            let total = window.len() as u64;
+            let n = roster.len() as u64;
+            let rule = if total >= params.eviction_total && n - 1 >= params.min_roster as u64 {
+                roster
+                    .iter()
+                    .enumerate()
+                    .map(|(num, id)| (window.iter().filter(|p| *p == id).count() as u64, num, *id))
+                    .filter(|(count, _, _)| count * n * 10 < total)
+                    .min()
+                    .map(|(_, _, id)| id)
+            } else {
+                None
+            };
+            assert_eq!(b.evict, rule, "height {}", b.height);
+            window.push_back(b.proposer);
+            if window.len() as u64 > params.eviction_total {
+                window.pop_front();
+            }
+            if let Some(x) = b.evict {
+                roster.retain(|id| *id != x);
+                window.clear();
+                evicted_at = Some((b.height, x));
+            }
+        }
+        let (at, who) = evicted_at.expect("an eviction happened");
+        assert_eq!(who, victim, "the cut-off node is the one the rule names");
+        // The survivors agree and keep going.
+        for i in 1..3 {
+            assert_eq!(c.cores[i].chain().roster().len(), 3);
+            assert_eq!(c.cores[i].chain().epoch(), 1);
+        }
+        assert!(c.cores[0].chain().height > at);
+        // The cut-off node, healed, syncs and sees it was evicted.
+        c.down.remove(&3);
+        let stored = c.stored(0);
+        let from = c.cores[0].id();
+        c.cores[3].handle(Input::Message {
+            from,
+            msg: Message::SyncResponse(stored),
+        });
+        assert_eq!(c.cores[3].role(), Role::Evicted);
     }
 }
