@@ -83,6 +83,13 @@ impl Net {
         self.procs[i] = Some(child);
     }
 
+    /// Starts node `i` if it is a spare (genesis nodes run already).
+    pub fn spawn_if_spare(&mut self, i: usize) {
+        if !self.nodes[i].in_genesis && self.procs[i].is_none() {
+            self.spawn(i);
+        }
+    }
+
     /// SIGKILLs node `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.procs[i].take() {
