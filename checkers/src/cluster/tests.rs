@@ -583,6 +583,19 @@ fn eviction_rule_reproduces_the_seed_figures() {
     };
     assert_eq!(eviction_rule(&map, 1000, &roster, &strict), None);
     assert_eq!(eviction_rule(&map, 999, &roster, &Params::default()), None);
+    // The cut-off is strict and exact: 25 × 4 × 10 == 1000 is not below it.
+    let at = |c: [u64; 4]| -> BTreeMap<NodeId, u64> {
+        (1..=4u8).zip(c).map(|(i, c)| (key(i).id(), c)).collect()
+    };
+    let p = Params::default();
+    assert_eq!(
+        eviction_rule(&at([325, 325, 325, 25]), 1000, &roster, &p),
+        None
+    );
+    assert_eq!(
+        eviction_rule(&at([326, 325, 325, 24]), 1000, &roster, &p),
+        Some(key(4).id())
+    );
 }
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
@@ -708,12 +721,19 @@ proptest! {
     fn derived_rosters_agree_with_chain_state(
         n in 4u8..=6,
         total in 3u64..=8,
+        ratio in prop_oneof![Just((1u64, 10u64)), Just((1, 2)), Just((1, 1)), Just((2, 3))],
         steps in proptest::collection::vec(step(), 10..60),
     ) {
-        let p = Params { eviction_total: total, ..params() };
+        let p = Params {
+            eviction_total: total,
+            eviction_ratio_num: ratio.0,
+            eviction_ratio_den: ratio.1,
+            ..params()
+        };
         let mut b = Builder::new(n, p);
         let mut next = 30u8;
-        let mut slow: BTreeSet<NodeId> = BTreeSet::new();
+        // A slow node proposes only at heights that are multiples of its period.
+        let mut slow: BTreeMap<NodeId, u64> = BTreeMap::new();
         for (i, s) in steps.iter().enumerate() {
             let roster = b.state.roster().clone();
             let pick = |x: u8| roster.entries()[x as usize % roster.len()].id;
@@ -734,11 +754,11 @@ proptest! {
                     b.dead.remove(&pick(*x));
                 }
                 Step::Slow(x) => {
-                    slow.insert(pick(*x));
+                    slow.insert(pick(*x), 2 + u64::from(*x % 4));
                 }
             }
             let sl = slow.clone();
-            if b.block(txs, &move |h, id| sl.contains(&id) && h % 3 != 0, &mut |_| {}).is_none() {
+            if b.block(txs, &move |h, id| sl.get(&id).is_some_and(|m| h % m != 0), &mut |_| {}).is_none() {
                 break;
             }
         }
