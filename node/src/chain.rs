@@ -400,3 +400,176 @@ pub fn verify_cert(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+    use crate::types::{AddNode, CommitSig, RosterEntry, TxBody};
+    use proptest::prelude::*;
+
+    /// One step of a membership history.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// A block proposed by roster index `p % n`, holding an AddNode for fresh key `k`.
+        Add { p: usize, k: u8, signed: bool },
+        /// An empty block proposed by roster index `p % n`.
+        Empty { p: usize },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (any::<usize>(), 10u8..60, prop::bool::weighted(0.8))
+                .prop_map(|(p, k, signed)| Step::Add { p, k, signed }),
+            any::<usize>().prop_map(|p| Step::Empty { p }),
+        ]
+    }
+
+    /// Builds a valid chain from `steps` (evict fields as the rule demands), replays it
+    /// on a second state, and checks both against a plain model of the roster.
+    fn run(steps: Vec<Step>) -> u64 {
+        let op = Keypair::from_secret([1; 32]);
+        let mut keys: std::collections::BTreeMap<NodeId, Keypair> = Default::default();
+        let genesis_keys: Vec<Keypair> = (2..6).map(|i| Keypair::from_secret([i; 32])).collect();
+        for k in &genesis_keys {
+            keys.insert(k.id(), k.clone());
+        }
+        let genesis = Genesis {
+            chain_id: "p".into(),
+            roster: genesis_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| RosterEntry {
+                    number: i as u32 + 1,
+                    id: k.id(),
+                    addr: format!("h{i}:1"),
+                })
+                .collect(),
+            operators: vec![op.id()],
+            params: Params {
+                eviction_total: 6,
+                ..Params::default()
+            },
+        };
+        let v = Verifier::new();
+        let mut a = ChainState::new(genesis.clone());
+        let mut blocks = Vec::new();
+        // The model: ordered ids and the epoch.
+        let mut model: Vec<NodeId> = genesis.roster.iter().map(|e| e.id).collect();
+        let mut epoch = 0u64;
+        for (h, s) in steps.into_iter().enumerate() {
+            let h = h as u64 + 1;
+            let n = a.roster().len();
+            let (p, txs) = match s {
+                Step::Add { p, k, signed } => {
+                    let nk = Keypair::from_secret([k; 32]);
+                    keys.insert(nk.id(), nk.clone());
+                    let req = AddNode {
+                        id: nk.id(),
+                        addr: format!("n{k}:9"),
+                        nonce: h,
+                    };
+                    let sig = signed.then(|| op.sign(DOMAIN_ADD_NODE, &req.sign_bytes("p")));
+                    (
+                        p,
+                        vec![Tx {
+                            id: format!("add{h}"),
+                            body: TxBody::AddNode { req, sig },
+                        }],
+                    )
+                }
+                Step::Empty { p } => (p, vec![]),
+            };
+            let proposer = a.roster().entries()[p % n].id;
+            let round = (0..n as u32)
+                .find(|r| a.roster().proposer(h, *r) == proposer)
+                .unwrap_or(0);
+            let block = Block {
+                height: h,
+                round,
+                epoch: a.epoch(),
+                prev_hash: a.last_hash,
+                proposer,
+                roster_hash: a.roster().hash(),
+                txs,
+                evict: a.expected_evict(),
+                last_commit: a.last_cert.clone(),
+            };
+            assert_eq!(a.check_block(&block, &v), Ok(()), "height {h}");
+            let hash = block.hash();
+            let q = a.roster().quorum();
+            let mut cert = Certificate {
+                epoch: a.epoch(),
+                height: h,
+                round,
+                block: hash,
+                evict: block.evict,
+                sigs: vec![],
+            };
+            for e in a.roster().entries().iter().take(q) {
+                let k = &keys[&e.id];
+                cert.sigs.push(CommitSig {
+                    validator: e.id,
+                    sig: k.sign(DOMAIN_VOTE, &cert.vote_of(e.id).sign_bytes()),
+                });
+            }
+            assert_eq!(a.check_cert(&block, &cert, &v), Ok(()));
+            // Model of protocol.md §4.2 and §5.
+            // Each change (add or delete) is +1 epoch, so a block that adds and evicts
+            // moves the epoch by 2.
+            for tx in &block.txs {
+                if let TxBody::AddNode { req, sig: Some(_) } = &tx.body {
+                    if !model.contains(&req.id) {
+                        model.push(req.id);
+                        epoch += 1;
+                    }
+                }
+            }
+            if let Some(x) = block.evict {
+                model.retain(|id| *id != x);
+                epoch += 1;
+            }
+            a.apply(&block, cert.clone());
+            blocks.push((block, cert));
+            let ids: Vec<NodeId> = a.roster().entries().iter().map(|e| e.id).collect();
+            assert_eq!(ids, model, "height {h}");
+            assert_eq!(a.epoch(), epoch);
+            let nums: Vec<u32> = a.roster().entries().iter().map(|e| e.number).collect();
+            assert_eq!(nums, (1..=model.len() as u32).collect::<Vec<_>>());
+        }
+        // Another node replaying the same chain holds the same roster at every height.
+        let mut b = ChainState::new(genesis);
+        for (block, cert) in &blocks {
+            assert_eq!(b.check_block(block, &v), Ok(()));
+            b.apply(block, cert.clone());
+            assert_eq!(b.era_at(block.height).roster, a.era_at(block.height).roster);
+        }
+        assert_eq!(b.roster(), a.roster());
+        assert_eq!(b.epoch(), a.epoch());
+        assert_eq!(b.last_hash, a.last_hash);
+        a.epoch()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn any_sequence_of_adds_and_evictions_replays_to_the_same_roster(steps in prop::collection::vec(step(), 1..60)) {
+            run(steps);
+        }
+    }
+
+    #[test]
+    fn a_skewed_history_evicts_and_re_adds() {
+        // Node index 0 proposes everything: the others fall below the cut-off one by one
+        // (down to min_roster), then a re-add resets the window.
+        let mut steps = vec![Step::Empty { p: 0 }; 30];
+        steps.push(Step::Add {
+            p: 0,
+            k: 3,
+            signed: true,
+        });
+        steps.extend(vec![Step::Empty { p: 0 }; 10]);
+        // One eviction (down to min_roster = 3) and one add.
+        assert_eq!(run(steps), 2);
+    }
+}
