@@ -1,0 +1,118 @@
+//! Which checkers judge a run (harness.md §7) and the composed verdict: the
+//! history checker of the workload, `set` against the longest final chain, and the
+//! node-side checkers of `rollcall_checkers::cluster`.
+
+use crate::backend::NodeDumpData;
+use rollcall_checkers::cluster::{check_cluster, ClusterRun, NodeDump, DEFAULT_LIVENESS_BOUND_NS};
+use rollcall_checkers::elle::ElleChecker;
+use rollcall_checkers::linearizable::LinearizableChecker;
+use rollcall_checkers::set::SetChecker;
+use rollcall_checkers::{compose, CheckResult, Checker, History, Validity};
+use rollcall_node::types::{CommittedBlock, Genesis};
+use rollcall_workloads::WorkloadKind;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// How often each transaction id appears in a chain (the `set` checker's input).
+pub fn tx_counts(chain: &[CommittedBlock]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for cb in chain {
+        for tx in &cb.block.txs {
+            *m.entry(tx.id.clone()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// The history checkers for a workload (harness.md §7), `set` included when a
+/// final chain is known.
+pub fn history_checkers(
+    workload: WorkloadKind,
+    model: &str,
+    longest_chain: Option<&[CommittedBlock]>,
+) -> Result<Vec<Box<dyn Checker>>, String> {
+    let mut out: Vec<Box<dyn Checker>> = match workload {
+        WorkloadKind::Append => {
+            vec![Box::new(
+                ElleChecker::with_model(model).map_err(|e| e.to_string())?,
+            )]
+        }
+        WorkloadKind::Register => vec![Box::new(LinearizableChecker::default())],
+        WorkloadKind::Bank => vec![Box::new(rollcall_checkers::bank::BankChecker::new(
+            rollcall_workloads::bank::total(),
+        ))],
+    };
+    if let Some(chain) = longest_chain {
+        out.push(Box::new(SetChecker::new(tx_counts(chain))));
+    }
+    Ok(out)
+}
+
+/// Converts the backend's dumps into the cluster checkers' form.
+pub fn node_dumps(dumps: &[NodeDumpData]) -> Vec<NodeDump> {
+    dumps
+        .iter()
+        .map(|d| NodeDump {
+            name: d.name.clone(),
+            chain: d.chain.clone(),
+            status: d.status.clone(),
+            alive: d.alive,
+        })
+        .collect()
+}
+
+/// Every checker's result and the composed verdict: `results.json`.
+pub struct Results {
+    /// One per checker.
+    pub results: Vec<CheckResult>,
+    /// Invalid beats unknown beats valid (harness.md §7).
+    pub valid: Validity,
+}
+
+impl Results {
+    /// The `results.json` document.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "valid": self.valid,
+            "checkers": self.results,
+        })
+    }
+}
+
+/// Runs every checker on a run.
+pub fn check_run(
+    workload: WorkloadKind,
+    model: &str,
+    genesis: &Genesis,
+    history: History,
+    nodes: Vec<NodeDump>,
+) -> Result<Results, String> {
+    let longest = nodes
+        .iter()
+        .max_by_key(|n| n.chain.len())
+        .map(|n| n.chain.as_slice());
+    let mut results: Vec<CheckResult> = history_checkers(workload, model, longest)?
+        .iter()
+        .map(|c| c.check(&history))
+        .collect();
+    let run = ClusterRun {
+        genesis: genesis.clone(),
+        nodes,
+        history,
+        liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
+    };
+    results.extend(check_cluster(&run));
+    let valid = compose(&results);
+    Ok(Results { results, valid })
+}
+
+/// Guesses a history's workload from its operations' `f`.
+pub fn infer_workload(h: &History) -> Option<WorkloadKind> {
+    let mut fs = h.ops().iter().map(|o| o.f.as_str());
+    fs.find_map(|f| match f {
+        "txn" => Some(WorkloadKind::Append),
+        "transfer" => Some(WorkloadKind::Bank),
+        "write" | "cas" => Some(WorkloadKind::Register),
+        _ => None,
+    })
+}

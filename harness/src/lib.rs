@@ -1,0 +1,19 @@
+//! rollcall, the harness (harness.md): runs a workload against a cluster while a
+//! nemesis injects faults, records the history, checks it and stores the run.
+//!
+//! The run loop ([`run`]) is backend-independent: it talks to a [`backend::Backend`],
+//! which the deterministic simulator ([`sim`]) implements now and the docker backend
+//! will implement later.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod checks;
+pub mod cluster;
+pub mod commands;
+pub mod history;
+pub mod options;
+pub mod progress;
+pub mod run;
+pub mod sim;
+pub mod store;

@@ -1,0 +1,158 @@
+//! The options of `rollcall test` (harness.md §3), validated before anything runs so
+//! that bad arguments exit 254 with a clear message.
+
+use rollcall_workloads::{NemesisKind, WorkloadKind};
+use serde::{Deserialize, Serialize};
+
+/// Which backend runs the cluster (harness.md §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Deterministic simulation in this process.
+    Sim,
+    /// One container per node.
+    Docker,
+}
+
+/// Everything that determines a run; stored in `test.json` so `replay` can re-run it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestOptions {
+    /// Backend.
+    pub backend: BackendKind,
+    /// Roster nodes in the genesis.
+    pub nodes: usize,
+    /// Spare nodes for add-node.
+    pub spare: usize,
+    /// Workload phase length, seconds (simulated on sim).
+    pub time_limit_s: u64,
+    /// Client processes.
+    pub concurrency: usize,
+    /// Operations per second over all clients.
+    pub rate: f64,
+    /// Workload.
+    pub workload: WorkloadKind,
+    /// Nemeses.
+    pub nemesis: Vec<NemesisKind>,
+    /// Seconds between nemesis steps.
+    pub nemesis_interval_s: u64,
+    /// protocol.md §5 window.
+    pub eviction_total: u64,
+    /// protocol.md §5 `min_roster`.
+    pub min_roster: u32,
+    /// The seed of everything.
+    pub seed: u64,
+    /// Run name (store folder).
+    pub name: String,
+    /// Elle's consistency model.
+    pub model: String,
+    /// A client gives up (records `info`) after this long, ms.
+    pub op_timeout_ms: u64,
+    /// Wait after the final heal before final reads, seconds.
+    pub recovery_s: u64,
+    /// Sim only: the lying disk (test-only broken environment).
+    pub lying_disk: bool,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions {
+            backend: BackendKind::Sim,
+            nodes: 4,
+            spare: 1,
+            time_limit_s: 60,
+            concurrency: 8,
+            rate: 100.0,
+            workload: WorkloadKind::Append,
+            nemesis: Vec::new(),
+            nemesis_interval_s: 5,
+            eviction_total: 100,
+            min_roster: 3,
+            seed: 1,
+            name: "rollcall".into(),
+            model: "strict-serializable".into(),
+            op_timeout_ms: 5000,
+            recovery_s: 10,
+            lying_disk: false,
+        }
+    }
+}
+
+/// An option combination that cannot run (exit 254).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OptionsError {
+    /// A numeric option out of range.
+    #[error("{0}")]
+    Range(String),
+    /// add-node needs a spare.
+    #[error("--nemesis add-node needs at least one spare node (--spare 1)")]
+    NoSpare,
+    /// fail-node would leave too few nodes.
+    #[error("--nemesis fail-node needs a roster that stays at least max(min-roster, 3) = {0} after an eviction: use --nodes {1} or more, or add-node with a spare")]
+    TooFewForFail(u32, u32),
+    /// Unknown model.
+    #[error("{0}")]
+    Model(String),
+}
+
+impl TestOptions {
+    /// Checks the options (harness.md §3 exit code 254 on failure).
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        let range = |ok: bool, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(OptionsError::Range(msg.to_string()))
+            }
+        };
+        range(self.nodes >= 1, "--nodes must be at least 1")?;
+        range(self.nodes <= 64, "--nodes must be at most 64")?;
+        range(self.spare <= 16, "--spare must be at most 16")?;
+        range(self.concurrency >= 1, "--concurrency must be at least 1")?;
+        range(
+            self.concurrency <= 10_000,
+            "--concurrency must be at most 10000",
+        )?;
+        range(
+            self.rate.is_finite() && self.rate > 0.0,
+            "--rate must be a positive number",
+        )?;
+        range(
+            self.time_limit_s >= 1,
+            "--time-limit must be at least 1 second",
+        )?;
+        range(
+            self.nemesis_interval_s >= 1,
+            "--nemesis-interval must be at least 1 second",
+        )?;
+        range(
+            self.eviction_total >= 1,
+            "--eviction-total must be at least 1",
+        )?;
+        range(self.op_timeout_ms >= 1, "op timeout must be positive")?;
+        range(
+            !self.name.is_empty()
+                && !self.name.contains('/')
+                && self.name != "latest"
+                && !self.name.starts_with('.'),
+            "--name must be a plain folder name",
+        )?;
+        if self.nemesis.contains(&NemesisKind::AddNode) && self.spare == 0 {
+            return Err(OptionsError::NoSpare);
+        }
+        if self.nemesis.contains(&NemesisKind::FailNode) {
+            let floor = self.min_roster.max(3);
+            let reach = self.nodes
+                + if self.nemesis.contains(&NemesisKind::AddNode) {
+                    self.spare
+                } else {
+                    0
+                };
+            if reach as u32 <= floor {
+                return Err(OptionsError::TooFewForFail(floor, floor + 1));
+            }
+        }
+        rollcall_checkers::elle::ElleChecker::with_model(&self.model)
+            .map_err(|e| OptionsError::Model(e.to_string()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,442 @@
+//! Nemesis faults and their seeded schedule (harness.md §5).
+//!
+//! A schedule is a list of packages, one fault at a time: a fault starts, stops one
+//! `interval` later (except `fail-node`, which is for good), and the next starts one
+//! interval after that. Targets are named nodes ("n1".."nK"), so the same schedule
+//! drives any backend.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, RngCore};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The nemeses of harness.md §5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NemesisKind {
+    /// Network partitions of several shapes.
+    Partition,
+    /// Kill one or more nodes, restart later.
+    Kill,
+    /// Freeze one or more nodes, resume later.
+    Pause,
+    /// Kill every node at once, restart all.
+    CrashAll,
+    /// Start a spare node and submit its AddNode.
+    AddNode,
+    /// Stop a node for good; it must be evicted.
+    FailNode,
+    /// Random message loss between chosen nodes.
+    Flaky,
+    /// Delay and jitter between nodes.
+    Slow,
+    /// A second node runs with an existing node's key (a Byzantine equivocator).
+    DuplicateKey,
+}
+
+impl NemesisKind {
+    /// Every nemesis, in the order of harness.md §3.
+    pub const ALL: [NemesisKind; 9] = [
+        NemesisKind::Partition,
+        NemesisKind::Kill,
+        NemesisKind::Pause,
+        NemesisKind::CrashAll,
+        NemesisKind::AddNode,
+        NemesisKind::FailNode,
+        NemesisKind::Flaky,
+        NemesisKind::Slow,
+        NemesisKind::DuplicateKey,
+    ];
+
+    /// The CLI and history spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            NemesisKind::Partition => "partition",
+            NemesisKind::Kill => "kill",
+            NemesisKind::Pause => "pause",
+            NemesisKind::CrashAll => "crash-all",
+            NemesisKind::AddNode => "add-node",
+            NemesisKind::FailNode => "fail-node",
+            NemesisKind::Flaky => "flaky",
+            NemesisKind::Slow => "slow",
+            NemesisKind::DuplicateKey => "duplicate-key",
+        }
+    }
+
+    /// Parses a comma list such as `partition,kill`; empty or `none` is no nemesis.
+    pub fn parse_list(s: &str) -> Result<Vec<NemesisKind>, UnknownNemesis> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if part == "none" {
+                continue;
+            }
+            if part == "all" {
+                out.extend(NemesisKind::ALL);
+                continue;
+            }
+            out.push(part.parse()?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+impl fmt::Display for NemesisKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A nemesis name that is not one of harness.md §5.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown nemesis {0:?} (partition, kill, pause, crash-all, add-node, fail-node, flaky, slow, duplicate-key)")]
+pub struct UnknownNemesis(pub String);
+
+impl FromStr for NemesisKind {
+    type Err = UnknownNemesis;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NemesisKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| UnknownNemesis(s.to_string()))
+    }
+}
+
+/// Partition shapes (harness.md §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionShape {
+    /// Two halves that cannot talk.
+    Halves,
+    /// One node isolated from all others.
+    One,
+    /// Every node sees a majority, no two the same one (Jepsen's majorities ring).
+    MajoritiesRing,
+    /// Two halves joined by one node that sees both.
+    Bridge,
+    /// A random set of blocked directed links (asymmetric).
+    Random,
+}
+
+/// A directed link `(from, to)` between named nodes.
+pub type Link = (String, String);
+
+/// One fault, with its targets resolved (harness.md §5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum Fault {
+    /// Block the listed directed links.
+    Partition {
+        /// The shape.
+        shape: PartitionShape,
+        /// Groups that can talk inside (empty for `random`).
+        groups: Vec<Vec<String>>,
+        /// Every blocked directed link.
+        blocked: Vec<Link>,
+    },
+    /// Kill these nodes (in-flight state lost, disk kept), restart on stop.
+    Kill {
+        /// Victims.
+        nodes: Vec<String>,
+    },
+    /// Freeze these nodes, resume on stop.
+    Pause {
+        /// Victims.
+        nodes: Vec<String>,
+    },
+    /// Kill every running node, restart all on stop.
+    CrashAll,
+    /// Start this spare node and submit its operator-signed AddNode.
+    AddNode {
+        /// The spare.
+        node: String,
+    },
+    /// Stop this node for good (protocol.md §5: it must be evicted).
+    FailNode {
+        /// The victim.
+        node: String,
+    },
+    /// Lose and duplicate messages on these links.
+    Flaky {
+        /// Affected directed links.
+        links: Vec<Link>,
+        /// Percent of messages lost.
+        loss_pct: u32,
+        /// Percent of messages delivered twice.
+        duplicate_pct: u32,
+    },
+    /// Add delay and jitter on these links.
+    Slow {
+        /// Affected directed links.
+        links: Vec<Link>,
+        /// Extra delay, ms.
+        delay_ms: u64,
+        /// Extra uniform jitter, ms.
+        jitter_ms: u64,
+    },
+    /// Start `duplicate`, a node with `node`'s key and an empty disk; stop it on stop.
+    DuplicateKey {
+        /// Whose key is shared.
+        node: String,
+        /// The duplicate's name.
+        duplicate: String,
+    },
+}
+
+impl Fault {
+    /// The nemesis this fault belongs to.
+    pub fn kind(&self) -> NemesisKind {
+        match self {
+            Fault::Partition { .. } => NemesisKind::Partition,
+            Fault::Kill { .. } => NemesisKind::Kill,
+            Fault::Pause { .. } => NemesisKind::Pause,
+            Fault::CrashAll => NemesisKind::CrashAll,
+            Fault::AddNode { .. } => NemesisKind::AddNode,
+            Fault::FailNode { .. } => NemesisKind::FailNode,
+            Fault::Flaky { .. } => NemesisKind::Flaky,
+            Fault::Slow { .. } => NemesisKind::Slow,
+            Fault::DuplicateKey { .. } => NemesisKind::DuplicateKey,
+        }
+    }
+}
+
+/// A fault with its planned start and stop, in ns since the test began.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedFault {
+    /// When it starts.
+    pub start_ns: u64,
+    /// When it stops; `None` for `fail-node`, which is permanent.
+    pub stop_ns: Option<u64>,
+    /// The fault.
+    pub fault: Fault,
+}
+
+/// What the planner needs to know about the cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanSpec {
+    /// Nemeses to draw from.
+    pub kinds: Vec<NemesisKind>,
+    /// `--nemesis-interval` in ns.
+    pub interval_ns: u64,
+    /// `--time-limit` in ns: every planned fault stops by then.
+    pub time_limit_ns: u64,
+    /// The genesis roster's node names.
+    pub nodes: Vec<String>,
+    /// Spare node names, in the order they are added.
+    pub spares: Vec<String>,
+    /// protocol.md §5 `min_roster`.
+    pub min_roster: usize,
+}
+
+/// Draws a fault schedule (harness.md §5). Faults never overlap. `add-node` takes
+/// the next unused spare; `fail-node` happens at most once per run and only while
+/// the roster stays at or above both `min_roster` and 3 after the eviction, so
+/// the failed node can be evicted and the rest stay live.
+pub fn plan(rng: &mut dyn RngCore, spec: &PlanSpec) -> Vec<PlannedFault> {
+    let mut out = Vec::new();
+    if spec.kinds.is_empty() || spec.interval_ns == 0 || spec.nodes.is_empty() {
+        return out;
+    }
+    let mut members: Vec<String> = spec.nodes.clone();
+    let mut spares = spec.spares.iter();
+    let mut spare_left = spec.spares.len();
+    let mut failed = false;
+    let mut t = spec.interval_ns;
+    while t + spec.interval_ns <= spec.time_limit_ns {
+        let feasible: Vec<NemesisKind> = spec
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| match k {
+                NemesisKind::AddNode => spare_left > 0,
+                NemesisKind::FailNode => !failed && members.len() > spec.min_roster.max(3),
+                _ => !members.is_empty(),
+            })
+            .collect();
+        let Some(kind) = feasible.choose(rng).copied() else {
+            break;
+        };
+        let fault = match kind {
+            NemesisKind::AddNode => {
+                spare_left -= 1;
+                let Some(node) = spares.next().cloned() else {
+                    break;
+                };
+                members.push(node.clone());
+                Fault::AddNode { node }
+            }
+            NemesisKind::FailNode => {
+                failed = true;
+                let i = rng.gen_range(0..members.len());
+                Fault::FailNode {
+                    node: members.remove(i),
+                }
+            }
+            other => fault_on(rng, other, &members),
+        };
+        let stop_ns = (kind != NemesisKind::FailNode).then_some(t + spec.interval_ns);
+        out.push(PlannedFault {
+            start_ns: t,
+            stop_ns,
+            fault,
+        });
+        t += 2 * spec.interval_ns;
+    }
+    out
+}
+
+fn some_nodes(rng: &mut dyn RngCore, members: &[String]) -> Vec<String> {
+    let max = ((members.len().saturating_sub(1)) / 2).max(1);
+    let n = rng.gen_range(1..=max);
+    let mut v: Vec<String> = members.choose_multiple(rng, n).cloned().collect();
+    v.sort();
+    v
+}
+
+fn links_between(a: &[String], b: &[String]) -> Vec<Link> {
+    let mut out = Vec::new();
+    for x in a {
+        for y in b {
+            if x != y {
+                out.push((x.clone(), y.clone()));
+                out.push((y.clone(), x.clone()));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[String]) -> Fault {
+    match kind {
+        NemesisKind::Partition => partition(rng, members),
+        NemesisKind::Kill => Fault::Kill {
+            nodes: some_nodes(rng, members),
+        },
+        NemesisKind::Pause => Fault::Pause {
+            nodes: some_nodes(rng, members),
+        },
+        NemesisKind::CrashAll => Fault::CrashAll,
+        NemesisKind::Flaky => {
+            let chosen = some_nodes(rng, members);
+            Fault::Flaky {
+                links: links_between(&chosen, members),
+                loss_pct: rng.gen_range(10..=40),
+                duplicate_pct: rng.gen_range(0..=10),
+            }
+        }
+        NemesisKind::Slow => {
+            let chosen = some_nodes(rng, members);
+            Fault::Slow {
+                links: links_between(&chosen, members),
+                delay_ms: rng.gen_range(10..=50),
+                jitter_ms: rng.gen_range(0..=20),
+            }
+        }
+        NemesisKind::DuplicateKey => {
+            let node = members[rng.gen_range(0..members.len())].clone();
+            Fault::DuplicateKey {
+                duplicate: format!("{node}-dup"),
+                node,
+            }
+        }
+        // Planned by `plan` itself (they change the member list).
+        NemesisKind::AddNode | NemesisKind::FailNode => Fault::CrashAll,
+    }
+}
+
+/// A partition of `members` in a random shape (harness.md §5).
+pub fn partition(rng: &mut dyn RngCore, members: &[String]) -> Fault {
+    let shapes = [
+        PartitionShape::Halves,
+        PartitionShape::One,
+        PartitionShape::MajoritiesRing,
+        PartitionShape::Bridge,
+        PartitionShape::Random,
+    ];
+    let shape = *shapes.choose(rng).unwrap_or(&PartitionShape::Halves);
+    partition_shaped(rng, shape, members)
+}
+
+/// A partition of `members` in the given shape.
+pub fn partition_shaped(rng: &mut dyn RngCore, shape: PartitionShape, members: &[String]) -> Fault {
+    let mut m: Vec<String> = members.to_vec();
+    m.shuffle(rng);
+    let n = m.len();
+    let (groups, blocked): (Vec<Vec<String>>, Vec<Link>) = match shape {
+        PartitionShape::Halves => {
+            let (a, b) = m.split_at(n / 2);
+            (vec![a.to_vec(), b.to_vec()], links_between(a, b))
+        }
+        PartitionShape::One => {
+            let (a, b) = m.split_at(1.min(n));
+            (vec![a.to_vec(), b.to_vec()], links_between(a, b))
+        }
+        PartitionShape::Bridge => {
+            // m[0] is the bridge; the others split in two sides that only it joins.
+            let rest = &m[1.min(n)..];
+            let (a, b) = rest.split_at(rest.len() / 2);
+            let mut ga = a.to_vec();
+            let mut gb = b.to_vec();
+            if let Some(bridge) = m.first() {
+                ga.push(bridge.clone());
+                gb.push(bridge.clone());
+            }
+            (vec![ga, gb], links_between(a, b))
+        }
+        PartitionShape::MajoritiesRing => {
+            // Ring order m; each node talks to ring neighbours within distance d, so
+            // it sees 2d+1 >= a majority, and no two nodes see the same majority.
+            let majority = n / 2 + 1;
+            let d = majority / 2;
+            let mut groups = Vec::new();
+            let mut blocked = Vec::new();
+            for i in 0..n {
+                let mut g = Vec::new();
+                for j in 0..n {
+                    let dist = (i + n - j) % n;
+                    let dist = dist.min(n - dist);
+                    if dist <= d {
+                        g.push(m[j].clone());
+                    } else {
+                        blocked.push((m[i].clone(), m[j].clone()));
+                    }
+                }
+                g.sort();
+                groups.push(g);
+            }
+            blocked.sort();
+            (groups, blocked)
+        }
+        PartitionShape::Random => {
+            let mut blocked = Vec::new();
+            for a in &m {
+                for b in &m {
+                    if a != b && rng.gen_bool(0.3) {
+                        blocked.push((a.clone(), b.clone()));
+                    }
+                }
+            }
+            blocked.sort();
+            (Vec::new(), blocked)
+        }
+    };
+    let mut groups: Vec<Vec<String>> = groups
+        .into_iter()
+        .map(|mut g| {
+            g.sort();
+            g
+        })
+        .collect();
+    if shape != PartitionShape::MajoritiesRing {
+        groups.sort();
+    }
+    Fault::Partition {
+        shape,
+        groups,
+        blocked,
+    }
+}

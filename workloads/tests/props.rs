@@ -1,0 +1,156 @@
+//! Properties of the generators: every generated operation is well-formed for its
+//! workload, append values are unique per key, and fault schedules are well-ordered
+//! and respect the cluster (harness.md §4, §5).
+
+use proptest::prelude::*;
+use rollcall_node::types::Op;
+use rollcall_workloads::strategies::{fault_schedule, op_sequence, ops_from_seed};
+use rollcall_workloads::{Fault, NemesisKind, WorkloadKind};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn well_formed(kind: WorkloadKind, inv: &rollcall_workloads::Invocation) -> Result<(), String> {
+    if inv.ops.is_empty() || inv.ops.len() > 64 {
+        return Err(format!("{} micro-ops", inv.ops.len()));
+    }
+    match kind {
+        WorkloadKind::Append => {
+            let arr = inv.value.as_array().ok_or("txn value is not an array")?;
+            if inv.f != "txn" || arr.len() != inv.ops.len() || !(1..=4).contains(&arr.len()) {
+                return Err(format!("bad txn {inv:?}"));
+            }
+            for (m, op) in arr.iter().zip(&inv.ops) {
+                let ok = match (m.as_array().map(|a| a.as_slice()), op) {
+                    (Some([f, k, Value::Null]), Op::Read(key)) => f == "r" && k == key,
+                    (Some([f, k, v]), Op::Append(key, x)) => {
+                        f == "append" && k == key && v.as_i64() == Some(*x)
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Err(format!("micro-op {m} does not match {op:?}"));
+                }
+            }
+        }
+        WorkloadKind::Register => {
+            let [Value::String(k), v] = inv.value.as_array().map(|a| a.as_slice()).unwrap_or(&[])
+            else {
+                return Err(format!("register value {}", inv.value));
+            };
+            let ok = match (inv.f.as_str(), inv.ops.as_slice()) {
+                ("read", [Op::Read(key)]) => key == k && v.is_null(),
+                ("write", [Op::Write(key, x)]) => key == k && v.as_i64() == Some(*x),
+                ("cas", [Op::Cas(key, o, n)]) => key == k && *v == serde_json::json!([o, n]),
+                _ => false,
+            };
+            if !ok {
+                return Err(format!("register op {inv:?}"));
+            }
+        }
+        WorkloadKind::Bank => match (inv.f.as_str(), inv.ops.as_slice()) {
+            ("read", ops) => {
+                if !ops.iter().all(|o| matches!(o, Op::Read(_))) {
+                    return Err("bank read with a write".into());
+                }
+            }
+            ("transfer", [Op::Append(a, x), Op::Append(b, y)]) => {
+                if a == b || *x != -*y || *y <= 0 || inv.value["amount"].as_i64() != Some(*y) {
+                    return Err(format!("bad transfer {inv:?}"));
+                }
+            }
+            _ => return Err(format!("bank op {inv:?}")),
+        },
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn generated_ops_are_well_formed((kind, ops) in op_sequence()) {
+        for inv in &ops {
+            if let Err(e) = well_formed(kind, inv) {
+                prop_assert!(false, "{}", e);
+            }
+        }
+    }
+
+    #[test]
+    fn append_values_are_unique_per_key(seed in any::<u64>(), len in 1usize..600) {
+        let mut seen: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+        for inv in ops_from_seed(WorkloadKind::Append, seed, len, 8) {
+            for op in &inv.ops {
+                if let Op::Append(k, v) = op {
+                    prop_assert!(seen.entry(k.clone()).or_default().insert(*v), "{} appended twice to {}", v, k);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_ops(kind in rollcall_workloads::strategies::workload_kind(), seed in any::<u64>()) {
+        prop_assert_eq!(ops_from_seed(kind, seed, 100, 4), ops_from_seed(kind, seed, 100, 4));
+    }
+
+    #[test]
+    fn schedules_are_well_ordered((spec, sched) in fault_schedule()) {
+        let mut prev_end = 0u64;
+        let mut members: BTreeSet<String> = spec.nodes.iter().cloned().collect();
+        let mut fails = 0;
+        for p in &sched {
+            prop_assert!(spec.kinds.contains(&p.fault.kind()));
+            prop_assert!(p.start_ns >= prev_end, "overlapping faults");
+            prop_assert!(p.start_ns > 0);
+            match p.stop_ns {
+                Some(s) => {
+                    prop_assert!(s > p.start_ns);
+                    prop_assert!(s <= spec.time_limit_ns);
+                    prev_end = s;
+                }
+                None => {
+                    prop_assert_eq!(p.fault.kind(), NemesisKind::FailNode);
+                    prev_end = p.start_ns;
+                }
+            }
+            match &p.fault {
+                Fault::AddNode { node } => {
+                    prop_assert!(spec.spares.contains(node));
+                    prop_assert!(members.insert(node.clone()), "spare added twice");
+                }
+                Fault::FailNode { node } => {
+                    fails += 1;
+                    prop_assert!(members.remove(node));
+                    prop_assert!(members.len() >= spec.min_roster.max(3));
+                }
+                Fault::Kill { nodes } | Fault::Pause { nodes } => {
+                    prop_assert!(!nodes.is_empty());
+                    prop_assert!(nodes.iter().all(|n| members.contains(n)));
+                }
+                Fault::Partition { blocked, .. } => {
+                    prop_assert!(blocked.iter().all(|(a, b)| a != b && members.contains(a) && members.contains(b)));
+                }
+                Fault::DuplicateKey { node, duplicate } => {
+                    prop_assert!(members.contains(node));
+                    prop_assert_ne!(node, duplicate);
+                }
+                Fault::Flaky { links, .. } | Fault::Slow { links, .. } => {
+                    prop_assert!(links.iter().all(|(a, b)| a != b && members.contains(a) && members.contains(b)));
+                }
+                Fault::CrashAll => {}
+            }
+        }
+        prop_assert!(fails <= 1);
+    }
+}
+
+#[test]
+fn nemesis_list_parsing() {
+    assert_eq!(
+        NemesisKind::parse_list("kill, partition,kill").unwrap(),
+        vec![NemesisKind::Partition, NemesisKind::Kill]
+    );
+    assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 9);
+    assert!(NemesisKind::parse_list("kill,explode").is_err());
+    assert!(NemesisKind::parse_list("").unwrap().is_empty());
+}
