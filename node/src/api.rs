@@ -127,20 +127,18 @@ async fn blocks(
     State(node): State<NodeHandle>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let num = |k: &str| -> Result<Option<u64>, Response> {
+    let num = |k: &str| -> Result<Option<u64>, String> {
         match q.get(k) {
             None => Ok(None),
-            Some(s) => s.parse::<u64>().map(Some).map_err(|_| {
-                err(
-                    StatusCode::BAD_REQUEST,
-                    format!("{k}={s:?} is not a number"),
-                )
-            }),
+            Some(s) => s
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("{k}={s:?} is not a number")),
         }
     };
     let (from, to) = match (num("from"), num("to")) {
         (Ok(f), Ok(t)) => (f.unwrap_or(1).max(1), t),
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(e), _) | (_, Err(e)) => return err(StatusCode::BAD_REQUEST, e),
     };
     let to = to
         .unwrap_or(from + BLOCKS_PAGE - 1)

@@ -32,6 +32,18 @@ pub struct BenchArgs {
     /// Where to write the testnet (a temp dir by default).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// What to measure: throughput (tx/s, latency, empty blocks/s), add-node
+    /// (throughput during an addition vs steady state), sync (a newcomer's block sync
+    /// rate on a long chain), eviction (blocks/s with a dead node before and after its
+    /// eviction vs a healthy 3-node network).
+    #[arg(long, default_value = "throughput")]
+    scenario: String,
+    /// Chain length for the sync scenario.
+    #[arg(long, default_value_t = 10_000)]
+    sync_blocks: u64,
+    /// eviction_total for the eviction scenario.
+    #[arg(long, default_value_t = 100)]
+    eviction_total: u64,
 }
 
 struct Children(Vec<Child>);
@@ -47,6 +59,390 @@ impl Drop for Children {
 
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.scenario.as_str() {
+        "throughput" => throughput(args),
+        "add-node" => add_node(args),
+        "sync" => sync(args),
+        "eviction" => eviction(args),
+        other => anyhow::bail!("unknown scenario {other:?} (throughput, add-node, sync, eviction)"),
+    }
+}
+
+/// A testnet of child processes; killed on drop.
+struct Cluster {
+    dir: PathBuf,
+    keep: bool,
+    nodes: Vec<rollcall_node::testnet::TestnetNode>,
+    operator: rollcall_node::crypto::Keypair,
+    chain_id: String,
+    procs: Vec<Option<Child>>,
+    apis: Vec<String>,
+}
+
+impl Cluster {
+    fn new(args: &BenchArgs, tag: &str, ta: TestnetArgs) -> anyhow::Result<Cluster> {
+        let dir = match &args.dir {
+            Some(d) => d.join(tag),
+            None => {
+                std::env::temp_dir().join(format!("rollcall-bench-{}-{tag}", std::process::id()))
+            }
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        let (g, operator, nodes) = rollcall_node::testnet::write(&dir, &ta.spec()?)?;
+        let apis = nodes
+            .iter()
+            .map(|n| format!("http://{}", n.config.api_addr))
+            .collect();
+        let procs = nodes.iter().map(|_| None).collect();
+        let mut c = Cluster {
+            dir,
+            keep: args.dir.is_some(),
+            nodes,
+            operator,
+            chain_id: g.chain_id,
+            procs,
+            apis,
+        };
+        for i in 0..ta.nodes {
+            c.spawn(i)?;
+        }
+        Ok(c)
+    }
+
+    fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let n = &self.nodes[i];
+        let log = std::fs::File::create(n.home.join("node.log"))?;
+        self.procs[i] = Some(
+            Command::new(std::env::current_exe()?)
+                .arg("run")
+                .arg("--home")
+                .arg(&n.home)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("starting a node")?,
+        );
+        Ok(())
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn add_node_body(&self, i: usize, nonce: u64) -> serde_json::Value {
+        use rollcall_node::types::{AddNode, DOMAIN_ADD_NODE};
+        let n = &self.nodes[i];
+        let req = AddNode {
+            id: n.key.id(),
+            addr: n.config.peer_addr.clone(),
+            nonce,
+        };
+        let sig = self
+            .operator
+            .sign(DOMAIN_ADD_NODE, &req.sign_bytes(&self.chain_id));
+        serde_json::json!({
+            "id": format!("add-{i}-{nonce}"),
+            "add_node": {"id": req.id, "addr": req.addr, "nonce": nonce},
+            "sig": hex::encode(sig.0),
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn testnet_args(nodes: usize, spare: usize, base_port: u16) -> TestnetArgs {
+    TestnetArgs {
+        nodes,
+        dir: PathBuf::new(),
+        spare,
+        host: "127.0.0.1".into(),
+        base_port,
+        eviction_total: 1000,
+        eviction_ratio: "1/10".into(),
+        min_roster: 3,
+        propose_ms: 1000,
+        vote_ms: 500,
+        empty_block_ms: 100,
+        tick_ms: 250,
+        seed: Some(1),
+    }
+}
+
+fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(15))
+        .build()?)
+}
+
+/// Throughput during an addition vs steady state, in one run (issue: add a node).
+/// One continuous closed-loop load; the AddNode goes in half way. Reported: the
+/// 4-node steady state before it, the addition window (submission until the newcomer
+/// is a validator, plus one second), and the 5-node steady state after.
+fn add_node(args: BenchArgs) -> anyhow::Result<()> {
+    let mut c = Cluster::new(&args, "add", testnet_args(4, 1, args.base_port))?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let apis4: Vec<String> = c.apis[..4].to_vec();
+    let http = client(args.concurrency)?;
+    rt.block_on(wait_healthy(&http, &apis4))?;
+    c.spawn(4)?;
+    rt.block_on(wait_healthy(&http, &c.apis[4..]))?;
+    match args.rate {
+        None => println!("rollcall-node bench --scenario add-node: 4 nodes + 1 joining, closed-loop load, {} in flight", args.concurrency),
+        Some(r) => println!("rollcall-node bench --scenario add-node: 4 nodes + 1 joining, open-loop load of {r} tx/s"),
+    }
+    let secs = args.duration.max(6) * 2;
+    let body = c.add_node_body(4, 1);
+    let (api0, api4) = (c.apis[0].clone(), c.apis[4].clone());
+    let http2 = http.clone();
+    let start = Instant::now();
+    let half = Duration::from_secs(secs / 2);
+    let (done, (ok, t_add, t_joined)) = rt.block_on(async {
+        let adder = tokio::spawn(async move {
+            tokio::time::sleep(half).await;
+            let t_add = start.elapsed();
+            let ok = http2
+                .post(format!("{api0}/tx"))
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            loop {
+                let v: Option<serde_json::Value> =
+                    match http2.get(format!("{api4}/status")).send().await {
+                        Ok(r) => r.json().await.ok(),
+                        Err(_) => None,
+                    };
+                if v.is_some_and(|v| v["role"] == "validator") || start.elapsed() > half * 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (ok, t_add, start.elapsed())
+        });
+        let done = load_timed(&http, &apis4, args.concurrency, args.rate, secs, start).await;
+        (
+            done,
+            adder
+                .await
+                .unwrap_or((false, Duration::ZERO, Duration::ZERO)),
+        )
+    });
+    let rate = |from: Duration, to: Duration| {
+        let n = done.iter().filter(|t| **t >= from && **t < to).count() as f64;
+        n / (to - from).as_secs_f64().max(1e-9)
+    };
+    let end = Duration::from_secs(secs);
+    let window_end = (t_joined + Duration::from_secs(1)).min(end);
+    let steady = rate(Duration::from_secs(1), t_add);
+    let during = rate(t_add, window_end);
+    let after = rate(window_end, end);
+    println!("4-node steady state:  {steady:8.0} tx/s");
+    println!(
+        "during the addition:  {during:8.0} tx/s   (AddNode committed: {ok}; submitted at {:.1} s, newcomer a validator at {:.2} s; window to {:.2} s)",
+        t_add.as_secs_f64(),
+        t_joined.as_secs_f64(),
+        window_end.as_secs_f64()
+    );
+    println!("5-node steady state:  {after:8.0} tx/s   (the larger roster's own cost: q(5)=4, 25 vs 16 votes per step)");
+    println!(
+        "ratio:                {:8.1} % of steady state during the addition (target >= 90 %)",
+        during / steady * 100.0
+    );
+    Ok(())
+}
+
+/// Closed-loop load (`concurrency` back-to-back workers) or open-loop at `rate`
+/// tx/s for `secs`; returns each success's completion time since `start`.
+async fn load_timed(
+    client: &reqwest::Client,
+    apis: &[String],
+    concurrency: usize,
+    rate: Option<u64>,
+    secs: u64,
+    start: Instant,
+) -> Vec<Duration> {
+    let done = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let seq = Arc::new(AtomicU64::new(0));
+    let end = start + Duration::from_secs(secs);
+    let one = {
+        let (client, apis, done, seq) = (client.clone(), apis.to_vec(), done.clone(), seq.clone());
+        move || {
+            let (client, apis, done, seq) =
+                (client.clone(), apis.clone(), done.clone(), seq.clone());
+            async move {
+                let i = seq.fetch_add(1, Ordering::Relaxed);
+                let api = &apis[(i as usize) % apis.len()];
+                let body = serde_json::json!({"id": format!("a{i}"), "ops": [["append", format!("k{}", i % 64), i as i64]]});
+                if let Ok(r) = client.post(format!("{api}/tx")).json(&body).send().await {
+                    if r.status().is_success() {
+                        if let Ok(mut d) = done.lock() {
+                            d.push(start.elapsed());
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let mut tasks = Vec::new();
+    match rate {
+        None => {
+            for _ in 0..concurrency {
+                let one = one.clone();
+                tasks.push(tokio::spawn(async move {
+                    while Instant::now() < end {
+                        one().await;
+                    }
+                }));
+            }
+        }
+        Some(rate) => {
+            let tick = Duration::from_millis(5);
+            let per_tick = rate as f64 * tick.as_secs_f64();
+            let mut owed = 0.0;
+            let mut iv = tokio::time::interval(tick);
+            while Instant::now() < end {
+                iv.tick().await;
+                owed += per_tick;
+                while owed >= 1.0 {
+                    owed -= 1.0;
+                    tasks.push(tokio::spawn(one()));
+                }
+            }
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let v = done.lock().map(|d| d.clone()).unwrap_or_default();
+    v
+}
+
+/// A newcomer's block sync rate from one peer on a long chain.
+fn sync(args: BenchArgs) -> anyhow::Result<()> {
+    let mut ta = testnet_args(4, 1, args.base_port);
+    ta.empty_block_ms = 0;
+    let mut c = Cluster::new(&args, "sync", ta)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let http = client(64)?;
+    let apis4: Vec<String> = c.apis[..4].to_vec();
+    rt.block_on(wait_healthy(&http, &apis4))?;
+    println!(
+        "rollcall-node bench --scenario sync: building a chain of {} blocks...",
+        args.sync_blocks
+    );
+    let t = Instant::now();
+    loop {
+        let h = rt.block_on(height(&http, &apis4[0]))?;
+        if h >= args.sync_blocks {
+            println!(
+                "chain built: {h} blocks in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("the chain grew to only {h} blocks in 600 s");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Stop block production so the newcomer syncs a fixed chain from one peer.
+    for i in 1..4 {
+        c.kill(i);
+    }
+    let target = rt.block_on(height(&http, &apis4[0]))?;
+    let t = Instant::now();
+    c.spawn(4)?;
+    let api4 = c.apis[4].clone();
+    rt.block_on(async {
+        loop {
+            if height(&http, &api4).await.unwrap_or(0) >= target {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "newcomer synced {target} blocks from one peer in {secs:.2} s (process start included): {:.0} blocks/s, every certificate verified (target >= 2000)",
+        target as f64 / secs
+    );
+    Ok(())
+}
+
+/// Blocks/s with one of 4 nodes dead, before and after its eviction, vs a healthy
+/// 3-node network (issue: eviction; the seed's headline claim).
+fn eviction(args: BenchArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let http = client(16)?;
+    let secs = args.duration;
+    let healthy3 = {
+        let c = Cluster::new(&args, "healthy3", testnet_args(3, 0, args.base_port + 100))?;
+        rt.block_on(wait_healthy(&http, &c.apis))?;
+        rt.block_on(blocks_per_sec(&http, &c.apis[0], secs))?
+    };
+    let mut ta = testnet_args(4, 0, args.base_port);
+    ta.eviction_total = args.eviction_total;
+    let mut c = Cluster::new(&args, "evict", ta)?;
+    rt.block_on(wait_healthy(&http, &c.apis[..4]))?;
+    println!(
+        "rollcall-node bench --scenario eviction: 4 nodes, eviction_total {}, node 4 killed",
+        args.eviction_total
+    );
+    c.kill(3);
+    let api0 = c.apis[0].clone();
+    let (h0, t0) = (rt.block_on(height(&http, &api0))?, Instant::now());
+    let (h_ev, t_ev) = rt.block_on(async {
+        loop {
+            let v: serde_json::Value = http
+                .get(format!("{api0}/status"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            if v["roster"].as_array().map(|r| r.len()) == Some(3) {
+                return anyhow::Ok((v["height"].as_u64().unwrap_or(0), Instant::now()));
+            }
+            if t0.elapsed() > Duration::from_secs(900) {
+                anyhow::bail!("no eviction within 900 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })?;
+    let before = (h_ev - h0) as f64 / (t_ev - t0).as_secs_f64();
+    let after = rt.block_on(blocks_per_sec(&http, &api0, secs))?;
+    println!("healthy 3-node network:    {healthy3:6.2} blocks/s");
+    println!(
+        "dead node, before eviction: {before:6.2} blocks/s  ({} blocks in {:.1} s)",
+        h_ev - h0,
+        (t_ev - t0).as_secs_f64()
+    );
+    println!("after eviction:             {after:6.2} blocks/s  = {:.1} % of the healthy 3-node rate (target >= 90 %)", after / healthy3 * 100.0);
+    Ok(())
+}
+
+async fn blocks_per_sec(http: &reqwest::Client, api: &str, secs: u64) -> anyhow::Result<f64> {
+    let h0 = height(http, api).await?;
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    Ok((height(http, api).await? - h0) as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Sustained tx/s, latency at half load, and empty blocks/s (issue: node core).
+fn throughput(args: BenchArgs) -> anyhow::Result<()> {
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("rollcall-bench-{}", std::process::id())),

@@ -1872,7 +1872,7 @@ mod tests {
             let b = &cb.block;
             let total = window.len() as u64;
             let n = roster.len() as u64;
-            let rule = if total >= params.eviction_total && n - 1 >= params.min_roster as u64 {
+            let rule = if total >= params.eviction_total && n > params.min_roster as u64 {
                 roster
                     .iter()
                     .enumerate()

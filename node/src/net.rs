@@ -29,6 +29,10 @@ struct Hello {
 
 type Frame = Arc<Vec<u8>>;
 
+/// Live connections by peer id: a connection number (so a closing connection only
+/// removes itself) and the writer's queue.
+type PeerTable = HashMap<NodeId, (u64, mpsc::Sender<Frame>)>;
+
 /// Encodes a message as one frame.
 pub fn encode_frame(msg: &Message) -> Frame {
     let payload = postcard::to_allocvec(msg).unwrap_or_default();
@@ -43,7 +47,7 @@ pub fn encode_frame(msg: &Message) -> Frame {
 pub struct Net {
     me: NodeId,
     chain_id: String,
-    peers: Arc<Mutex<HashMap<NodeId, (u64, mpsc::Sender<Frame>)>>>,
+    peers: Arc<Mutex<PeerTable>>,
     dialing: Arc<Mutex<HashSet<String>>>,
     next_conn: Arc<std::sync::atomic::AtomicU64>,
     inbox: mpsc::Sender<Input>,
