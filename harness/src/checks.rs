@@ -8,17 +8,31 @@ use rollcall_checkers::elle::ElleChecker;
 use rollcall_checkers::linearizable::LinearizableChecker;
 use rollcall_checkers::set::SetChecker;
 use rollcall_checkers::{compose, CheckResult, Checker, History, Validity};
-use rollcall_node::types::{CommittedBlock, Genesis};
+use rollcall_node::chain::ChainState;
+use rollcall_node::types::{CommittedBlock, Genesis, OpResult};
 use rollcall_workloads::WorkloadKind;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// How often each transaction id appears in a chain (the `set` checker's input).
-pub fn tx_counts(chain: &[CommittedBlock]) -> BTreeMap<String, usize> {
+/// How often each transaction id took effect in a chain (the `set` checker's
+/// input). The chain is replayed from the genesis so that a transaction that was
+/// ordered but changed nothing (rejected at execution, or only cas ops that did not
+/// apply, which the register workload records as `fail`, harness.md §6) does not
+/// count as applied.
+pub fn tx_counts(genesis: &Genesis, chain: &[CommittedBlock]) -> BTreeMap<String, usize> {
+    let mut state = ChainState::new(genesis.clone());
     let mut m = BTreeMap::new();
     for cb in chain {
-        for tx in &cb.block.txs {
-            *m.entry(tx.id.clone()).or_insert(0) += 1;
+        let applied = state.apply(&cb.block, cb.cert.clone());
+        for (id, o) in applied.outcomes {
+            let no_effect = o.error.is_some()
+                || (!o.results.is_empty()
+                    && o.results
+                        .iter()
+                        .all(|r| matches!(r, OpResult::Cas { applied: false, .. })));
+            if !no_effect {
+                *m.entry(id).or_insert(0) += 1;
+            }
         }
     }
     m
@@ -29,7 +43,7 @@ pub fn tx_counts(chain: &[CommittedBlock]) -> BTreeMap<String, usize> {
 pub fn history_checkers(
     workload: WorkloadKind,
     model: &str,
-    longest_chain: Option<&[CommittedBlock]>,
+    longest_chain: Option<(&Genesis, &[CommittedBlock])>,
 ) -> Result<Vec<Box<dyn Checker>>, String> {
     let mut out: Vec<Box<dyn Checker>> = match workload {
         WorkloadKind::Append => {
@@ -42,8 +56,8 @@ pub fn history_checkers(
             rollcall_workloads::bank::total(),
         ))],
     };
-    if let Some(chain) = longest_chain {
-        out.push(Box::new(SetChecker::new(tx_counts(chain))));
+    if let Some((genesis, chain)) = longest_chain {
+        out.push(Box::new(SetChecker::new(tx_counts(genesis, chain))));
     }
     Ok(out)
 }
@@ -90,7 +104,7 @@ pub fn check_run(
     let longest = nodes
         .iter()
         .max_by_key(|n| n.chain.len())
-        .map(|n| n.chain.as_slice());
+        .map(|n| (genesis, n.chain.as_slice()));
     let mut results: Vec<CheckResult> = history_checkers(workload, model, longest)?
         .iter()
         .map(|c| c.check(&history))

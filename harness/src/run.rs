@@ -368,6 +368,8 @@ pub fn run(
 
     let interval_ns = (1e9 / opts.rate) as u64;
     let mut next_invoke = 0u64;
+    let end_ns = limit_ns + opts.recovery_s * 1_000_000_000;
+    let mut healed = false;
     loop {
         let now = l.backend.now_ns();
         while steps.front().is_some_and(|s| s.0 <= now) {
@@ -375,7 +377,28 @@ pub fn run(
                 l.nemesis(&planned[i].fault, start)?;
             }
         }
-        if now >= limit_ns {
+        if now >= limit_ns && !healed {
+            // Final heal (harness.md §5); clients keep going through the recovery
+            // wait so the liveness checker sees whether the cluster commits again.
+            healed = true;
+            l.phase = "heal";
+            let healed_v = l.backend.heal_all()?;
+            l.rec.record(
+                now,
+                Who::Nemesis,
+                "info",
+                "heal-all",
+                &healed_v,
+                None,
+                None,
+                None,
+            );
+            l.applied
+                .push(json!({"time_ns": now, "f": "heal-all", "value": healed_v}));
+            l.current_fault = "none".into();
+            l.phase = "recovery";
+        }
+        if now >= end_ns {
             break;
         }
         // Invoke while the rate allows and a process is idle.
@@ -397,7 +420,7 @@ pub fn run(
                 + l.rng
                     .gen_range(interval_ns / 2..=interval_ns + interval_ns / 2);
         }
-        let mut t = (now + STEP_NS).min(limit_ns);
+        let mut t = (now + STEP_NS).min(if healed { end_ns } else { limit_ns });
         if let Some(s) = steps.front() {
             t = t.min(s.0);
         }
@@ -406,30 +429,13 @@ pub fn run(
         }
         l.step_to(t.max(now + 1))?;
     }
-
-    // Final heal (harness.md §5), then recovery: no new operations.
-    l.phase = "heal";
-    let now = l.backend.now_ns();
-    let healed = l.backend.heal_all()?;
-    l.rec.record(
-        now,
-        Who::Nemesis,
-        "info",
-        "heal-all",
-        &healed,
-        None,
-        None,
-        None,
-    );
-    l.applied
-        .push(json!({"time_ns": now, "f": "heal-all", "value": healed}));
-    l.current_fault = "none".into();
-    l.phase = "recovery";
-    let recover_until = now + opts.recovery_s * 1_000_000_000;
-    while l.backend.now_ns() < recover_until {
-        let t = (l.backend.now_ns() + 10 * STEP_NS).min(recover_until);
+    // Let the last operations complete or time out before the final reads.
+    l.phase = "drain";
+    while l.any_pending() {
+        let t = l.backend.now_ns() + STEP_NS;
         l.step_to(t)?;
     }
+
     // A fail-node victim must be evicted (protocol.md §5): give it time.
     if !l.failed.is_empty() {
         let deadline = l.backend.now_ns() + EVICTION_WAIT_NS;
