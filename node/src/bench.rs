@@ -46,17 +46,6 @@ pub struct BenchArgs {
     eviction_total: u64,
 }
 
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario.as_str() {
@@ -242,7 +231,7 @@ fn add_node(args: BenchArgs) -> anyhow::Result<()> {
         )
     });
     let rate = |from: Duration, to: Duration| {
-        let n = done.iter().filter(|t| **t >= from && **t < to).count() as f64;
+        let n = done.iter().filter(|(t, _)| *t >= from && *t < to).count() as f64;
         n / (to - from).as_secs_f64().max(1e-9)
     };
     let end = Duration::from_secs(secs);
@@ -266,7 +255,8 @@ fn add_node(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Closed-loop load (`concurrency` back-to-back workers) or open-loop at `rate`
-/// tx/s for `secs`; returns each success's completion time since `start`.
+/// tx/s for `secs`; returns each success's completion time since `start` and its
+/// latency. Only successes completed within the window count.
 async fn load_timed(
     client: &reqwest::Client,
     apis: &[String],
@@ -274,23 +264,24 @@ async fn load_timed(
     rate: Option<u64>,
     secs: u64,
     start: Instant,
-) -> Vec<Duration> {
-    let done = Arc::new(Mutex::new(Vec::<Duration>::new()));
-    let seq = Arc::new(AtomicU64::new(0));
+) -> Vec<(Duration, Duration)> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let done = Arc::new(Mutex::new(Vec::<(Duration, Duration)>::new()));
     let end = start + Duration::from_secs(secs);
     let one = {
-        let (client, apis, done, seq) = (client.clone(), apis.to_vec(), done.clone(), seq.clone());
+        let (client, apis, done) = (client.clone(), apis.to_vec(), done.clone());
         move || {
-            let (client, apis, done, seq) =
-                (client.clone(), apis.clone(), done.clone(), seq.clone());
+            let (client, apis, done) = (client.clone(), apis.clone(), done.clone());
             async move {
-                let i = seq.fetch_add(1, Ordering::Relaxed);
+                // Ids stay unique across the phases of one bench process.
+                let i = SEQ.fetch_add(1, Ordering::Relaxed);
                 let api = &apis[(i as usize) % apis.len()];
                 let body = serde_json::json!({"id": format!("a{i}"), "ops": [["append", format!("k{}", i % 64), i as i64]]});
+                let t = Instant::now();
                 if let Ok(r) = client.post(format!("{api}/tx")).json(&body).send().await {
-                    if r.status().is_success() {
+                    if r.status().is_success() && Instant::now() <= end {
                         if let Ok(mut d) = done.lock() {
-                            d.push(start.elapsed());
+                            d.push((start.elapsed(), t.elapsed()));
                         }
                     }
                 }
@@ -443,53 +434,15 @@ async fn blocks_per_sec(http: &reqwest::Client, api: &str, secs: u64) -> anyhow:
 
 /// Sustained tx/s, latency at half load, and empty blocks/s (issue: node core).
 fn throughput(args: BenchArgs) -> anyhow::Result<()> {
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("rollcall-bench-{}", std::process::id())),
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    let ta = TestnetArgs {
-        nodes: args.nodes,
-        dir: dir.clone(),
-        spare: 0,
-        host: "127.0.0.1".into(),
-        base_port: args.base_port,
-        eviction_total: 1000,
-        eviction_ratio: "1/10".into(),
-        min_roster: 3,
-        propose_ms: 1000,
-        vote_ms: 500,
-        empty_block_ms: 100,
-        tick_ms: 250,
-        seed: Some(1),
-    };
-    let (_, _, nodes) = rollcall_node::testnet::write(&dir, &ta.spec()?)?;
-    let exe = std::env::current_exe()?;
-    let mut children = Children(Vec::new());
-    for n in &nodes {
-        let log = std::fs::File::create(n.home.join("node.log"))?;
-        children.0.push(
-            Command::new(&exe)
-                .arg("run")
-                .arg("--home")
-                .arg(&n.home)
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("starting a node")?,
-        );
-    }
-    let apis: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("http://{}", n.config.api_addr))
-        .collect();
+    let c = Cluster::new(
+        &args,
+        "throughput",
+        testnet_args(args.nodes, 0, args.base_port),
+    )?;
+    let apis = c.apis.clone();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(args.concurrency)
-            .timeout(Duration::from_secs(15))
-            .build()?;
+        let client = client(args.concurrency)?;
         wait_healthy(&client, &apis).await?;
         println!("rollcall-node bench: {} nodes on loopback, load from this process", args.nodes);
 
@@ -501,7 +454,7 @@ fn throughput(args: BenchArgs) -> anyhow::Result<()> {
         println!("empty blocks:        {empty_bps:8.1} blocks/s");
 
         let hs = height(&client, &apis[0]).await?;
-        let (thr, lat) = load(&client, &apis, args.concurrency, None, args.duration, "t").await;
+        let (thr, lat) = load(&client, &apis, args.concurrency, None, args.duration).await;
         let he = height(&client, &apis[0]).await?;
         let blocks = (he - hs) as f64 / args.duration as f64;
         println!(
@@ -509,17 +462,14 @@ fn throughput(args: BenchArgs) -> anyhow::Result<()> {
             args.concurrency, lat.0, lat.1
         );
         let rate = args.rate.unwrap_or((thr / 2.0) as u64).max(1);
-        let (thr2, lat2) = load(&client, &apis, args.concurrency, Some(rate), args.duration, "l").await;
+        let (thr2, lat2) = load(&client, &apis, args.concurrency, Some(rate), args.duration).await;
         println!(
             "latency at {rate} tx/s: p50 {:.1} ms, p99 {:.1} ms   ({thr2:.0} tx/s committed)",
             lat2.0, lat2.1
         );
         anyhow::Ok(())
     })?;
-    drop(children);
-    if args.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    drop(c);
     Ok(())
 }
 
@@ -562,82 +512,17 @@ async fn load(
     concurrency: usize,
     rate: Option<u64>,
     secs: u64,
-    tag: &'static str,
 ) -> (f64, (f64, f64)) {
-    let done = Arc::new(AtomicU64::new(0));
-    let lats = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let seq = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let end = start + Duration::from_secs(secs);
-    let send = {
-        let (client, apis, done, lats, seq) = (
-            client.clone(),
-            apis.to_vec(),
-            done.clone(),
-            lats.clone(),
-            seq.clone(),
-        );
-        move || {
-            let (client, apis, done, lats, seq) = (
-                client.clone(),
-                apis.clone(),
-                done.clone(),
-                lats.clone(),
-                seq.clone(),
-            );
-            async move {
-                let i = seq.fetch_add(1, Ordering::Relaxed);
-                let api = &apis[(i as usize) % apis.len()];
-                let body = serde_json::json!({"id": format!("{tag}{i}"), "ops": [["append", format!("k{}", i % 64), i as i64]]});
-                let t = Instant::now();
-                if let Ok(r) = client.post(format!("{api}/tx")).json(&body).send().await {
-                    if r.status().is_success() && Instant::now() <= end {
-                        done.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut l) = lats.lock() {
-                            l.push(t.elapsed().as_secs_f64() * 1000.0);
-                        }
-                    }
-                }
-            }
-        }
-    };
-    let mut tasks = Vec::new();
-    match rate {
-        None => {
-            for _ in 0..concurrency {
-                let send = send.clone();
-                tasks.push(tokio::spawn(async move {
-                    while Instant::now() < end {
-                        send().await;
-                    }
-                }));
-            }
-        }
-        Some(rate) => {
-            let tick = Duration::from_millis(5);
-            let per_tick = rate as f64 * tick.as_secs_f64();
-            let mut owed = 0.0;
-            let mut iv = tokio::time::interval(tick);
-            while Instant::now() < end {
-                iv.tick().await;
-                owed += per_tick;
-                while owed >= 1.0 {
-                    owed -= 1.0;
-                    tasks.push(tokio::spawn(send()));
-                }
-            }
-        }
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let n = done.load(Ordering::Relaxed) as f64;
-    let mut l = lats.lock().map(|l| l.clone()).unwrap_or_default();
+    let done = load_timed(client, apis, concurrency, rate, secs, Instant::now()).await;
+    let mut l: Vec<f64> = done
+        .iter()
+        .map(|(_, lat)| lat.as_secs_f64() * 1000.0)
+        .collect();
     l.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| {
         l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
             .copied()
             .unwrap_or(f64::NAN)
     };
-    (n / secs as f64, (pct(0.5), pct(0.99)))
+    (done.len() as f64 / secs as f64, (pct(0.5), pct(0.99)))
 }

@@ -77,19 +77,7 @@ pub fn abnormal_node(map: &ProposalMap, roster: &Roster, params: &Params) -> Opt
 mod tests {
     use super::*;
     use crate::crypto::Bytes32;
-    use crate::types::RosterEntry;
-
-    fn roster(n: u8) -> Roster {
-        Roster::new(
-            (1..=n)
-                .map(|i| RosterEntry {
-                    number: 0,
-                    id: Bytes32([i; 32]),
-                    addr: format!("h{i}:1"),
-                })
-                .collect(),
-        )
-    }
+    use crate::roster::test_roster as roster;
 
     fn map_with(counts: &[u64], cap: u64) -> ProposalMap {
         let mut m = ProposalMap::default();

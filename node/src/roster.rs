@@ -104,21 +104,27 @@ pub fn valid_addr(addr: &str) -> bool {
     host_ok && port.parse::<u16>().map(|p| p > 0).unwrap_or(false)
 }
 
+/// A roster of `n` made-up ids `[i; 32]` for unit tests.
+#[cfg(test)]
+pub(crate) fn test_roster(n: u8) -> Roster {
+    Roster::new(
+        (1..=n)
+            .map(|i| RosterEntry {
+                number: 0,
+                id: crate::crypto::Bytes32([i; 32]),
+                addr: format!("h{i}:1"),
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crypto::Bytes32;
 
     fn roster(n: u8) -> Roster {
-        Roster::new(
-            (1..=n)
-                .map(|i| RosterEntry {
-                    number: 0,
-                    id: Bytes32([i; 32]),
-                    addr: format!("h{i}:1"),
-                })
-                .collect(),
-        )
+        test_roster(n)
     }
 
     #[test]

@@ -194,14 +194,15 @@ impl Net {
         );
     }
 
-    /// Block hashes 1..=h of node `i` (raw form).
-    pub async fn chain(&self, i: usize, h: u64) -> Vec<Value> {
+    /// Blocks 1..=h of node `i`, page by page (`raw`: the stored serde form).
+    async fn blocks(&self, i: usize, h: u64, raw: bool) -> Vec<Value> {
         let mut out = Vec::new();
         let mut from = 1;
+        let format = if raw { "&format=raw" } else { "" };
         while from <= h {
             let to = (from + 999).min(h);
             let page = self
-                .get(i, &format!("/blocks?from={from}&to={to}&format=raw"))
+                .get(i, &format!("/blocks?from={from}&to={to}{format}"))
                 .await
                 .and_then(|v| v.as_array().cloned())
                 .unwrap_or_default();
@@ -214,27 +215,18 @@ impl Net {
         out
     }
 
-    /// Block hashes 1..=h of node `i` (API form carries the hash).
+    /// Blocks 1..=h of node `i` in the raw form (block + cert).
+    pub async fn chain(&self, i: usize, h: u64) -> Vec<Value> {
+        self.blocks(i, h, true).await
+    }
+
+    /// Block hashes 1..=h of node `i` (the API form carries the hash).
     pub async fn hashes(&self, i: usize, h: u64) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut from = 1;
-        while from <= h {
-            let to = (from + 999).min(h);
-            let page = self
-                .get(i, &format!("/blocks?from={from}&to={to}"))
-                .await
-                .and_then(|v| v.as_array().cloned())
-                .unwrap_or_default();
-            if page.is_empty() {
-                break;
-            }
-            from += page.len() as u64;
-            out.extend(
-                page.iter()
-                    .map(|b| b["hash"].as_str().unwrap_or("").to_string()),
-            );
-        }
-        out
+        self.blocks(i, h, false)
+            .await
+            .iter()
+            .map(|b| b["hash"].as_str().unwrap_or("").to_string())
+            .collect()
     }
 
     /// Asserts nodes `ids` hold identical blocks up to the lowest of their heights
