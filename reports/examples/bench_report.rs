@@ -24,7 +24,13 @@ fn chromium() -> Option<PathBuf> {
 fn open_time(chrome: &PathBuf, url: &str) -> Option<f64> {
     let t = Instant::now();
     let out = Command::new(chrome)
-        .args(["--headless", "--disable-gpu", "--no-sandbox", "--dump-dom", url])
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--dump-dom",
+            url,
+        ])
         .output()
         .ok()?;
     let secs = t.elapsed().as_secs_f64();
@@ -33,19 +39,43 @@ fn open_time(chrome: &PathBuf, url: &str) -> Option<f64> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let ops: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100_000);
+    let ops: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let tmp = tempfile::tempdir()?;
-    let dir = args.next().map(PathBuf::from).unwrap_or_else(|| tmp.path().join("bench/20260101T000000"));
+    let dir = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("bench/20260101T000000"));
     let t = Instant::now();
-    write_sample_run(&dir, &SampleSpec { ops, seed: 1, invalid: true, blocks: 3000 })?;
-    println!("generated {ops}-op run dir in {:.2} s: {}", t.elapsed().as_secs_f64(), dir.display());
+    write_sample_run(
+        &dir,
+        &SampleSpec {
+            ops,
+            seed: 1,
+            invalid: true,
+            blocks: 3000,
+        },
+    )?;
+    println!(
+        "generated {ops}-op run dir in {:.2} s: {}",
+        t.elapsed().as_secs_f64(),
+        dir.display()
+    );
     let t = Instant::now();
     let report = rollcall_reports::write_report(&dir)?;
     let secs = t.elapsed().as_secs_f64();
     let size = std::fs::metadata(&report)?.len();
-    println!("write_report: {secs:.3} s (target <= 3 s), report.html {:.2} MB", size as f64 / 1e6);
+    println!(
+        "write_report: {secs:.3} s (target <= 3 s), report.html {:.2} MB",
+        size as f64 / 1e6
+    );
     match chromium() {
-        None => println!("chromium not installed: page-open time not measured (apt-get install chromium)"),
+        None => println!(
+            "chromium not installed: page-open time not measured (apt-get install chromium)"
+        ),
         Some(c) => {
             let blank = open_time(&c, "about:blank");
             let page = open_time(&c, &format!("file://{}", report.display()));

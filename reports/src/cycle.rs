@@ -160,7 +160,9 @@ mod tests {
         assert_eq!(svg.matches("class=\"txn\"").count(), 3);
         assert_eq!(svg.matches("class=\"edge\"").count(), 3);
         assert!(svg.contains(">T3<") && svg.contains(">T12<"));
-        assert!(svg.contains("ww k1") && svg.contains("rw k&lt;2&gt;") && svg.contains(">realtime<"));
+        assert!(
+            svg.contains("ww k1") && svg.contains("rw k&lt;2&gt;") && svg.contains(">realtime<")
+        );
         assert!(svg.contains("url(#c1-ww)"));
         assert!(parse_edges(&json!({"key": "k"})).is_none());
     }
@@ -168,11 +170,24 @@ mod tests {
     #[test]
     fn two_transaction_cycle_bends_apart() {
         let e = vec![
-            CycleEdge { from: 1, to: 2, kind: "wr".into(), key: None },
-            CycleEdge { from: 2, to: 1, kind: "rw".into(), key: None },
+            CycleEdge {
+                from: 1,
+                to: 2,
+                kind: "wr".into(),
+                key: None,
+            },
+            CycleEdge {
+                from: 2,
+                to: 1,
+                kind: "rw".into(),
+                key: None,
+            },
         ];
         let svg = cycle_svg(&e, "x");
-        let ds: Vec<&str> = svg.match_indices(" Q").map(|(i, _)| &svg[i..i + 14]).collect();
+        let ds: Vec<&str> = svg
+            .match_indices(" Q")
+            .map(|(i, _)| &svg[i..i + 14])
+            .collect();
         assert_eq!(ds.len(), 2);
         assert_ne!(ds[0], ds[1]);
     }

@@ -216,7 +216,10 @@ pub fn latency_svg(
             let c = fault_color(&iv.f);
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(iv.start, ylo), (iv.stop.max(iv.start + t_max / 1000.0), yhi)],
+                    [
+                        (iv.start, ylo),
+                        (iv.stop.max(iv.start + t_max / 1000.0), yhi),
+                    ],
                     c.mix(0.18).filled(),
                 )))
                 .map_err(perr(name))?;
@@ -294,7 +297,10 @@ pub fn throughput_svg(
         for iv in faults {
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(iv.start, 0.0), (iv.stop.max(iv.start + t_max / 1000.0), ymax)],
+                    [
+                        (iv.start, 0.0),
+                        (iv.stop.max(iv.start + t_max / 1000.0), ymax),
+                    ],
                     fault_color(&iv.f).mix(0.18).filled(),
                 )))
                 .map_err(perr(name))?;
@@ -313,7 +319,9 @@ pub fn throughput_svg(
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))
                 .map_err(perr(name))?
                 .label(format!("{} ({total})", k.as_str()))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -447,10 +455,9 @@ pub fn roster_svg(
         let green = RGBColor(0, 150, 60);
         chart
             .draw_series(
-                changes
-                    .iter()
-                    .filter(|c| c.what == "add")
-                    .map(|c| TriangleMarker::new((c.height as f64, c.size as f64), 7, green.filled())),
+                changes.iter().filter(|c| c.what == "add").map(|c| {
+                    TriangleMarker::new((c.height as f64, c.size as f64), 7, green.filled())
+                }),
             )
             .map_err(perr(name))?
             .label("add")
@@ -510,10 +517,19 @@ mod tests {
         ];
         let iv = fault_intervals(&ev, 9.0);
         assert_eq!(iv.len(), 4);
-        assert_eq!((iv[0].f.as_str(), iv[0].start, iv[0].stop), ("partition", 1.0, 3.0));
-        assert_eq!((iv[1].f.as_str(), iv[1].stop, iv[1].closed), ("kill", 5.0, true));
+        assert_eq!(
+            (iv[0].f.as_str(), iv[0].start, iv[0].stop),
+            ("partition", 1.0, 3.0)
+        );
+        assert_eq!(
+            (iv[1].f.as_str(), iv[1].stop, iv[1].closed),
+            ("kill", 5.0, true)
+        );
         assert_eq!((iv[2].f.as_str(), iv[2].stop), ("pause", 5.0));
-        assert_eq!((iv[3].f.as_str(), iv[3].stop, iv[3].closed), ("flaky", 9.0, false));
+        assert_eq!(
+            (iv[3].f.as_str(), iv[3].stop, iv[3].closed),
+            ("flaky", 9.0, false)
+        );
     }
 
     #[test]
@@ -530,9 +546,24 @@ mod tests {
     #[test]
     fn roster_changes_follow_adds_and_evictions() {
         let chain = vec![
-            BlockInfo { height: 1, epoch: 0, adds: vec![], evict: None },
-            BlockInfo { height: 2, epoch: 0, adds: vec!["n5".into()], evict: None },
-            BlockInfo { height: 3, epoch: 1, adds: vec![], evict: Some("x".into()) },
+            BlockInfo {
+                height: 1,
+                epoch: 0,
+                adds: vec![],
+                evict: None,
+            },
+            BlockInfo {
+                height: 2,
+                epoch: 0,
+                adds: vec!["n5".into()],
+                evict: None,
+            },
+            BlockInfo {
+                height: 3,
+                epoch: 1,
+                adds: vec![],
+                evict: Some("x".into()),
+            },
         ];
         let c = roster_changes(4, &chain);
         assert_eq!(c.iter().map(|c| c.size).collect::<Vec<_>>(), vec![5, 4]);

@@ -57,8 +57,8 @@ const SCRIPT: &str = r#"
     var a=e.target.closest('a[data-page]'); if(!a) return; e.preventDefault();
     var pages=document.querySelectorAll('.tl-page');
     for(var i=0;i<pages.length;i++){pages[i].hidden=(String(i)!==a.dataset.page);}
-    var links=nav.querySelectorAll('a');
-    for(var j=0;j<links.length;j++){links[j].className=(links[j]===a?'cur':'');}
+    var ls=nav.querySelectorAll('a');
+    for(var j=0;j<ls.length;j++){ls[j].className=(ls[j]===a?'cur':'');}
   });}
   document.body.setAttribute('data-ready','1');
 })();
@@ -71,7 +71,13 @@ fn json_short(v: &Value, max: usize) -> String {
 fn plot_name(f: &str) -> String {
     let s: String = f
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("latency-{s}.svg")
 }
@@ -99,7 +105,11 @@ fn write_verdicts(s: &mut String, run: &RunData) {
             if c.anomalies.is_empty() {
                 "0".to_string()
             } else {
-                format!("<a href=\"#anom-{}\">{}</a>", escape(&c.checker), c.anomalies.len())
+                format!(
+                    "<a href=\"#anom-{}\">{}</a>",
+                    escape(&c.checker),
+                    c.anomalies.len()
+                )
             },
             c.elapsed_ms
         );
@@ -141,7 +151,10 @@ fn write_anomalies(s: &mut String, run: &RunData) {
                 .enumerate()
                 .map(|(p, e)| (e.index, p))
                 .collect::<HashMap<_, _>>(),
-            h.ops().iter().map(|o| (o.invoke_index, o)).collect::<HashMap<_, _>>(),
+            h.ops()
+                .iter()
+                .map(|o| (o.invoke_index, o))
+                .collect::<HashMap<_, _>>(),
         ),
         None => (HashMap::new(), HashMap::new()),
     };
@@ -171,7 +184,11 @@ fn write_anomalies(s: &mut String, run: &RunData) {
                 s.push_str(&cycle::cycle_svg(&edges, &format!("cyc-{}-{i}", c.checker)));
                 s.push_str(r#"<p class="legend">"#);
                 for k in ["ww", "wr", "rw", "realtime", "process"] {
-                    let _ = write!(s, r#"<span style="color:{}">■ {k}</span>"#, cycle::edge_color(k));
+                    let _ = write!(
+                        s,
+                        r#"<span style="color:{}">■ {k}</span>"#,
+                        cycle::edge_color(k)
+                    );
                 }
                 s.push_str("</p>");
                 let expl: Vec<String> = a
@@ -291,7 +308,11 @@ fn write_schedule(s: &mut String, run: &RunData, faults: &[FaultInterval]) {
                     .get("f")
                     .or_else(|| e.pointer("/fault/f"))
                     .or_else(|| e.get("fault"))
-                    .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
                     .unwrap_or_default();
                 let _ = write!(
                     s,
@@ -306,7 +327,11 @@ fn write_schedule(s: &mut String, run: &RunData, faults: &[FaultInterval]) {
     s.push_str("</div>");
 }
 
-fn initial_roster(run: &RunData, chain: &[crate::run::BlockInfo], node: &crate::run::NodeData) -> i64 {
+fn initial_roster(
+    run: &RunData,
+    chain: &[crate::run::BlockInfo],
+    node: &crate::run::NodeData,
+) -> i64 {
     if let Some(n) = run
         .genesis
         .as_ref()
@@ -328,9 +353,17 @@ fn initial_roster(run: &RunData, chain: &[crate::run::BlockInfo], node: &crate::
     fin - adds + evs
 }
 
-fn write_roster(s: &mut String, run: &RunData, plots_out: &mut Vec<Plot>) -> Result<(), ReportError> {
+fn write_roster(
+    s: &mut String,
+    run: &RunData,
+    plots_out: &mut Vec<Plot>,
+) -> Result<(), ReportError> {
     s.push_str(r#"<h2>Roster over time</h2><div id="roster">"#);
-    let Some(node) = run.nodes.iter().max_by_key(|n| (n.chain.len(), std::cmp::Reverse(n.name.clone()))) else {
+    let Some(node) = run
+        .nodes
+        .iter()
+        .max_by_key(|n| (n.chain.len(), std::cmp::Reverse(n.name.clone())))
+    else {
         s.push_str("<p>No node chain dumps.</p></div>");
         return Ok(());
     };
@@ -386,7 +419,11 @@ fn write_nodes(s: &mut String, run: &RunData) {
             n.status
                 .as_ref()
                 .and_then(|s| s.get(k))
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| json_short(v, 40)))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| json_short(v, 40))
+                })
                 .unwrap_or_default()
         };
         let roster = n
@@ -431,10 +468,17 @@ fn write_options(s: &mut String, run: &RunData) {
             let c = match cmd.as_array() {
                 Some(a) => a
                     .iter()
-                    .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join(" "),
-                None => cmd.as_str().map(str::to_string).unwrap_or_else(|| cmd.to_string()),
+                None => cmd
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| cmd.to_string()),
             };
             let _ = write!(s, "<p>Command line: <code>{}</code></p>", escape(&c));
         }
@@ -454,8 +498,16 @@ fn write_options(s: &mut String, run: &RunData) {
         }
         s.push_str("<table>");
         for (k, v) in fields {
-            let val = v.as_str().map(str::to_string).unwrap_or_else(|| json_short(v, 300));
-            let _ = write!(s, "<tr><th>{}</th><td>{}</td></tr>", escape(&k), escape(&val));
+            let val = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| json_short(v, 300));
+            let _ = write!(
+                s,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                escape(&k),
+                escape(&val)
+            );
         }
         s.push_str("</table>");
     }
@@ -475,8 +527,18 @@ fn render(run: &RunData) -> Result<(String, Vec<Plot>), ReportError> {
         escape(&name),
         cls
     );
-    let backend = run.test.as_ref().and_then(|t| test_field(t, "backend")).and_then(Value::as_str).unwrap_or("?");
-    let seed = run.test.as_ref().and_then(|t| test_field(t, "seed")).map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    let backend = run
+        .test
+        .as_ref()
+        .and_then(|t| test_field(t, "backend"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let seed = run
+        .test
+        .as_ref()
+        .and_then(|t| test_field(t, "seed"))
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "?".into());
     let _ = write!(
         s,
         r#"<h1>{} <span class="v {cls}" id="verdict">{cls}</span></h1><p><code>{}</code> · backend {} · seed {}</p>"#,

@@ -189,7 +189,8 @@ impl RunData {
         let mut notes = Vec::new();
         let test = read_json(dir, "test.json", &mut notes);
         let schedule = read_json(dir, "schedule.json", &mut notes);
-        let results = read_json(dir, "results.json", &mut notes).map(|v| parse_results(&v, &mut notes));
+        let results =
+            read_json(dir, "results.json", &mut notes).map(|v| parse_results(&v, &mut notes));
         let genesis = if dir.join("genesis.json").exists() {
             read_json(dir, "genesis.json", &mut notes)
         } else {
@@ -294,7 +295,10 @@ mod tests {
         std::fs::write(d.path().join("history.jsonl"), "{\"index\":0").unwrap();
         let r = RunData::load(d.path());
         assert!(r.results.is_none() && r.history.is_none());
-        assert!(r.notes.iter().any(|n| n.starts_with("results.json: not valid JSON")));
+        assert!(r
+            .notes
+            .iter()
+            .any(|n| n.starts_with("results.json: not valid JSON")));
         assert!(r.notes.iter().any(|n| n.starts_with("history.jsonl:")));
         assert!(r.notes.iter().any(|n| n == "test.json: missing"));
     }

@@ -76,12 +76,24 @@ pub fn write_sample_run(dir: &Path, spec: &SampleSpec) -> Result<(), ReportError
         .unwrap_or(1);
     let at = |p: f64| (end as f64 * p) as u64;
     let faults = vec![
-        nemesis_line(at(0.15), "partition", json!({"phase": "start", "shape": "halves", "groups": [["n1", "n2"], ["n3", "n4"]]})),
+        nemesis_line(
+            at(0.15),
+            "partition",
+            json!({"phase": "start", "shape": "halves", "groups": [["n1", "n2"], ["n3", "n4"]]}),
+        ),
         nemesis_line(at(0.30), "partition", json!({"phase": "stop"})),
         nemesis_line(at(0.45), "kill", json!({"phase": "start", "nodes": ["n4"]})),
         nemesis_line(at(0.60), "kill", json!({"phase": "stop", "nodes": ["n4"]})),
-        nemesis_line(at(0.70), "pause", json!({"phase": "start", "nodes": ["n2"]})),
-        nemesis_line(at(0.85), "heal-all", json!({"restarted": [], "resumed": ["n2"]})),
+        nemesis_line(
+            at(0.70),
+            "pause",
+            json!({"phase": "start", "nodes": ["n2"]}),
+        ),
+        nemesis_line(
+            at(0.85),
+            "heal-all",
+            json!({"restarted": [], "resumed": ["n2"]}),
+        ),
     ];
     let mut merged = Vec::with_capacity(lines.len() + faults.len());
     let mut fi = faults.into_iter().peekable();
@@ -125,7 +137,11 @@ pub fn write_sample_run(dir: &Path, spec: &SampleSpec) -> Result<(), ReportError
         elapsed_ms: 0.2,
     });
     let verdict = compose(&results);
-    write_json(dir, "results.json", &json!({"valid": verdict, "checkers": results}))?;
+    write_json(
+        dir,
+        "results.json",
+        &json!({"valid": verdict, "checkers": results}),
+    )?;
     write_json(
         dir,
         "test.json",
@@ -161,7 +177,11 @@ pub fn write_sample_run(dir: &Path, spec: &SampleSpec) -> Result<(), ReportError
     let roster: Vec<Value> = (1..=4)
         .map(|i| json!({"number": i, "id": format!("{:064x}", i), "addr": format!("n{i}:26600")}))
         .collect();
-    write_json(dir, "genesis.json", &json!({"chain_id": "sample", "roster": roster}))?;
+    write_json(
+        dir,
+        "genesis.json",
+        &json!({"chain_id": "sample", "roster": roster}),
+    )?;
     // Chains: n5 added at 1/3 of the blocks (epoch 1), n4 evicted at 2/3 (epoch 2).
     let add_h = spec.blocks / 3;
     let ev_h = 2 * spec.blocks / 3;
