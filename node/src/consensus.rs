@@ -204,7 +204,8 @@ pub struct Dropped {
     pub stale_epoch: u64,
     /// Evict field disagrees with the rule (protocol.md §5).
     pub bad_evict: u64,
-    /// A second, different vote for one step by one validator.
+    /// A second, different vote for one step by one validator (kept as evidence and
+    /// tallied once per value, never twice toward one quorum).
     pub equivocation: u64,
     /// Invalid proposal or synced block.
     pub invalid_block: u64,
@@ -258,29 +259,77 @@ pub const SYNC_BATCH: u64 = 256;
 /// Future-height messages kept until their height starts.
 const FUTURE_LIMIT: usize = 4096;
 
+/// Distinct values one validator may be recorded under in one vote set: its vote
+/// and one conflicting vote (bounds what an equivocator can make us store).
+const MAX_VALUES_PER_VALIDATOR: usize = 2;
+
+/// What adding a vote did.
+#[derive(Debug, PartialEq, Eq)]
+enum Added {
+    /// A new vote: tallies changed.
+    New,
+    /// Already held.
+    Duplicate,
+    /// A second, different vote by a validator: evidence of equivocation. It is
+    /// tallied under its own value (`counted`) unless the validator is at its limit.
+    Equivocation { counted: bool },
+}
+
+/// The prevotes or precommits of one round.
+///
+/// A validator counts at most once per value and once in the total of distinct
+/// voters, so it can never be counted twice toward one quorum. An equivocator is
+/// tallied under each value it signed: safe, since two quorums for different values
+/// intersect in f+1 signers, at least one of them honest, and honest nodes never sign
+/// both; and needed for liveness, or honest nodes that heard the twin votes in a
+/// different order would never agree on a polka (CometBFT keeps conflicting votes for
+/// the same reason).
 #[derive(Default)]
 struct VoteSet {
+    /// Each validator's first vote: what totals count and what we re-send.
     votes: BTreeMap<NodeId, SignedVote>,
-    by_value: BTreeMap<Option<Hash>, usize>,
+    /// The votes for each value.
+    by_value: BTreeMap<Option<Hash>, BTreeMap<NodeId, SignedVote>>,
 }
 
 impl VoteSet {
-    /// Adds a vote; the first vote of a validator wins (an equivocator's second vote
-    /// never counts toward a quorum). Returns `Err(())` on equivocation.
-    fn add(&mut self, v: SignedVote) -> Result<bool, ()> {
-        if let Some(prev) = self.votes.get(&v.vote.validator) {
-            return if prev.vote == v.vote {
-                Ok(false)
-            } else {
-                Err(())
-            };
+    fn add(&mut self, v: SignedVote) -> Added {
+        let who = v.vote.validator;
+        let Some(prev) = self.votes.get(&who) else {
+            self.by_value
+                .entry(v.vote.block)
+                .or_default()
+                .insert(who, v.clone());
+            self.votes.insert(who, v);
+            return Added::New;
+        };
+        if prev.vote == v.vote {
+            return Added::Duplicate;
         }
-        *self.by_value.entry(v.vote.block).or_default() += 1;
-        self.votes.insert(v.vote.validator, v);
-        Ok(true)
+        let tally = self.by_value.entry(v.vote.block).or_default();
+        if tally.get(&who).is_some_and(|x| x.vote == v.vote) {
+            return Added::Duplicate;
+        }
+        let values = self
+            .by_value
+            .values()
+            .filter(|t| t.contains_key(&who))
+            .count();
+        let counted = values < MAX_VALUES_PER_VALIDATOR
+            && !self
+                .by_value
+                .get(&v.vote.block)
+                .is_some_and(|t| t.contains_key(&who));
+        if counted {
+            self.by_value
+                .entry(v.vote.block)
+                .or_default()
+                .insert(who, v);
+        }
+        Added::Equivocation { counted }
     }
     fn count(&self, value: &Option<Hash>) -> usize {
-        self.by_value.get(value).copied().unwrap_or(0)
+        self.by_value.get(value).map(|t| t.len()).unwrap_or(0)
     }
     fn total(&self) -> usize {
         self.votes.len()
@@ -289,8 +338,15 @@ impl VoteSet {
     fn quorum_value(&self, q: usize) -> Option<Option<Hash>> {
         self.by_value
             .iter()
-            .find(|(_, c)| **c >= q)
+            .find(|(_, t)| t.len() >= q)
             .map(|(v, _)| *v)
+    }
+    /// The votes for one value.
+    fn for_value(&self, value: &Option<Hash>) -> impl Iterator<Item = &SignedVote> {
+        self.by_value
+            .get(value)
+            .into_iter()
+            .flat_map(|t| t.values())
     }
 }
 
@@ -393,9 +449,15 @@ impl Core {
     }
 
     /// Restores the double-sign guard and the lock after a restart (protocol.md §6).
+    ///
+    /// A node that signed at the height it restarts in resumes at the round after the
+    /// last one it signed in: it may not sign again in that round, and if every node
+    /// restarted at once, nobody would vote in the old rounds and no timeout would
+    /// ever move them on.
     pub fn restore_sign_state(&mut self, s: SignState) {
         self.last_signed = Some((s.height, s.round, s.step, s.block));
         if s.height == self.chain.height + 1 {
+            self.rs.round = s.round.saturating_add(1);
             self.rs.locked = s.locked.clone();
             self.rs.valid = s.locked;
         }
@@ -406,7 +468,8 @@ impl Core {
         let mut fx = Vec::new();
         self.started = true;
         fx.push(self.schedule(TimeoutKind::Tick, 0, 0, self.timeouts.tick_ms));
-        self.start_round(0, &mut fx);
+        let round = self.rs.round;
+        self.start_round(round, &mut fx);
         fx
     }
 
@@ -608,6 +671,19 @@ impl Core {
         self.persist_sign(h, r, SignStep::Propose, Some(hash), fx);
         fx.push(Effect::Broadcast(Message::Proposal(Box::new(sp.clone()))));
         self.rs.proposals.insert(r, (sp, hash));
+        if let Some(vr) = valid_round {
+            // Relay the polka that justifies re-proposing: nodes that missed it (cut off
+            // during round vr) could not accept the proposal otherwise.
+            self.relay_polka(vr, hash, fx);
+        }
+    }
+
+    fn relay_polka(&self, round: u32, hash: Hash, fx: &mut Vec<Effect>) {
+        if let Some(set) = self.rs.prevotes.get(&round) {
+            for v in set.for_value(&Some(hash)) {
+                fx.push(Effect::Broadcast(Message::Vote(v.clone())));
+            }
+        }
     }
 
     fn build_block(&self) -> Block {
@@ -766,9 +842,8 @@ impl Core {
                     // Decided without the proposal reaching us: fetch it from a signer.
                     let me = self.id();
                     let signer = self.rs.precommits.get(&r).and_then(|s| {
-                        s.votes
-                            .values()
-                            .find(|v| v.vote.block == Some(hash) && v.vote.validator != me)
+                        s.for_value(&Some(hash))
+                            .find(|v| v.vote.validator != me)
                             .map(|v| v.vote.validator)
                     });
                     if let Some(to) = signer {
@@ -791,9 +866,7 @@ impl Core {
             .precommits
             .get(&round)
             .map(|s| {
-                s.votes
-                    .values()
-                    .filter(|v| v.vote.block == Some(hash))
+                s.for_value(&Some(hash))
                     .map(|v| CommitSig {
                         validator: v.vote.validator,
                         sig: v.sig,
@@ -1042,13 +1115,23 @@ impl Core {
                     fx.push(Effect::Broadcast(Message::Proposal(Box::new(p.clone()))));
                 }
             }
-            for set in [self.rs.prevotes.get(&r), self.rs.precommits.get(&r)]
-                .into_iter()
-                .flatten()
-            {
-                if let Some(v) = set.votes.get(&me) {
-                    fx.push(Effect::Broadcast(Message::Vote(v.clone())));
+            // Our votes of this round and of the rounds of our lock and valid value.
+            let mut rounds: BTreeSet<u32> = [r].into();
+            rounds.extend(self.rs.locked.as_ref().map(|(lr, _)| *lr));
+            rounds.extend(self.rs.valid.as_ref().map(|(vr, _)| *vr));
+            for rr in &rounds {
+                for set in [self.rs.prevotes.get(rr), self.rs.precommits.get(rr)]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(v) = set.votes.get(&me) {
+                        fx.push(Effect::Broadcast(Message::Vote(v.clone())));
+                    }
                 }
+            }
+            // And the polka behind our valid value, which others may have missed.
+            if let Some((vr, b)) = &self.rs.valid {
+                self.relay_polka(*vr, b.hash(), fx);
             }
         }
         let stale = self
@@ -1205,9 +1288,14 @@ impl Core {
             VoteKind::Precommit => self.rs.precommits.entry(round).or_default(),
         };
         match set.add(sv) {
-            Ok(true) => self.evaluate(fx),
-            Ok(false) => {}
-            Err(()) => self.dropped.equivocation += 1,
+            Added::New => self.evaluate(fx),
+            Added::Duplicate => {}
+            Added::Equivocation { counted } => {
+                self.dropped.equivocation += 1;
+                if counted {
+                    self.evaluate(fx);
+                }
+            }
         }
     }
 
@@ -1258,7 +1346,7 @@ impl Core {
             }
             let checked = self
                 .chain
-                .check_block(&cb.block, &self.verifier)
+                .check_synced_block(&cb.block, &self.verifier)
                 .and_then(|()| self.chain.check_cert(&cb.block, &cb.cert, &self.verifier));
             if let Err(e) = checked {
                 tracing::warn!(peer = %from.short(), height = cb.block.height, error = %e, "refusing synced block");
@@ -1321,6 +1409,7 @@ mod tests {
         down: BTreeSet<usize>,
         committed: Vec<Vec<Hash>>,
         blocks: Vec<Vec<CommittedBlock>>,
+        sign: Vec<Option<SignState>>,
         clock: u64,
         seq: u64,
         due: Vec<(u64, u64, usize, Timeout)>,
@@ -1343,6 +1432,7 @@ mod tests {
             let mut c = Cluster {
                 committed: vec![Vec::new(); cores.len()],
                 blocks: vec![Vec::new(); cores.len()],
+                sign: vec![None; cores.len()],
                 clock: 0,
                 seq: 0,
                 due: Vec::new(),
@@ -1390,6 +1480,7 @@ mod tests {
                         self.seq += 1;
                         self.due.push((self.clock + after_ms, self.seq, i, timeout));
                     }
+                    Effect::PersistSignState(st) => self.sign[i] = Some(*st),
                     Effect::PersistBlock(cb) => {
                         self.committed[i].push(cb.block.hash());
                         self.blocks[i].push(*cb);
@@ -1436,22 +1527,47 @@ mod tests {
                     "no progress at height {}",
                     self.cores[i].chain().height
                 );
-                let Some(k) = (0..self.due.len()).min_by_key(|k| (self.due[*k].0, self.due[*k].1))
-                else {
-                    panic!("no timers left");
-                };
-                let (at, _, j, t) = self.due.swap_remove(k);
-                self.clock = at;
-                if self.down.contains(&j) && t.kind != TimeoutKind::Tick {
-                    continue;
-                }
-                if t.kind == TimeoutKind::Tick && self.down.contains(&j) {
-                    continue;
-                }
-                let fx = self.cores[j].handle(Input::Timeout(t));
-                self.effects(j, fx);
-                self.deliver_all();
+                self.step();
             }
+        }
+
+        /// Fires the earliest timer (of a node that is up) and delivers what follows.
+        fn step(&mut self) {
+            let Some(k) = (0..self.due.len()).min_by_key(|k| (self.due[*k].0, self.due[*k].1))
+            else {
+                panic!("no timers left");
+            };
+            let (at, _, j, t) = self.due.swap_remove(k);
+            self.clock = at;
+            if self.down.contains(&j) {
+                return;
+            }
+            let fx = self.cores[j].handle(Input::Timeout(t));
+            self.effects(j, fx);
+            self.deliver_all();
+        }
+
+        /// Crashes every node and restarts it from what it persisted.
+        fn restart_all(&mut self) {
+            self.queue.clear();
+            self.due.clear();
+            self.timers.clear();
+            let v = Verifier::new();
+            for i in 0..self.cores.len() {
+                let g = self.cores[i].chain().genesis().clone();
+                let key = self.cores[i].key.clone();
+                let mut core = Core::new(g, key, Timeouts::default(), v.clone());
+                for cb in self.blocks[i].clone() {
+                    core.replay(cb).unwrap();
+                }
+                if let Some(st) = self.sign[i].clone() {
+                    core.restore_sign_state(st);
+                }
+                self.cores[i] = core;
+                let fx = self.cores[i].start();
+                self.effects(i, fx);
+            }
+            self.deliver_all();
         }
 
         fn submit(&mut self, i: usize, id: &str) {
@@ -1649,22 +1765,29 @@ mod tests {
     }
 
     #[test]
-    fn an_equivocating_signer_counts_once() {
+    fn an_equivocating_signer_counts_once_per_value_never_twice_toward_a_quorum() {
         let mut s = Solo::new();
         let b = s.block(0, "b");
         let bh = b.hash();
         let other = Some(crate::crypto::sha256(b"other"));
         s.propose(0, b, None);
-        // Validator 3 prevotes something else, then B: the second vote is ignored.
+        // Validator 3 prevotes something else, then B: evidence is recorded.
         s.vote(3, VoteKind::Prevote, 0, other);
         s.vote(3, VoteKind::Prevote, 0, Some(bh));
         assert_eq!(s.core.dropped.equivocation, 1);
-        s.vote(1, VoteKind::Prevote, 0, Some(bh));
-        // B has our vote and validator 1's: 2 < q(4) = 3, so no lock, no precommit.
+        // B holds our vote and validator 3's: 2 < q(4) = 3. Two distinct voters in
+        // total, so not even the prevote timeout: validator 3 is one voter, not two.
         assert_eq!(s.core.rs.prevotes[&0].count(&Some(bh)), 2);
+        assert_eq!(s.core.rs.prevotes[&0].total(), 2);
+        assert!(!s.out.iter().any(|e| matches!(e, Effect::Schedule { timeout, .. } if timeout.kind == TimeoutKind::Prevote)));
         assert_eq!(s.my_votes(VoteKind::Precommit, 0), None);
         assert!(s.core.rs.locked.is_none());
-        s.vote(2, VoteKind::Prevote, 0, Some(bh));
+        // A third conflicting vote is not stored at all (memory bound).
+        s.vote(3, VoteKind::Prevote, 0, None);
+        assert_eq!(s.core.rs.prevotes[&0].count(&None), 0);
+        assert_eq!(s.core.dropped.equivocation, 2);
+        // A third distinct validator makes the quorum for B.
+        s.vote(1, VoteKind::Prevote, 0, Some(bh));
         assert_eq!(s.my_votes(VoteKind::Precommit, 0), Some(Some(bh)));
     }
 
@@ -1911,5 +2034,42 @@ mod tests {
             msg: Message::SyncResponse(stored),
         });
         assert_eq!(c.cores[3].role(), Role::Evicted);
+    }
+
+    #[test]
+    fn every_node_restarting_mid_height_still_makes_progress() {
+        let mut c = Cluster::new(4);
+        c.run_until(0, 3);
+        // Height 4: the round-0 proposer is down, so round 0 ends in nil votes.
+        let p = c
+            .cores
+            .iter()
+            .position(|x| x.id() == x.chain().roster().proposer(4, 0))
+            .unwrap();
+        c.down.insert(p);
+        let live: Vec<usize> = (0..4).filter(|i| *i != p).collect();
+        let mut steps = 0;
+        while !live.iter().all(|i| {
+            c.cores[*i].last_signed.map(|(h, r, st, _)| (h, r, st))
+                == Some((4, 0, SignStep::Precommit))
+        }) {
+            steps += 1;
+            assert!(steps < 10_000);
+            c.step();
+        }
+        assert_eq!(c.cores[live[0]].chain().height, 3);
+        // Everyone crashes now and restarts from disk.
+        c.down.clear();
+        c.restart_all();
+        c.run_until(0, 6);
+        // Height 4 was decided after the restart, in a round after the signed ones
+        // (before the fix every node sat in round 0 unable to sign: a permanent stall).
+        let b4 = &c.blocks[live[0]][3];
+        assert_eq!(b4.block.height, 4);
+        assert!(b4.cert.round >= 1, "decided in round {}", b4.cert.round);
+        let n = c.committed.iter().map(|v| v.len()).min().unwrap();
+        for i in 1..4 {
+            assert_eq!(c.committed[0][..n], c.committed[i][..n]);
+        }
     }
 }
