@@ -13,7 +13,7 @@ use rollcall_checkers::history::{Event, Op, OpType};
 use serde_json::Value;
 
 /// Most points drawn per (function, outcome) latency series.
-pub const MAX_POINTS: usize = 4000;
+pub const MAX_POINTS: usize = 3000;
 
 /// A fault's active interval, paired from the nemesis's start/stop events.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,7 +126,8 @@ pub fn downsample(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
             (lo.min(p.0), hi.max(p.0))
         });
     let width = ((hi - lo) / buckets as f64).max(f64::MIN_POSITIVE);
-    let mut best: Vec<Option<((f64, f64), (f64, f64))>> = vec![None; buckets];
+    type MinMax = Option<((f64, f64), (f64, f64))>;
+    let mut best: Vec<MinMax> = vec![None; buckets];
     for &p in points {
         let b = (((p.0 - lo) / width) as usize).min(buckets - 1);
         best[b] = Some(match best[b] {

@@ -610,7 +610,7 @@ fn render(run: &RunData) -> Result<(String, Vec<Plot>), ReportError> {
     s.push_str("</div>");
     write_nodes(&mut s, run);
     write_options(&mut s, run);
-    let _ = write!(s, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(s, "<script>{SCRIPT}</script></body></html>");
     Ok((s, plots_out))
 }
 

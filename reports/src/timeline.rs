@@ -12,7 +12,7 @@ use std::ops::Range;
 /// Operations rendered per timeline page.
 pub const PER_PAGE: usize = 2000;
 /// Pages rendered at most; later operations are only in `history.jsonl`.
-pub const MAX_PAGES: usize = 10;
+pub const MAX_PAGES: usize = 5;
 
 /// Split `n` operations into pages of `per_page`, at most `max_pages` of them.
 /// Returns the pages and how many operations were left out.
@@ -91,7 +91,7 @@ fn page_svg(s: &mut String, ops: &[Op], faults: &[FaultInterval]) {
             css(outcome_color(o.kind))
         );
         let _ = write!(s, "#{} p{} {} {} ", o.invoke_index, o.process, o.f, o.kind);
-        escape_into(s, &truncate(&o.value().to_string(), 160));
+        escape_into(s, &truncate(&o.value().to_string(), 60));
         if let Some(c) = o.complete_time {
             let _ = write!(s, " {:.1} ms", c.saturating_sub(o.invoke_time) as f64 / 1e6);
         }
@@ -151,10 +151,10 @@ mod tests {
     fn paging_caps_pages_and_counts_the_rest() {
         assert_eq!(paginate(0, 2000, 10), (vec![], 0));
         assert_eq!(paginate(10, 4, 10), (vec![0..4, 4..8, 8..10], 0));
-        let (p, rest) = paginate(100_000, 2000, 10);
-        assert_eq!(p.len(), 10);
-        assert_eq!(p[9], 18_000..20_000);
-        assert_eq!(rest, 80_000);
+        let (p, rest) = paginate(100_000, 2000, 5);
+        assert_eq!(p.len(), 5);
+        assert_eq!(p[4], 8_000..10_000);
+        assert_eq!(rest, 90_000);
     }
 
     #[test]

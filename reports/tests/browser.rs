@@ -34,7 +34,7 @@ fn browser_or_skip() -> Option<PathBuf> {
 }
 
 /// Load `url` headless; returns the DOM after the page's scripts ran and the
-/// console messages Chromium logged at error level or as uncaught exceptions.
+/// console messages Chromium logged (errors and uncaught exceptions included).
 fn load(chrome: &PathBuf, url: &str) -> (String, Vec<String>) {
     let prof = tempfile::tempdir().unwrap();
     let out = Command::new(chrome)
@@ -60,10 +60,9 @@ fn load(chrome: &PathBuf, url: &str) -> (String, Vec<String>) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors = stderr
         .lines()
-        .filter(|l| {
-            l.contains("Uncaught")
-                || (l.contains(":CONSOLE") && (l.contains("ERROR") || l.contains("rror")))
-        })
+        // Chromium logs every console message (console.error included, at its
+        // INFO level) as `:CONSOLE`; our pages log nothing, so any is a failure.
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
         .map(str::to_string)
         .collect();
     (String::from_utf8_lossy(&out.stdout).into_owned(), errors)
@@ -75,6 +74,15 @@ fn report_and_serve_index_open_in_chromium_without_errors() {
         return;
     };
     let d = tempfile::tempdir().unwrap();
+    // The detector itself: a page with a script error must be caught.
+    let bad = d.path().join("bad.html");
+    std::fs::write(
+        &bad,
+        "<html><body><script>undefinedFn();</script></body></html>",
+    )
+    .unwrap();
+    let (_, errs) = load(&chrome, &format!("file://{}", bad.display()));
+    assert!(!errs.is_empty(), "console-error detection caught nothing");
     let store = d.path().join("store");
     let run = store.join("sample/20260101T000000");
     write_sample_run(
