@@ -179,6 +179,11 @@ pub struct SignState {
     pub block: Option<Hash>,
     /// Tendermint's locked round and block at this height.
     pub locked: Option<(u32, Block)>,
+    /// The proof of lock: the q(n) prevotes for the locked block in the locked
+    /// round. Votes live in memory, so without it a crash of every node leaves locks
+    /// that nobody can justify any more; a re-proposal of the locked block is then
+    /// never accepted and nodes locked on different blocks stall for ever.
+    pub pol: Vec<SignedVote>,
 }
 
 /// The node's role (protocol.md §5, §7 `/status`).
@@ -364,6 +369,7 @@ struct RoundState {
     round: u32,
     step: Step,
     locked: Option<(u32, Block)>,
+    locked_pol: Vec<SignedVote>,
     valid: Option<(u32, Block)>,
     proposals: BTreeMap<u32, (SignedProposal, Hash)>,
     prevotes: BTreeMap<u32, VoteSet>,
@@ -383,6 +389,7 @@ impl RoundState {
             round: 0,
             step: Step::Propose,
             locked: None,
+            locked_pol: Vec::new(),
             valid: None,
             proposals: BTreeMap::new(),
             prevotes: BTreeMap::new(),
@@ -459,6 +466,12 @@ impl Core {
         if s.height == self.chain.height + 1 {
             self.rs.round = s.round.saturating_add(1);
             self.rs.locked = s.locked.clone();
+            self.rs.locked_pol = s.pol.clone();
+            for v in s.pol {
+                if v.vote.height == s.height && v.vote.kind == VoteKind::Prevote {
+                    let _ = self.rs.prevotes.entry(v.vote.round).or_default().add(v);
+                }
+            }
             self.rs.valid = s.locked;
         }
     }
@@ -732,6 +745,11 @@ impl Core {
             step,
             block: value,
             locked: self.rs.locked.clone(),
+            pol: if self.rs.locked.is_some() {
+                self.rs.locked_pol.clone()
+            } else {
+                Vec::new()
+            },
         })));
     }
 
@@ -982,6 +1000,12 @@ impl Core {
                 };
                 if self.rs.step == Step::Prevote {
                     self.rs.locked = Some((r, block.clone()));
+                    self.rs.locked_pol = self
+                        .rs
+                        .prevotes
+                        .get(&r)
+                        .map(|set| set.for_value(&Some(hash)).cloned().collect())
+                        .unwrap_or_default();
                     self.rs.step = Step::Precommit;
                     self.vote(VoteKind::Precommit, Some(hash), fx);
                 }
@@ -1115,8 +1139,11 @@ impl Core {
                     fx.push(Effect::Broadcast(Message::Proposal(Box::new(p.clone()))));
                 }
             }
-            // Our votes of this round and of the rounds of our lock and valid value.
-            let mut rounds: BTreeSet<u32> = [r].into();
+            // Our votes of this round, of the previous one (a node that moved on alone
+            // after a quorum of precommits must let the others reach that quorum too,
+            // or with f+1 of us needed to skip rounds they never follow it), and of
+            // the rounds of our lock and valid value.
+            let mut rounds: BTreeSet<u32> = [r, r.saturating_sub(1)].into();
             rounds.extend(self.rs.locked.as_ref().map(|(lr, _)| *lr));
             rounds.extend(self.rs.valid.as_ref().map(|(vr, _)| *vr));
             for rr in &rounds {
@@ -1903,7 +1930,11 @@ mod tests {
             Timeouts::default(),
             Verifier::new(),
         );
+        // The proof of lock (q prevotes for B in round 0) is persisted with the lock...
+        assert_eq!(state.pol.len(), 3);
         fresh.restore_sign_state(state);
+        // ...and restored, so the lock can be justified (relayed) after a restart.
+        assert_eq!(fresh.rs.prevotes[&0].count(&Some(bh)), 3);
         fresh.start();
         assert!(matches!(fresh.rs.locked, Some((0, ref x)) if x.hash() == bh));
         // Round 0 votes for another value would be below/equal the last signed step: refused.

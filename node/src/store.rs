@@ -303,6 +303,7 @@ mod tests {
                 step: SignStep::Prevote,
                 block: None,
                 locked: None,
+                pol: vec![],
             })
             .unwrap();
             s.sync().unwrap();
