@@ -71,9 +71,7 @@ pub fn run_one(
     opts.validate()
         .map_err(|e| CommandError::args(e.to_string()))?;
     if opts.backend == BackendKind::Docker {
-        return Err(CommandError::args(
-            "--backend docker is not yet available; use --backend sim",
-        ));
+        return crate::docker_backend::run_one(opts, store_dir, command, quiet);
     }
     let spec = cluster(opts);
     let mut backend = SimBackend::new(

@@ -99,6 +99,8 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
+    /// Remove leftover containers and networks of any run (label rollcall=1).
+    Clean,
     /// Committed heights per wall-clock second in sim, 4 nodes, no faults.
     BenchSim {
         /// Nodes.
@@ -175,6 +177,10 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
             commands::check(&path, w, edn, model.as_deref())?
         }
         Cmd::Replay { run_dir, quiet } => commands::replay(&run_dir, quiet)?,
+        Cmd::Clean => {
+            rollcall::docker_backend::clean()?;
+            return Ok(0);
+        }
         Cmd::BenchSim {
             nodes,
             seconds,

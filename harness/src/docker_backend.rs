@@ -1,0 +1,1320 @@
+//! The `docker` backend (harness.md §2): one container per node on a private
+//! labelled network with fixed addresses, from an image built out of the local
+//! `rollcall-node` binary with nothing pulled from a registry (`rollcall-docker`).
+//!
+//! The run loop is synchronous; this backend owns a tokio runtime. Client
+//! submissions run concurrently as tasks that POST `/tx` to the node's bridge
+//! address and report through a channel; faults are Docker API calls (kill, pause,
+//! start) and `iptables`/`tc` run inside the containers, done before `start_fault`
+//! returns so the history records what was really applied. Time is the wall clock
+//! since the cluster answered `/health` on every node.
+//!
+//! Nodes find each other by container name (`n1:26600`, the addresses of the
+//! run's genesis, resolved by the engine's DNS on the run network), so the genesis
+//! the checkers verify against is exactly the one the nodes run.
+
+use crate::backend::{Backend, BackendError, ClientOutcome, Completed, NodeDumpData, Ticket};
+use crate::checks::{check_run, node_dumps};
+use crate::cluster::{ClusterSpec, PEER_PORT};
+use crate::commands::{CommandError, RunReport};
+use crate::options::TestOptions;
+use crate::progress::Progress;
+use crate::run::{cluster, run};
+use crate::store::{self, RunFiles};
+use rollcall_docker::{
+    cleanup, connect, ensure_image, CleanupScope, Container, Docker, DockerError, Network,
+    NodeSpec, SlowLink,
+};
+use rollcall_node::config::NodeConfig;
+use rollcall_node::consensus::Timeouts;
+use rollcall_node::types::{CommittedBlock, OpResult, Tx, TxOutcome, Value as KvValue};
+use rollcall_workloads::Fault;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// The node API port inside every container (the peer port is [`PEER_PORT`]).
+pub const API_PORT: u16 = 26601;
+/// Most blocks one `GET /blocks` returns (node api.rs `BLOCKS_PAGE`).
+const BLOCKS_PAGE: u64 = 1000;
+/// Rate of a `slow` link: low enough that consensus traffic queues up.
+const SLOW_RATE_KBIT: u32 = 256;
+
+/// Why the docker backend could not run a cluster: the harness failed (exit 255),
+/// except [`DockerBackendError::Engine`], which means no usable engine (exit 254,
+/// harness.md §3) and says how to get one.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerBackendError {
+    /// No engine answered; the message says how to start one or use `--backend sim`.
+    #[error("{0}")]
+    Engine(DockerError),
+    /// An engine call, an exec inside a container or the image build failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// Writing node homes or logs failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The node binary could not be found or built.
+    #[error("rollcall-node binary: {0}")]
+    NodeBinary(String),
+    /// The nodes did not all answer `/health` in time.
+    #[error("the cluster did not come up: {0}")]
+    Startup(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DockerBackendError {
+    let context = context.into();
+    move |source| DockerBackendError::Io { context, source }
+}
+
+impl From<DockerBackendError> for BackendError {
+    fn from(e: DockerBackendError) -> Self {
+        BackendError::Other(e.to_string())
+    }
+}
+
+fn be(e: DockerError) -> BackendError {
+    BackendError::Other(e.to_string())
+}
+
+/// Settings of a docker cluster (harness.md §2).
+#[derive(Clone, Debug)]
+pub struct DockerOptions {
+    /// Consensus timeouts written into every node's config.
+    pub timeouts: Timeouts,
+    /// How long the node's `POST /tx` waits for a commit before answering 504.
+    pub tx_timeout_ms: u64,
+    /// The client's own limit on one `POST /tx` (a timeout is `info`).
+    pub client_timeout: Duration,
+    /// How long the genesis nodes get to answer `/health`.
+    pub startup_timeout: Duration,
+    /// The node binary; `None` locates it (see [`locate_node_binary`]).
+    pub node_binary: Option<PathBuf>,
+}
+
+/// The same fast-ish timeouts as the node's own integration tests: rounds short
+/// enough that faults and recoveries fit in a one-minute test.
+pub fn docker_timeouts() -> Timeouts {
+    Timeouts {
+        propose_ms: 400,
+        propose_delta_ms: 200,
+        vote_ms: 200,
+        vote_delta_ms: 100,
+        commit_ms: 0,
+        empty_block_ms: 30,
+        tick_ms: 100,
+    }
+}
+
+impl DockerOptions {
+    /// The settings `rollcall test --backend docker` uses.
+    pub fn for_test(opts: &TestOptions) -> Self {
+        let client = Duration::from_millis(opts.op_timeout_ms.max(1000));
+        DockerOptions {
+            timeouts: docker_timeouts(),
+            tx_timeout_ms: client.as_millis().saturating_sub(1000).max(500) as u64,
+            client_timeout: client,
+            startup_timeout: Duration::from_secs(30),
+            node_binary: None,
+        }
+    }
+}
+
+/// Finds the `rollcall-node` binary to put in the image: `ROLLCALL_NODE_BIN`, else
+/// next to the running executable, else `target/{release,debug}` of the workspace
+/// (or `CARGO_TARGET_DIR`); if none exists it is built with
+/// `cargo build --release -p rollcall-node` (issue 7: "build it if needed").
+pub fn locate_node_binary() -> Result<PathBuf, DockerBackendError> {
+    if let Some(p) = std::env::var_os("ROLLCALL_NODE_BIN") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(DockerBackendError::NodeBinary(format!(
+                "ROLLCALL_NODE_BIN={} is not a file",
+                p.display()
+            )))
+        };
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join("rollcall-node"));
+            if let Some(up) = dir.parent() {
+                candidates.push(up.join("rollcall-node"));
+            }
+        }
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| workspace.join("target"));
+    candidates.push(target.join("release").join("rollcall-node"));
+    candidates.push(target.join("debug").join("rollcall-node"));
+    if let Some(p) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(p.clone());
+    }
+    info!(target = %target.display(), "rollcall-node not found: building it");
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "rollcall-node"])
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .map_err(|e| {
+            DockerBackendError::NodeBinary(format!(
+                "not found at {} and `cargo build --release -p rollcall-node` could not run: {e}; set ROLLCALL_NODE_BIN",
+                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+    let built = target.join("release").join("rollcall-node");
+    if status.success() && built.is_file() {
+        Ok(built)
+    } else {
+        Err(DockerBackendError::NodeBinary(format!(
+            "`cargo build --release -p rollcall-node` failed ({status}); set ROLLCALL_NODE_BIN"
+        )))
+    }
+}
+
+/// Where a node's container is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// A spare (or duplicate) whose container does not exist yet.
+    NotCreated,
+    Running,
+    Paused,
+    /// SIGKILLed, to be restarted.
+    Killed,
+    /// Stopped for good (fail-node, a stopped duplicate).
+    Failed,
+}
+
+struct DNode {
+    name: String,
+    home: PathBuf,
+    ip: Ipv4Addr,
+    container: Option<Container>,
+    state: State,
+    duplicate: bool,
+}
+
+/// Faults that live in the containers' network namespaces; kept so they can be
+/// re-applied after a restart or an unpause (rules vanish with a restart, and a
+/// paused container cannot exec).
+#[derive(Default)]
+struct NetFaults {
+    /// node → peers it is cut off from.
+    blocked: BTreeMap<usize, BTreeSet<usize>>,
+    /// node → (peer, drop probability) for outgoing packets.
+    loss: BTreeMap<usize, BTreeMap<usize, f64>>,
+    /// node → (peers whose outgoing traffic is rate-limited, delay asked for).
+    slow: BTreeMap<usize, (BTreeSet<usize>, u32)>,
+}
+
+/// A docker cluster the run loop drives (harness.md §2).
+pub struct DockerBackend {
+    rt: tokio::runtime::Runtime,
+    docker: Docker,
+    run_id: String,
+    network: Network,
+    image: String,
+    homes: PathBuf,
+    log_dir: Option<PathBuf>,
+    spec: ClusterSpec,
+    opts: DockerOptions,
+    nodes: Vec<DNode>,
+    http: reqwest::Client,
+    start: Instant,
+    done_tx: mpsc::Sender<(Ticket, ClientOutcome)>,
+    done_rx: mpsc::Receiver<(Ticket, ClientOutcome)>,
+    local: Vec<(Ticket, ClientOutcome)>,
+    abandoned: BTreeSet<Ticket>,
+    next_ticket: Ticket,
+    net: NetFaults,
+    crashed_all: Vec<usize>,
+    cleaned: bool,
+    /// Seconds from nothing to every genesis node answering `/health`.
+    pub startup_s: f64,
+}
+
+async fn wait_healthy(
+    http: &reqwest::Client,
+    ips: &[Ipv4Addr],
+    limit: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    for ip in ips {
+        let url = format!("http://{ip}:{API_PORT}/health");
+        loop {
+            let ok = http
+                .get(&url)
+                .timeout(Duration::from_millis(500))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{url} not healthy after {limit:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Removes this run's objects when the harness gets Ctrl-C or SIGTERM, then exits
+/// 255 (the harness did not finish: harness.md §3).
+async fn cleanup_on_signal(docker: Docker, run_id: String, homes: PathBuf) {
+    let term = async {
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    eprintln!("rollcall: interrupted: removing the run's containers and network");
+    if let Err(e) = cleanup(&docker, &CleanupScope::Run(run_id)).await {
+        eprintln!("rollcall: cleanup failed: {e} (run `rollcall clean`)");
+    }
+    let _ = std::fs::remove_dir_all(&homes);
+    std::process::exit(255);
+}
+
+impl DockerBackend {
+    /// Builds (or reuses) the image, removes leftovers of earlier runs by label,
+    /// creates the run network and starts the genesis nodes, and waits until all
+    /// answer `/health`. Node logs are saved under `log_dir/<n>/node.log` by
+    /// [`Backend::dump`] and [`DockerBackend::save_logs`].
+    pub fn start(
+        spec: &ClusterSpec,
+        opts: DockerOptions,
+        log_dir: Option<PathBuf>,
+    ) -> Result<Self, DockerBackendError> {
+        let t0 = Instant::now();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(io_err("start the tokio runtime"))?;
+        let docker = rt.block_on(connect()).map_err(DockerBackendError::Engine)?;
+        let bin = match &opts.node_binary {
+            Some(p) => p.clone(),
+            None => locate_node_binary()?,
+        };
+        let t_img = Instant::now();
+        let image = rt.block_on(ensure_image(&docker, &bin))?;
+        info!(image = %image.name, built = image.built, ms = t_img.elapsed().as_millis() as u64, "node image ready");
+        let left = rt.block_on(cleanup(&docker, &CleanupScope::All))?;
+        if !left.containers.is_empty() || !left.networks.is_empty() {
+            warn!(containers = ?left.containers, networks = ?left.networks, "removed leftovers of an earlier run");
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() % 1_000_000_000_000)
+            .unwrap_or(0);
+        let run_id = format!("{}-{nanos}", std::process::id());
+        let homes = std::env::temp_dir().join(format!("rollcall-{run_id}"));
+        rt.spawn(cleanup_on_signal(
+            docker.clone(),
+            run_id.clone(),
+            homes.clone(),
+        ));
+        let network = rt.block_on(Network::create(&docker, &run_id))?;
+        let http = reqwest::Client::builder()
+            .timeout(opts.client_timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| DockerBackendError::Startup(format!("HTTP client: {e}")))?;
+        let nodes = spec
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| DNode {
+                name: name.clone(),
+                home: homes.join(name),
+                ip: network.node_ip(i as u8),
+                container: None,
+                state: State::NotCreated,
+                duplicate: false,
+            })
+            .collect();
+        let (done_tx, done_rx) = mpsc::channel();
+        // From here on, Drop removes what was created, also when startup fails.
+        let mut b = DockerBackend {
+            rt,
+            docker,
+            run_id,
+            network,
+            image: image.name,
+            homes,
+            log_dir,
+            spec: spec.clone(),
+            opts,
+            nodes,
+            http,
+            start: Instant::now(),
+            done_tx,
+            done_rx,
+            local: Vec::new(),
+            abandoned: BTreeSet::new(),
+            next_ticket: 0,
+            net: NetFaults::default(),
+            crashed_all: Vec::new(),
+            cleaned: false,
+            startup_s: 0.0,
+        };
+        for i in 0..b.nodes.len() {
+            b.write_home(i, i)?;
+        }
+        let roster: Vec<usize> = (0..spec.roster_nodes).collect();
+        let specs: Vec<NodeSpec> = roster.iter().map(|i| b.node_spec(*i)).collect();
+        let containers = b.rt.block_on(b.network.start_nodes(&b.image, &specs))?;
+        for (i, c) in roster.iter().zip(containers) {
+            b.nodes[*i].container = Some(c);
+            b.nodes[*i].state = State::Running;
+        }
+        let ips: Vec<Ipv4Addr> = roster.iter().map(|i| b.nodes[*i].ip).collect();
+        if let Err(e) =
+            b.rt.block_on(wait_healthy(&b.http, &ips, b.opts.startup_timeout))
+        {
+            b.save_logs();
+            return Err(DockerBackendError::Startup(e));
+        }
+        b.startup_s = t0.elapsed().as_secs_f64();
+        info!(
+            run = %b.run_id,
+            nodes = spec.roster_nodes,
+            subnet = %b.network.subnet(),
+            seconds = b.startup_s,
+            "docker cluster up: every node answers /health"
+        );
+        b.start = Instant::now();
+        Ok(b)
+    }
+
+    /// The run id, as in the containers' `rollcall.run` label.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// A node's fixed address on the run network.
+    pub fn ip(&self, node: &str) -> Option<Ipv4Addr> {
+        self.nodes.iter().find(|n| n.name == node).map(|n| n.ip)
+    }
+
+    /// Whether `from`'s container can open a TCP connection to `to`'s peer port
+    /// (a check that partitions really cut traffic: TCP, since ICMP is answered
+    /// by the kernel even of a paused container).
+    pub fn peer_reachable(&self, from: &str, to: &str) -> Result<bool, BackendError> {
+        let i = self.index(from)?;
+        let ip = self.nodes[self.index(to)?].ip;
+        let c = self.nodes[i]
+            .container
+            .clone()
+            .ok_or_else(|| BackendError::Other(format!("{from} has no container")))?;
+        self.rt.block_on(c.tcp_probe(ip, PEER_PORT, 2)).map_err(be)
+    }
+
+    /// Writes node `i`'s home: the seed-generated key of node `key_of`, the run's
+    /// genesis, and a config listening on every address of the container.
+    fn write_home(&self, i: usize, key_of: usize) -> Result<(), DockerBackendError> {
+        let n = &self.nodes[i];
+        let key = self.spec.keys.get(key_of).ok_or_else(|| {
+            DockerBackendError::Startup(format!("no key for node index {key_of}"))
+        })?;
+        std::fs::create_dir_all(&n.home).map_err(io_err(format!("create {}", n.home.display())))?;
+        let config = NodeConfig {
+            id: key.id().to_hex(),
+            listen_addr: format!("0.0.0.0:{PEER_PORT}"),
+            peer_addr: format!("{}:{PEER_PORT}", n.name),
+            api_addr: format!("0.0.0.0:{API_PORT}"),
+            bootstrap: self
+                .spec
+                .genesis
+                .roster
+                .iter()
+                .map(|e| e.addr.clone())
+                .collect(),
+            timeouts: self.opts.timeouts.clone(),
+            tx_timeout_ms: self.opts.tx_timeout_ms,
+        };
+        let write = |name: &str, bytes: Vec<u8>| {
+            let p = n.home.join(name);
+            std::fs::write(&p, bytes).map_err(io_err(format!("write {}", p.display())))
+        };
+        write(
+            "config.json",
+            serde_json::to_vec_pretty(&config).unwrap_or_default(),
+        )?;
+        write("node.key", key.secret_hex().into_bytes())?;
+        write(
+            "genesis.json",
+            serde_json::to_vec_pretty(&self.spec.genesis).unwrap_or_default(),
+        )?;
+        Ok(())
+    }
+
+    fn node_spec(&self, i: usize) -> NodeSpec {
+        let n = &self.nodes[i];
+        let mut s = NodeSpec::node(&n.name, n.ip, Some(n.home.clone()));
+        s.env.push(("RUST_LOG".into(), "info".into()));
+        s
+    }
+
+    fn index(&self, name: &str) -> Result<usize, BackendError> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| BackendError::UnknownNode(name.to_string()))
+    }
+
+    fn names(&self, idx: &[usize]) -> Vec<String> {
+        idx.iter().map(|i| self.nodes[*i].name.clone()).collect()
+    }
+
+    fn container(&self, i: usize) -> Result<Container, BackendError> {
+        self.nodes[i]
+            .container
+            .clone()
+            .ok_or_else(|| BackendError::Other(format!("{} has no container", self.nodes[i].name)))
+    }
+
+    /// Creates and starts the container of a spare or duplicate node.
+    fn create_node(&mut self, i: usize) -> Result<(), BackendError> {
+        let spec = self.node_spec(i);
+        let c = self
+            .rt
+            .block_on(self.network.start_node(&self.image, &spec))
+            .map_err(be)?;
+        self.nodes[i].container = Some(c);
+        self.nodes[i].state = State::Running;
+        Ok(())
+    }
+
+    /// SIGKILLs node `i` (unpausing first: a frozen process cannot be killed cleanly).
+    fn kill(&mut self, i: usize) -> Result<bool, BackendError> {
+        let state = self.nodes[i].state;
+        if !matches!(state, State::Running | State::Paused) {
+            return Ok(false);
+        }
+        let c = self.container(i)?;
+        self.rt
+            .block_on(async {
+                if state == State::Paused {
+                    c.unpause().await?;
+                }
+                c.kill().await
+            })
+            .map_err(be)?;
+        self.nodes[i].state = State::Killed;
+        Ok(true)
+    }
+
+    /// Restarts killed nodes and re-applies the network faults that still hold.
+    fn restart(&mut self, idx: &[usize]) -> Result<Vec<usize>, BackendError> {
+        let mut done = Vec::new();
+        for &i in idx {
+            if self.nodes[i].state == State::Killed {
+                let c = self.container(i)?;
+                self.rt.block_on(c.start()).map_err(be)?;
+                self.nodes[i].state = State::Running;
+                done.push(i);
+            }
+        }
+        self.sync_rules(&done)?;
+        Ok(done)
+    }
+
+    /// Makes the iptables/tc state of the running nodes in `idx` equal to
+    /// [`NetFaults`]: one flush, then every rule that holds (concurrently).
+    fn sync_rules(&mut self, idx: &[usize]) -> Result<(), BackendError> {
+        let mut jobs = Vec::new();
+        for &i in idx {
+            if self.nodes[i].state != State::Running {
+                continue; // applied on restart or unpause
+            }
+            let c = self.container(i)?;
+            let ip = |j: &usize| self.nodes[*j].ip;
+            let blocked: Vec<Ipv4Addr> = self
+                .net
+                .blocked
+                .get(&i)
+                .map(|s| s.iter().map(ip).collect())
+                .unwrap_or_default();
+            let loss: Vec<(Ipv4Addr, f64)> = self
+                .net
+                .loss
+                .get(&i)
+                .map(|m| m.iter().map(|(j, p)| (ip(j), *p)).collect())
+                .unwrap_or_default();
+            let slow: Option<(Vec<Ipv4Addr>, u32)> = self
+                .net
+                .slow
+                .get(&i)
+                .filter(|(s, _)| !s.is_empty())
+                .map(|(s, d)| (s.iter().map(ip).collect(), *d));
+            jobs.push(async move {
+                c.heal().await?;
+                c.unslow().await?;
+                if !blocked.is_empty() {
+                    c.block(&blocked).await?;
+                }
+                for (peer, p) in loss {
+                    c.lossy(&[peer], p).await?;
+                }
+                if let Some((peers, delay)) = slow {
+                    c.slow(
+                        SlowLink {
+                            rate_kbit: SLOW_RATE_KBIT,
+                            delay_ms: (delay > 0).then_some(delay),
+                        },
+                        &peers,
+                    )
+                    .await?;
+                }
+                Ok::<(), DockerError>(())
+            });
+        }
+        self.rt
+            .block_on(futures_util::future::try_join_all(jobs))
+            .map_err(be)?;
+        Ok(())
+    }
+
+    fn links(&self, links: &[(String, String)]) -> Vec<(usize, usize)> {
+        links
+            .iter()
+            .filter_map(|(a, b)| Some((self.index(a).ok()?, self.index(b).ok()?)))
+            .collect()
+    }
+
+    fn touched(l: &[(usize, usize)]) -> Vec<usize> {
+        let s: BTreeSet<usize> = l.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        s.into_iter().collect()
+    }
+
+    /// Saves every created container's log under the log dir (also when a run
+    /// fails: harness.md §8 `nodes/<n>/`). Errors are logged, not returned.
+    pub fn save_logs(&self) {
+        let Some(dir) = &self.log_dir else { return };
+        for n in &self.nodes {
+            let Some(c) = &n.container else { continue };
+            let path = dir.join(&n.name).join("node.log");
+            if let Err(e) = self.rt.block_on(c.save_logs(&path)) {
+                warn!(node = %n.name, error = %e, "cannot save the node log");
+            }
+        }
+    }
+
+    /// A running node's chain, all pages of `GET /blocks?format=raw`.
+    fn chain_via_api(&self, ip: Ipv4Addr) -> Result<Vec<CommittedBlock>, String> {
+        self.rt.block_on(async {
+            let mut chain = Vec::new();
+            let mut from = 1u64;
+            loop {
+                let url = format!(
+                    "http://{ip}:{API_PORT}/blocks?from={from}&to={}&format=raw",
+                    from + BLOCKS_PAGE - 1
+                );
+                let resp = self
+                    .http
+                    .get(&url)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
+                if !resp.status().is_success() {
+                    return Err(format!("{url}: HTTP {}", resp.status()));
+                }
+                let page: Vec<CommittedBlock> =
+                    resp.json().await.map_err(|e| format!("{url}: {e}"))?;
+                let n = page.len() as u64;
+                chain.extend(page);
+                if n < BLOCKS_PAGE {
+                    return Ok(chain);
+                }
+                from += n;
+            }
+        })
+    }
+
+    /// A stopped node's chain, read from its home (bind-mounted, so it survives).
+    fn chain_from_disk(home: &Path) -> Result<Vec<CommittedBlock>, String> {
+        rollcall_node::store::Store::open(&home.join("data"))
+            .map(|(_, rec)| rec.blocks)
+            .map_err(|e| format!("{}: {e}", home.display()))
+    }
+
+    /// Removes this run's containers, network and node homes now (also done on
+    /// drop); idempotent.
+    pub fn shutdown(&mut self) -> Result<(), DockerBackendError> {
+        if self.cleaned {
+            return Ok(());
+        }
+        self.cleaned = true;
+        let r = self.rt.block_on(cleanup(
+            &self.docker,
+            &CleanupScope::Run(self.run_id.clone()),
+        ));
+        let _ = std::fs::remove_dir_all(&self.homes);
+        r.map(|_| ()).map_err(DockerBackendError::from)
+    }
+}
+
+impl Drop for DockerBackend {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            warn!(error = %e, run = %self.run_id, "cleanup failed: run `rollcall clean`");
+        }
+    }
+}
+
+/// `POST /tx`: 200 → ok, 409 → ordered but rejected at execution (the workload
+/// decides, as on sim), 400 → fail, a refused connection → fail (nothing was
+/// sent), anything else (503, 504, timeout, a dropped connection) → info.
+async fn post_tx(http: &reqwest::Client, url: &str, body: &Value) -> ClientOutcome {
+    let resp = match http.post(url).json(body).send().await {
+        Ok(r) => r,
+        Err(e) if e.is_connect() => return ClientOutcome::Fail(format!("cannot connect: {e}")),
+        Err(e) if e.is_timeout() => return ClientOutcome::Info("timeout".into()),
+        Err(e) => return ClientOutcome::Info(format!("request failed: {e}")),
+    };
+    let status = resp.status().as_u16();
+    let text = match resp.text().await {
+        Ok(t) => t,
+        Err(e) => return ClientOutcome::Info(format!("reading the answer: {e}")),
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    match status {
+        200 | 409 => match parse_outcome(&v) {
+            Ok(o) => ClientOutcome::Ok(o),
+            Err(e) => ClientOutcome::Info(format!("unreadable answer ({status}): {e}")),
+        },
+        400 => ClientOutcome::Fail(error_text(&v)),
+        _ => ClientOutcome::Info(format!("HTTP {status}: {}", error_text(&v))),
+    }
+}
+
+fn error_text(v: &Value) -> String {
+    v.get("error")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// The inverse of the node's `api::outcome_json`.
+pub fn parse_outcome(v: &Value) -> Result<TxOutcome, String> {
+    let height = v
+        .get("height")
+        .and_then(Value::as_u64)
+        .ok_or("missing \"height\"")?;
+    if v.get("status").and_then(Value::as_str) == Some("rejected") {
+        return Ok(TxOutcome {
+            height,
+            results: Vec::new(),
+            error: Some(error_text(v)),
+        });
+    }
+    let results = v
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or("missing \"results\"")?
+        .iter()
+        .map(parse_result)
+        .collect::<Result<_, _>>()?;
+    Ok(TxOutcome {
+        height,
+        results,
+        error: None,
+    })
+}
+
+/// The inverse of the node's `api::result_json`.
+pub fn parse_result(v: &Value) -> Result<OpResult, String> {
+    let a = v
+        .as_array()
+        .ok_or_else(|| format!("result {v} is not an array"))?;
+    let f = a.first().and_then(Value::as_str).unwrap_or_default();
+    let key = a
+        .get(1)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("result {v} has no key"))?
+        .to_string();
+    let int = |x: Option<&Value>| {
+        x.and_then(Value::as_i64)
+            .ok_or_else(|| format!("result {v}: not an integer"))
+    };
+    match f {
+        "r" => match a.get(2) {
+            None | Some(Value::Null) => Ok(OpResult::Read(key, None)),
+            Some(Value::Array(l)) => Ok(OpResult::Read(
+                key,
+                Some(KvValue::List(
+                    l.iter()
+                        .map(|x| {
+                            x.as_i64()
+                                .ok_or_else(|| format!("result {v}: list element"))
+                        })
+                        .collect::<Result<_, _>>()?,
+                )),
+            )),
+            x => Ok(OpResult::Read(key, Some(KvValue::Int(int(x)?)))),
+        },
+        "w" => Ok(OpResult::Write(key, int(a.get(2))?)),
+        "append" => Ok(OpResult::Append(key, int(a.get(2))?)),
+        "cas" => {
+            let on = a.get(2).and_then(Value::as_array);
+            Ok(OpResult::Cas {
+                key,
+                old: int(on.and_then(|x| x.first()))?,
+                new: int(on.and_then(|x| x.get(1)))?,
+                applied: a
+                    .get(3)
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| format!("result {v}: cas without applied"))?,
+            })
+        }
+        other => Err(format!("unknown op {other:?} in result {v}")),
+    }
+}
+
+impl Backend for DockerBackend {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    fn advance_to(&mut self, t_ns: u64) -> Result<(), BackendError> {
+        let now = self.now_ns();
+        if t_ns > now {
+            std::thread::sleep(Duration::from_nanos(t_ns - now));
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, node: &str, tx: Tx) -> Ticket {
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        let i = match self.index(node) {
+            Ok(i) => i,
+            Err(e) => {
+                self.local
+                    .push((ticket, ClientOutcome::Fail(e.to_string())));
+                return ticket;
+            }
+        };
+        let url = format!("http://{}:{API_PORT}/tx", self.nodes[i].ip);
+        let body = rollcall_node::api::tx_json(&tx);
+        let http = self.http.clone();
+        let done = self.done_tx.clone();
+        self.rt.spawn(async move {
+            let outcome = post_tx(&http, &url, &body).await;
+            let _ = done.send((ticket, outcome));
+        });
+        ticket
+    }
+
+    fn abandon(&mut self, ticket: Ticket) {
+        self.abandoned.insert(ticket);
+    }
+
+    fn poll_completions(&mut self) -> Vec<Completed> {
+        // Stamped when the loop learns them, so history times never go backwards;
+        // a later completion time only widens an operation's window (still sound).
+        let now = self.now_ns();
+        let mut got: Vec<(Ticket, ClientOutcome)> = std::mem::take(&mut self.local);
+        got.extend(self.done_rx.try_iter());
+        got.into_iter()
+            .filter(|(t, _)| !self.abandoned.remove(t))
+            .map(|(ticket, outcome)| Completed {
+                ticket,
+                time_ns: now,
+                outcome,
+            })
+            .collect()
+    }
+
+    fn start_fault(&mut self, fault: &Fault) -> Result<Value, BackendError> {
+        Ok(match fault {
+            Fault::Partition { blocked, .. } => {
+                let l = self.links(blocked);
+                for (a, b) in &l {
+                    self.net.blocked.entry(*a).or_default().insert(*b);
+                    self.net.blocked.entry(*b).or_default().insert(*a);
+                }
+                self.sync_rules(&Self::touched(&l))?;
+                json!({"links_blocked": l.len(), "how": "iptables DROP both ways in chain ROLLCALL"})
+            }
+            Fault::Kill { nodes } => {
+                let mut done = Vec::new();
+                for name in nodes {
+                    let i = self.index(name)?;
+                    if self.kill(i)? {
+                        done.push(i);
+                    }
+                }
+                json!({"nodes": self.names(&done), "signal": "SIGKILL"})
+            }
+            Fault::Pause { nodes } => {
+                let mut done = Vec::new();
+                for name in nodes {
+                    let i = self.index(name)?;
+                    if self.nodes[i].state == State::Running {
+                        let c = self.container(i)?;
+                        self.rt.block_on(c.pause()).map_err(be)?;
+                        self.nodes[i].state = State::Paused;
+                        done.push(i);
+                    }
+                }
+                json!({"nodes": self.names(&done)})
+            }
+            Fault::CrashAll => {
+                let mut done = Vec::new();
+                for i in 0..self.nodes.len() {
+                    if self.kill(i)? {
+                        done.push(i);
+                    }
+                }
+                let names = self.names(&done);
+                self.crashed_all = done;
+                json!({"nodes": names, "signal": "SIGKILL"})
+            }
+            Fault::AddNode { node } => {
+                let i = self.index(node)?;
+                if self.nodes[i].state == State::NotCreated {
+                    self.create_node(i)?;
+                    self.sync_rules(&[i])?;
+                }
+                json!({"node": node, "id": self.spec.keys.get(i).map(|k| k.id().to_hex()), "ip": self.nodes[i].ip.to_string()})
+            }
+            Fault::FailNode { node } => {
+                let i = self.index(node)?;
+                self.kill(i)?;
+                if self.nodes[i].state != State::NotCreated {
+                    self.nodes[i].state = State::Failed;
+                }
+                json!({"node": node, "id": self.spec.keys.get(i).map(|k| k.id().to_hex())})
+            }
+            Fault::Flaky {
+                links,
+                loss_pct,
+                duplicate_pct,
+            } => {
+                let l = self.links(links);
+                let p = f64::from((*loss_pct).min(100)) / 100.0;
+                for (a, b) in &l {
+                    self.net.loss.entry(*a).or_default().insert(*b, p);
+                }
+                self.sync_rules(&Self::touched(&l))?;
+                json!({"links": l.len(), "loss_probability": p,
+                       "duplicate": if *duplicate_pct > 0 { "not supported on docker (no netem)" } else { "none" }})
+            }
+            Fault::Slow {
+                links, delay_ms, ..
+            } => {
+                let l = self.links(links);
+                for (a, b) in &l {
+                    let e = self.net.slow.entry(*a).or_default();
+                    e.0.insert(*b);
+                    e.1 = (*delay_ms).min(u64::from(u32::MAX)) as u32;
+                }
+                let touched = Self::touched(&l);
+                self.sync_rules(&touched)?;
+                json!({"links": l.len(), "rate_kbit": SLOW_RATE_KBIT,
+                       "delay": "netem only where the kernel has it (detected at run time)"})
+            }
+            Fault::DuplicateKey { node, duplicate } => {
+                let orig = self.index(node)?;
+                let i = match self.index(duplicate) {
+                    Ok(i) => i,
+                    Err(_) => {
+                        let i = self.nodes.len();
+                        let host = u8::try_from(i)
+                            .ok()
+                            .filter(|h| *h < 240)
+                            .ok_or_else(|| BackendError::Other("no address left".into()))?;
+                        self.nodes.push(DNode {
+                            name: duplicate.clone(),
+                            home: self.homes.join(duplicate),
+                            ip: self.network.node_ip(host),
+                            container: None,
+                            state: State::NotCreated,
+                            duplicate: true,
+                        });
+                        self.write_home(i, orig)?;
+                        i
+                    }
+                };
+                if self.nodes[i].state == State::NotCreated {
+                    self.create_node(i)?;
+                    self.sync_rules(&[i])?;
+                }
+                json!({"node": node, "duplicate": duplicate,
+                       "id": self.spec.keys.get(orig).map(|k| k.id().to_hex()),
+                       "ip": self.nodes[i].ip.to_string()})
+            }
+        })
+    }
+
+    fn stop_fault(&mut self, fault: &Fault) -> Result<Value, BackendError> {
+        Ok(match fault {
+            Fault::Partition { blocked, .. } => {
+                let l = self.links(blocked);
+                for (a, b) in &l {
+                    if let Some(s) = self.net.blocked.get_mut(a) {
+                        s.remove(b);
+                    }
+                    if let Some(s) = self.net.blocked.get_mut(b) {
+                        s.remove(a);
+                    }
+                }
+                self.sync_rules(&Self::touched(&l))?;
+                json!({"links_unblocked": l.len()})
+            }
+            Fault::Kill { nodes } => {
+                let idx = nodes
+                    .iter()
+                    .map(|n| self.index(n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let done = self.restart(&idx)?;
+                json!({"nodes": self.names(&done)})
+            }
+            Fault::Pause { nodes } => {
+                let mut done = Vec::new();
+                for name in nodes {
+                    let i = self.index(name)?;
+                    if self.nodes[i].state == State::Paused {
+                        let c = self.container(i)?;
+                        self.rt.block_on(c.unpause()).map_err(be)?;
+                        self.nodes[i].state = State::Running;
+                        done.push(i);
+                    }
+                }
+                self.sync_rules(&done)?;
+                json!({"nodes": self.names(&done)})
+            }
+            Fault::CrashAll => {
+                let all = std::mem::take(&mut self.crashed_all);
+                let done = self.restart(&all)?;
+                json!({"nodes": self.names(&done)})
+            }
+            Fault::AddNode { node } => {
+                let i = self.index(node)?;
+                json!({"node": node, "id": self.spec.keys.get(i).map(|k| k.id().to_hex())})
+            }
+            Fault::FailNode { node } => json!({"node": node}),
+            Fault::Flaky { links, .. } => {
+                let l = self.links(links);
+                for (a, b) in &l {
+                    if let Some(m) = self.net.loss.get_mut(a) {
+                        m.remove(b);
+                    }
+                }
+                self.sync_rules(&Self::touched(&l))?;
+                json!({"links": l.len()})
+            }
+            Fault::Slow { links, .. } => {
+                let l = self.links(links);
+                for (a, b) in &l {
+                    if let Some(e) = self.net.slow.get_mut(a) {
+                        e.0.remove(b);
+                    }
+                }
+                self.sync_rules(&Self::touched(&l))?;
+                json!({"links": l.len()})
+            }
+            Fault::DuplicateKey { duplicate, .. } => {
+                let i = self.index(duplicate)?;
+                self.kill(i)?;
+                self.nodes[i].state = State::Failed;
+                json!({"duplicate": duplicate, "stopped": true})
+            }
+        })
+    }
+
+    fn heal_all(&mut self) -> Result<Value, BackendError> {
+        self.net = NetFaults::default();
+        self.crashed_all.clear();
+        let mut resumed = Vec::new();
+        let mut restarted = Vec::new();
+        let mut stopped = Vec::new();
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if n.duplicate && matches!(n.state, State::Running | State::Paused) {
+                self.kill(i)?;
+                self.nodes[i].state = State::Failed;
+                stopped.push(i);
+            } else if n.state == State::Paused {
+                let c = self.container(i)?;
+                self.rt.block_on(c.unpause()).map_err(be)?;
+                self.nodes[i].state = State::Running;
+                resumed.push(i);
+            } else if n.state == State::Killed {
+                restarted.extend(self.restart(&[i])?);
+            }
+        }
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].state == State::Running)
+            .collect();
+        self.sync_rules(&running)?;
+        Ok(json!({
+            "resumed": self.names(&resumed),
+            "restarted": self.names(&restarted),
+            "duplicates_stopped": self.names(&stopped),
+        }))
+    }
+
+    fn status(&mut self, node: &str) -> Option<Value> {
+        let i = self.index(node).ok()?;
+        if self.nodes[i].state != State::Running {
+            return None;
+        }
+        let url = format!("http://{}:{API_PORT}/status", self.nodes[i].ip);
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            r.json::<Value>().await.ok()
+        })
+    }
+
+    fn live_nodes(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.state, State::Running | State::Paused) && !n.duplicate)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    fn dump(&mut self) -> Result<Vec<NodeDumpData>, BackendError> {
+        self.save_logs();
+        let mut out = Vec::new();
+        for i in 0..self.nodes.len() {
+            let (name, state, ip, home) = {
+                let n = &self.nodes[i];
+                (n.name.clone(), n.state, n.ip, n.home.clone())
+            };
+            if state == State::NotCreated {
+                continue;
+            }
+            let status = self.status(&name);
+            let chain = if state == State::Running {
+                self.chain_via_api(ip).or_else(|e| {
+                    warn!(node = %name, error = %e, "chain via the API failed: reading the store");
+                    Self::chain_from_disk(&home)
+                })
+            } else {
+                Self::chain_from_disk(&home)
+            }
+            .map_err(|e| BackendError::Other(format!("dump of {name}: {e}")))?;
+            out.push(NodeDumpData {
+                name,
+                chain,
+                status,
+                alive: matches!(state, State::Running | State::Paused),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn start_error(e: DockerBackendError) -> CommandError {
+    match e {
+        DockerBackendError::Engine(_) => CommandError::args(e.to_string()),
+        e => CommandError::harness(format!("docker backend: {e}")),
+    }
+}
+
+/// `rollcall test --backend docker` (harness.md §2, §8): like the sim's run, plus
+/// node logs under `nodes/<n>/node.log`, written also when the run fails, and the
+/// run's containers and network removed however it ends.
+pub fn run_one(
+    opts: &TestOptions,
+    store_dir: &Path,
+    command: &[String],
+    quiet: bool,
+) -> Result<RunReport, CommandError> {
+    let spec = cluster(opts);
+    let dir = store::new_run_dir(store_dir, &opts.name)
+        .map_err(|e| CommandError::harness(e.to_string()))?;
+    let mut backend = DockerBackend::start(
+        &spec,
+        DockerOptions::for_test(opts),
+        Some(dir.join("nodes")),
+    )
+    .map_err(start_error)?;
+    if !quiet {
+        eprintln!(
+            "docker cluster of {} nodes up in {:.2} s (run {})",
+            opts.nodes,
+            backend.startup_s,
+            backend.run_id()
+        );
+    }
+    let progress = Progress::new(opts.time_limit_s, quiet);
+    let out = run(opts, &spec, &mut backend, &progress);
+    progress.finish();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            // Keep what can be kept: logs and chains of every node.
+            if let Ok(dumps) = backend.dump() {
+                save_dumps(&dir, &dumps);
+            }
+            let _ = backend.shutdown();
+            return Err(CommandError::harness(format!(
+                "the docker run failed: {e} (node logs in {})",
+                dir.join("nodes").display()
+            )));
+        }
+    };
+    if let Err(e) = backend.shutdown() {
+        warn!(error = %e, "cleanup failed: run `rollcall clean`");
+    }
+    drop(backend);
+    let history = rollcall_checkers::History::parse_jsonl(&out.history)
+        .map_err(|e| CommandError::harness(format!("the recorded history is malformed: {e}")))?;
+    let results = check_run(
+        opts.workload,
+        &opts.model,
+        &spec.genesis,
+        history,
+        node_dumps(&out.dumps),
+    )
+    .map_err(CommandError::args)?;
+    let schedule = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&out.schedule).unwrap_or_default()
+    );
+    store::save(
+        store_dir,
+        &dir,
+        &RunFiles {
+            test: store::test_json(opts, command),
+            genesis: &spec.genesis,
+            schedule: &out.schedule,
+            history: &out.history,
+            results: &results.to_json(),
+            dumps: &out.dumps,
+        },
+    )
+    .map_err(|e| CommandError::harness(e.to_string()))?;
+    Ok(RunReport {
+        dir,
+        valid: results.valid,
+        history: out.history,
+        schedule,
+        results,
+    })
+}
+
+fn save_dumps(dir: &Path, dumps: &[NodeDumpData]) {
+    for d in dumps {
+        let nd = dir.join("nodes").join(&d.name);
+        let _ = std::fs::create_dir_all(&nd);
+        if let Ok(b) = serde_json::to_vec(&d.chain) {
+            let _ = std::fs::write(nd.join("chain.json"), b);
+        }
+        if let Some(s) = &d.status {
+            let _ = std::fs::write(
+                nd.join("status.json"),
+                serde_json::to_vec_pretty(s).unwrap_or_default(),
+            );
+        }
+    }
+}
+
+/// `rollcall clean` (harness.md §3): removes every container and network labelled
+/// `rollcall=1`, whichever run left them.
+pub fn clean() -> Result<(), CommandError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::harness(format!("tokio runtime: {e}")))?;
+    let docker = rt
+        .block_on(connect())
+        .map_err(|e| CommandError::args(e.to_string()))?;
+    let r = rt
+        .block_on(cleanup(&docker, &CleanupScope::All))
+        .map_err(|e| CommandError::harness(e.to_string()))?;
+    println!(
+        "removed {} containers, {} networks",
+        r.containers.len(),
+        r.networks.len()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollcall_node::api::{outcome_json, result_json};
+
+    #[test]
+    fn outcome_round_trips_through_the_api_form() {
+        let o = TxOutcome {
+            height: 7,
+            results: vec![
+                OpResult::Read("a".into(), None),
+                OpResult::Read("b".into(), Some(KvValue::Int(3))),
+                OpResult::Read("c".into(), Some(KvValue::List(vec![1, 2]))),
+                OpResult::Write("d".into(), 4),
+                OpResult::Cas {
+                    key: "e".into(),
+                    old: 1,
+                    new: 2,
+                    applied: true,
+                },
+                OpResult::Append("f".into(), 9),
+            ],
+            error: None,
+        };
+        assert_eq!(parse_outcome(&outcome_json(&o)), Ok(o.clone()));
+        for r in &o.results {
+            assert_eq!(parse_result(&result_json(r)).as_ref(), Ok(r));
+        }
+        let rej = TxOutcome {
+            height: 3,
+            results: vec![],
+            error: Some("not an operator".into()),
+        };
+        assert_eq!(parse_outcome(&outcome_json(&rej)), Ok(rej));
+        assert!(parse_outcome(&json!({"status": "committed"})).is_err());
+        assert!(parse_result(&json!(["zz", "k", 1])).is_err());
+    }
+}
