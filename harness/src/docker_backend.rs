@@ -245,6 +245,8 @@ pub struct DockerBackend {
     next_ticket: Ticket,
     net: NetFaults,
     crashed_all: Vec<usize>,
+    /// Whether `tc ... netem` works here, probed once at the first `slow`.
+    netem: Option<bool>,
     cleaned: bool,
     /// Seconds from nothing to every genesis node answering `/health`.
     pub startup_s: f64,
@@ -385,6 +387,7 @@ impl DockerBackend {
             next_ticket: 0,
             net: NetFaults::default(),
             crashed_all: Vec::new(),
+            netem: None,
             cleaned: false,
             startup_s: 0.0,
         };
@@ -483,6 +486,7 @@ impl DockerBackend {
         let n = &self.nodes[i];
         let mut s = NodeSpec::node(&n.name, n.ip, Some(n.home.clone()));
         s.env.push(("RUST_LOG".into(), "info".into()));
+        s.env.push(("NO_COLOR".into(), "1".into()));
         s
     }
 
@@ -553,6 +557,27 @@ impl DockerBackend {
     /// Makes the iptables/tc state of the running nodes in `idx` equal to
     /// [`NetFaults`]: one flush, then every rule that holds (concurrently).
     fn sync_rules(&mut self, idx: &[usize]) -> Result<(), BackendError> {
+        let wants_slow = idx.iter().any(|i| {
+            self.nodes[*i].state == State::Running
+                && self.net.slow.get(i).is_some_and(|(s, _)| !s.is_empty())
+        });
+        if wants_slow && self.netem.is_none() {
+            if let Some(i) = idx.iter().find(|i| self.nodes[**i].state == State::Running) {
+                let c = self.container(*i)?;
+                let netem = self.rt.block_on(c.netem_available()).map_err(be)?;
+                info!(
+                    netem,
+                    "netem probe: slow links get {}",
+                    if netem {
+                        "rate limit and delay"
+                    } else {
+                        "a rate limit only"
+                    }
+                );
+                self.netem = Some(netem);
+            }
+        }
+        let netem = self.netem == Some(true);
         let mut jobs = Vec::new();
         for &i in idx {
             if self.nodes[i].state != State::Running {
@@ -591,7 +616,7 @@ impl DockerBackend {
                     c.slow(
                         SlowLink {
                             rate_kbit: SLOW_RATE_KBIT,
-                            delay_ms: (delay > 0).then_some(delay),
+                            delay_ms: (netem && delay > 0).then_some(delay),
                         },
                         &peers,
                     )
@@ -949,7 +974,7 @@ impl Backend for DockerBackend {
                 let touched = Self::touched(&l);
                 self.sync_rules(&touched)?;
                 json!({"links": l.len(), "rate_kbit": SLOW_RATE_KBIT,
-                       "delay": "netem only where the kernel has it (detected at run time)"})
+                       "netem_delay": self.netem == Some(true)})
             }
             Fault::DuplicateKey { node, duplicate } => {
                 let orig = self.index(node)?;
