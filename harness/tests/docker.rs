@@ -228,3 +228,33 @@ fn partition_cuts_tcp_between_containers_until_healed() {
     });
     assert!(left.is_empty(), "drop left {left:?}");
 }
+
+#[test]
+fn missing_engine_exits_254_with_a_clear_message() {
+    let store = tempfile::tempdir().expect("tempdir");
+    for args in [
+        vec![
+            "test",
+            "--backend",
+            "docker",
+            "--time-limit",
+            "5",
+            "--store",
+        ],
+        vec!["clean"],
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+        cmd.args(&args);
+        if args[0] == "test" {
+            cmd.arg(store.path());
+        }
+        let out = cmd
+            .env("DOCKER_HOST", "unix:///nonexistent/rollcall-test.sock")
+            .output()
+            .expect("run rollcall");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{args:?}: {stderr}");
+        assert!(stderr.contains("Docker engine not reachable"), "{stderr}");
+        assert!(stderr.contains("--backend sim"), "{stderr}");
+    }
+}
