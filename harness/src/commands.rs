@@ -73,6 +73,25 @@ pub fn run_one(
     if opts.backend == BackendKind::Docker {
         return crate::docker_backend::run_one(opts, store_dir, command, quiet);
     }
+    let sim = simulate(opts, quiet)?;
+    store_run(opts, sim, store_dir, command)
+}
+
+/// A finished simulated run, checked but not stored.
+pub struct Simulated {
+    /// The cluster it ran.
+    pub spec: crate::cluster::ClusterSpec,
+    /// History, schedule and dumps.
+    pub out: crate::run::RunOutput,
+    /// Every checker's result.
+    pub results: Results,
+}
+
+/// Runs one test on the sim backend and checks it, storing nothing: the inner loop
+/// of `rollcall explore`, and the first half of [`run_one`].
+pub fn simulate(opts: &TestOptions, quiet: bool) -> Result<Simulated, CommandError> {
+    opts.validate()
+        .map_err(|e| CommandError::args(e.to_string()))?;
     let spec = cluster(opts);
     let mut backend = SimBackend::new(
         spec.clone(),
@@ -97,6 +116,17 @@ pub fn run_one(
         node_dumps(&out.dumps),
     )
     .map_err(CommandError::args)?;
+    Ok(Simulated { spec, out, results })
+}
+
+/// Stores a checked run in `store_dir/<name>/<timestamp>/` (harness.md §8).
+pub fn store_run(
+    opts: &TestOptions,
+    sim: Simulated,
+    store_dir: &Path,
+    command: &[String],
+) -> Result<RunReport, CommandError> {
+    let Simulated { spec, out, results } = sim;
     let dir = store::new_run_dir(store_dir, &opts.name)
         .map_err(|e| CommandError::harness(e.to_string()))?;
     let schedule = format!(
@@ -138,7 +168,8 @@ pub fn print_results(r: &Results) {
     println!("verdict: {}", format!("{:?}", r.valid).to_lowercase());
 }
 
-/// `rollcall test`: `test_count` runs with seeds `seed, seed+1, ...`.
+/// `rollcall test`: `test_count` runs with seeds `seed, seed+1, ...`, stopping at
+/// the first invalid one (harness.md §3 `--test-count`).
 pub fn test(
     opts: &TestOptions,
     test_count: u64,
@@ -164,6 +195,11 @@ pub fn test(
             format!("{:?}", r.valid).to_lowercase()
         );
         worst = worst.and(r.valid);
+        if r.valid == Validity::Invalid {
+            // Like Jepsen: stop at the first invalid run and say how to reproduce it.
+            println!("reproduce with: rollcall replay {}", r.dir.display());
+            break;
+        }
     }
     Ok(worst)
 }
@@ -171,6 +207,10 @@ pub fn test(
 /// `rollcall replay RUN_DIR`: re-runs with the recorded seed and options and says
 /// whether the history and schedule are byte-identical.
 pub fn replay(run_dir: &Path, quiet: bool) -> Result<Validity, CommandError> {
+    // `store/latest` is a symlink: resolve it so the new run lands in the same store.
+    let run_dir = &run_dir
+        .canonicalize()
+        .map_err(|e| CommandError::args(format!("{}: {e}", run_dir.display())))?;
     let opts = store::load_options(run_dir).map_err(|e| CommandError::args(e.to_string()))?;
     let old_history = std::fs::read_to_string(run_dir.join("history.jsonl")).map_err(|e| {
         CommandError::args(format!("{}: {e}", run_dir.join("history.jsonl").display()))

@@ -12,6 +12,7 @@ pub mod checks;
 pub mod cluster;
 pub mod commands;
 pub mod docker_backend;
+pub mod explore;
 pub mod history;
 pub mod options;
 pub mod progress;

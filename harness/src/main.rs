@@ -47,7 +47,7 @@ struct TestArgs {
     /// Seconds between nemesis steps.
     #[arg(long, default_value_t = 5)]
     nemesis_interval: u64,
-    /// protocol.md §5 window (default 100 on sim so evictions happen in short runs).
+    /// protocol.md §5 window (default 100 on sim, 200 on docker, so a fail-node victim is evicted within a short run).
     #[arg(long)]
     eviction_total: Option<u64>,
     /// Seed (random when absent; recorded in test.json).
@@ -101,6 +101,17 @@ enum Cmd {
     },
     /// Remove leftover containers and networks of any run (label rollcall=1).
     Clean,
+    /// Random schedules on sim from a base seed; shrink the first failure and store it.
+    Explore(ExploreArgs),
+    /// Browse the run store in a web UI (harness.md §8).
+    Serve {
+        /// Run store.
+        #[arg(long, default_value = "store")]
+        store: PathBuf,
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
     /// Committed heights per wall-clock second in sim, 4 nodes, no faults.
     BenchSim {
         /// Nodes.
@@ -113,6 +124,118 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct ExploreArgs {
+    /// Cases (random schedules) to try.
+    #[arg(long, default_value_t = 1000)]
+    cases: u64,
+    /// Base seed (random when absent; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Simulated seconds of workload per case.
+    #[arg(long, default_value_t = 30)]
+    time_limit: u64,
+    /// Roster nodes.
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Spare nodes for add-node.
+    #[arg(long, default_value_t = 1)]
+    spare: usize,
+    /// Client processes.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Operations per second over all clients.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// append, register or bank.
+    #[arg(long, default_value = "append")]
+    workload: String,
+    /// Comma list of nemeses (default all).
+    #[arg(long, default_value = "all")]
+    nemesis: String,
+    /// Seconds between nemesis steps.
+    #[arg(long, default_value_t = 5)]
+    nemesis_interval: u64,
+    /// protocol.md §5 window.
+    #[arg(long, default_value_t = 100)]
+    eviction_total: u64,
+    /// Re-runs allowed while shrinking.
+    #[arg(long, default_value_t = 300)]
+    shrink_budget: usize,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Run name (store folder).
+    #[arg(long, default_value = "explore")]
+    name: String,
+    /// Run store.
+    #[arg(long, default_value = "store")]
+    store: PathBuf,
+    /// Test-only: a simulated disk that acknowledges fsync but loses the last second on a crash.
+    #[arg(long, hide = true)]
+    sim_lying_disk: bool,
+}
+
+fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
+    let nemesis =
+        NemesisKind::parse_list(&a.nemesis).map_err(|e| CommandError::args(e.to_string()))?;
+    let seed = a.seed.unwrap_or_else(rand::random);
+    let eo = rollcall::explore::ExploreOptions {
+        cases: a.cases,
+        seed,
+        base: TestOptions {
+            nodes: a.nodes,
+            spare: a.spare,
+            time_limit_s: a.time_limit,
+            concurrency: a.concurrency,
+            rate: a.rate,
+            workload: workload(&a.workload)?,
+            nemesis,
+            nemesis_interval_s: a.nemesis_interval,
+            eviction_total: a.eviction_total,
+            name: a.name.clone(),
+            lying_disk: a.sim_lying_disk,
+            ..TestOptions::default()
+        },
+        shrink_budget: a.shrink_budget,
+        threads: a
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
+    let r = rollcall::explore::explore(&eo, &a.store, command)?;
+    println!(
+        "explore: seed {seed}: {} cases of {} simulated s in {:.1} s wall ({:.0} runs/minute)",
+        r.cases_run,
+        a.time_limit,
+        r.search_secs,
+        r.cases_run as f64 / r.search_secs.max(1e-9) * 60.0
+    );
+    let Some(f) = r.failure else {
+        println!("explore: no invalid run");
+        return Ok(0);
+    };
+    let faults = |o: &TestOptions| o.schedule.as_ref().map_or(0, |s| s.len());
+    println!(
+        "explore: case {} (seed {}) is invalid ({}); shrunk in {} re-runs from {} faults, {} s, {} nodes, {} clients to {} faults, {} s, {} nodes, {} clients",
+        f.case,
+        f.original.seed,
+        f.failing.iter().cloned().collect::<Vec<_>>().join(", "),
+        f.shrink_runs,
+        faults(&f.original),
+        f.original.time_limit_s,
+        f.original.nodes,
+        f.original.concurrency,
+        faults(&f.minimal),
+        f.minimal.time_limit_s,
+        f.minimal.nodes,
+        f.minimal.concurrency,
+    );
+    commands::print_results(&f.stored.results);
+    println!("minimal failing run: {}", f.stored.dir.display());
+    println!("reproduce with: rollcall replay {}", f.stored.dir.display());
+    Ok(f.stored.valid.exit_code())
 }
 
 fn workload(s: &str) -> Result<WorkloadKind, CommandError> {
@@ -140,7 +263,7 @@ fn options(a: &TestArgs) -> Result<TestOptions, CommandError> {
         nemesis_interval_s: a.nemesis_interval,
         eviction_total: a.eviction_total.unwrap_or(match a.backend {
             BackendKind::Sim => 100,
-            BackendKind::Docker => 1000,
+            BackendKind::Docker => 200,
         }),
         seed: a.seed.unwrap_or_else(rand::random),
         name: a.name.clone(),
@@ -179,6 +302,15 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
         Cmd::Replay { run_dir, quiet } => commands::replay(&run_dir, quiet)?,
         Cmd::Clean => {
             rollcall::docker_backend::clean()?;
+            return Ok(0);
+        }
+        Cmd::Explore(a) => return explore(a, &command),
+        Cmd::Serve { store, port } => {
+            let rt = tokio::runtime::Runtime::new()
+                .map_err(|e| CommandError::harness(format!("tokio: {e}")))?;
+            println!("serving {} on http://127.0.0.1:{port}/", store.display());
+            rt.block_on(rollcall_reports::serve(store, port))
+                .map_err(|e| CommandError::harness(e.to_string()))?;
             return Ok(0);
         }
         Cmd::BenchSim {

@@ -51,6 +51,11 @@ pub struct TestOptions {
     pub recovery_s: u64,
     /// Sim only: the lying disk (test-only broken environment).
     pub lying_disk: bool,
+    /// An explicit fault schedule instead of the one drawn from the seed: what
+    /// `rollcall explore` shrinks, recorded in `test.json` so `replay` reproduces a
+    /// shrunk run exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Vec<rollcall_workloads::PlannedFault>>,
 }
 
 impl Default for TestOptions {
@@ -73,6 +78,7 @@ impl Default for TestOptions {
             op_timeout_ms: 5000,
             recovery_s: 10,
             lying_disk: false,
+            schedule: None,
         }
     }
 }

@@ -327,7 +327,10 @@ pub fn run(
     backend: &mut dyn Backend,
     progress: &Progress,
 ) -> Result<RunOutput, BackendError> {
-    let planned = schedule(opts, spec);
+    let planned = opts
+        .schedule
+        .clone()
+        .unwrap_or_else(|| schedule(opts, spec));
     let limit_ns = opts.time_limit_s * 1_000_000_000;
     let mut l = Loop {
         opts,

@@ -170,5 +170,10 @@ pub fn save(store: &Path, dir: &Path, f: &RunFiles) -> Result<(), StoreError> {
         #[cfg(unix)]
         std::os::unix::fs::symlink(rel, &latest).map_err(io(&latest))?;
     }
+    // The page a person reads (harness.md §8). A report that cannot be written is a
+    // warning, not a failed run: every file it is made from is already stored.
+    if let Err(e) = rollcall_reports::write_report(dir) {
+        tracing::warn!(error = %e, dir = %dir.display(), "could not write report.html");
+    }
     Ok(())
 }

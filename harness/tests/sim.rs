@@ -212,7 +212,11 @@ fn bad_options_exit_254() {
             "needs at least one spare",
         ),
         (vec!["test", "--workload", "nope"], "unknown workload"),
-        (vec!["test", "--backend", "docker"], "not yet available"),
+        (vec!["test", "--backend", "podman"], "invalid value"),
+        (
+            vec!["explore", "--cases", "0"],
+            "--cases must be at least 1",
+        ),
         (vec!["test", "--concurrency", "0"], "--concurrency"),
         (vec!["frobnicate"], "unrecognized subcommand"),
     ] {

@@ -1328,6 +1328,14 @@ impl Core {
 
     fn on_announce(&mut self, sa: SignedAnnounce, fx: &mut Vec<Effect>) {
         let a = &sa.announce;
+        // A heartbeat from a peer no further than we are, or than we knew it to be,
+        // changes nothing: skip it without a signature check (heartbeats come from
+        // every peer several times a second; verifying them all cost as much as
+        // consensus itself).
+        let known = self.peer_heights.get(&a.from).copied().unwrap_or(0);
+        if !a.new_view && (a.height <= self.chain.height || a.height <= known) {
+            return;
+        }
         if !self
             .verifier
             .verify(&a.from, DOMAIN_ANNOUNCE, &crate::types::encode(a), &sa.sig)

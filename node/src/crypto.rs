@@ -208,13 +208,24 @@ pub fn sha256(data: &[u8]) -> Hash {
 
 /// Checks signatures, remembering the ones already verified.
 ///
-/// The cache is keyed by the full (key, message, signature) triple, so a cached
-/// answer can never be reused for different bytes. One cache may be shared by the
-/// simulated nodes of one process: verifying the same bytes gives the same answer
-/// whichever node asks.
-#[derive(Clone, Default)]
+/// The cache is keyed by the full (key, message, signature) triple and holds only
+/// triples that passed ed25519 verification, so a cached answer can never be reused
+/// for different bytes or turn a bad signature good. It is process-wide: verifying
+/// the same bytes gives the same answer whoever asks, so the simulated nodes of one
+/// process and the checkers that re-verify their certificates share the work.
+#[derive(Clone)]
 pub struct Verifier {
     seen: Arc<Mutex<HashSet<Vec<u8>>>>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        static SHARED: std::sync::OnceLock<Arc<Mutex<HashSet<Vec<u8>>>>> =
+            std::sync::OnceLock::new();
+        Verifier {
+            seen: SHARED.get_or_init(Default::default).clone(),
+        }
+    }
 }
 
 /// Entries kept before the cache is emptied (bounded memory).

@@ -44,9 +44,9 @@ pub fn sim_timeouts() -> Timeouts {
         propose_delta_ms: 100,
         vote_ms: 100,
         vote_delta_ms: 50,
-        commit_ms: 0,
+        commit_ms: 100,
         empty_block_ms: 20,
-        tick_ms: 100,
+        tick_ms: 250,
     }
 }
 
