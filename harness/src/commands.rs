@@ -106,29 +106,59 @@ pub fn simulate(opts: &TestOptions, quiet: bool) -> Result<Simulated, CommandErr
     let out = run(opts, &spec, &mut backend, &progress)
         .map_err(|e| CommandError::harness(format!("the simulation failed: {e}")))?;
     progress.finish();
+    let results = check_output(opts, &spec, &out)?;
+    Ok(Simulated { spec, out, results })
+}
+
+/// Checks a finished run of either backend (harness.md §7).
+pub fn check_output(
+    opts: &TestOptions,
+    spec: &crate::cluster::ClusterSpec,
+    out: &crate::run::RunOutput,
+) -> Result<Results, CommandError> {
     let history = History::parse_jsonl(&out.history)
         .map_err(|e| CommandError::harness(format!("the recorded history is malformed: {e}")))?;
-    let results = check_run(
+    check_run(
         opts.workload,
         &opts.model,
         &spec.genesis,
         history,
         node_dumps(&out.dumps),
     )
-    .map_err(CommandError::args)?;
-    Ok(Simulated { spec, out, results })
+    .map_err(CommandError::args)
 }
 
-/// Stores a checked run in `store_dir/<name>/<timestamp>/` (harness.md §8).
+/// Stores a checked run in a new `store_dir/<name>/<timestamp>/` (harness.md §8).
 pub fn store_run(
     opts: &TestOptions,
     sim: Simulated,
     store_dir: &Path,
     command: &[String],
 ) -> Result<RunReport, CommandError> {
-    let Simulated { spec, out, results } = sim;
     let dir = store::new_run_dir(store_dir, &opts.name)
         .map_err(|e| CommandError::harness(e.to_string()))?;
+    save_run(
+        opts,
+        &sim.spec,
+        sim.out,
+        sim.results,
+        store_dir,
+        dir,
+        command,
+    )
+}
+
+/// Writes a checked run into its folder `dir` of `store_dir` (harness.md §8), for
+/// either backend.
+pub fn save_run(
+    opts: &TestOptions,
+    spec: &crate::cluster::ClusterSpec,
+    out: crate::run::RunOutput,
+    results: Results,
+    store_dir: &Path,
+    dir: PathBuf,
+    command: &[String],
+) -> Result<RunReport, CommandError> {
     let schedule = format!(
         "{}\n",
         serde_json::to_string_pretty(&out.schedule).unwrap_or_default()

@@ -14,13 +14,12 @@
 //! the checkers verify against is exactly the one the nodes run.
 
 use crate::backend::{Backend, BackendError, ClientOutcome, Completed, NodeDumpData, Ticket};
-use crate::checks::{check_run, node_dumps};
 use crate::cluster::{ClusterSpec, PEER_PORT};
 use crate::commands::{CommandError, RunReport};
 use crate::options::TestOptions;
 use crate::progress::Progress;
 use crate::run::{cluster, run};
-use crate::store::{self, RunFiles};
+use crate::store;
 use rollcall_docker::{
     cleanup, connect, ensure_image, CleanupScope, Container, Docker, DockerError, Network,
     NodeSpec, SlowLink,
@@ -104,15 +103,7 @@ pub struct DockerOptions {
 /// The same fast-ish timeouts as the node's own integration tests: rounds short
 /// enough that faults and recoveries fit in a one-minute test.
 pub fn docker_timeouts() -> Timeouts {
-    Timeouts {
-        propose_ms: 400,
-        propose_delta_ms: 200,
-        vote_ms: 200,
-        vote_delta_ms: 100,
-        commit_ms: 0,
-        empty_block_ms: 30,
-        tick_ms: 100,
-    }
+    Timeouts::fast()
 }
 
 impl DockerOptions {
@@ -1232,40 +1223,8 @@ pub fn run_one(
         warn!(error = %e, "cleanup failed: run `rollcall clean`");
     }
     drop(backend);
-    let history = rollcall_checkers::History::parse_jsonl(&out.history)
-        .map_err(|e| CommandError::harness(format!("the recorded history is malformed: {e}")))?;
-    let results = check_run(
-        opts.workload,
-        &opts.model,
-        &spec.genesis,
-        history,
-        node_dumps(&out.dumps),
-    )
-    .map_err(CommandError::args)?;
-    let schedule = format!(
-        "{}\n",
-        serde_json::to_string_pretty(&out.schedule).unwrap_or_default()
-    );
-    store::save(
-        store_dir,
-        &dir,
-        &RunFiles {
-            test: store::test_json(opts, command),
-            genesis: &spec.genesis,
-            schedule: &out.schedule,
-            history: &out.history,
-            results: &results.to_json(),
-            dumps: &out.dumps,
-        },
-    )
-    .map_err(|e| CommandError::harness(e.to_string()))?;
-    Ok(RunReport {
-        dir,
-        valid: results.valid,
-        history: out.history,
-        schedule,
-        results,
-    })
+    let results = crate::commands::check_output(opts, &spec, &out)?;
+    crate::commands::save_run(opts, &spec, out, results, store_dir, dir, command)
 }
 
 fn save_dumps(dir: &Path, dumps: &[NodeDumpData]) {

@@ -55,6 +55,22 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// Short rounds for tests and containerised harness runs: faults and recoveries
+    /// fit in a one-minute test.
+    pub fn fast() -> Self {
+        Timeouts {
+            propose_ms: 400,
+            propose_delta_ms: 200,
+            vote_ms: 200,
+            vote_delta_ms: 100,
+            commit_ms: 0,
+            empty_block_ms: 30,
+            tick_ms: 100,
+        }
+    }
+}
+
 /// Which timer fired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TimeoutKind {

@@ -21,15 +21,7 @@ pub struct Net {
 
 /// Timeouts short enough for tests.
 pub fn fast() -> Timeouts {
-    Timeouts {
-        propose_ms: 400,
-        propose_delta_ms: 200,
-        vote_ms: 200,
-        vote_delta_ms: 100,
-        commit_ms: 0,
-        empty_block_ms: 30,
-        tick_ms: 100,
-    }
+    Timeouts::fast()
 }
 
 impl Net {
