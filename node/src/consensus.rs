@@ -200,6 +200,11 @@ pub struct SignState {
     /// that nobody can justify any more; a re-proposal of the locked block is then
     /// never accepted and nodes locked on different blocks stall for ever.
     pub pol: Vec<SignedVote>,
+    /// This node's own votes of its last two rounds at this height. A restarted node
+    /// resumes in its last round and re-sends them, so peers a round behind can still
+    /// complete the quorum they need (with q(n) = every live node, one node alone in
+    /// a later round would otherwise stall everyone).
+    pub own: Vec<SignedVote>,
 }
 
 /// The node's role (protocol.md §5, §7 `/status`).
@@ -255,6 +260,14 @@ pub struct Status {
     pub epoch: u64,
     /// Current round.
     pub round: u32,
+    /// Step in the round (propose, prevote, precommit, committed).
+    pub step: String,
+    /// Round of the Tendermint lock, if locked.
+    pub locked_round: Option<u32>,
+    /// Round of the valid value, if any.
+    pub valid_round: Option<u32>,
+    /// Prevotes and precommits held per round: (round, prevoters, precommitters).
+    pub votes: Vec<(u32, usize, usize)>,
     /// Role.
     pub role: Role,
     /// Roster of the next height.
@@ -433,6 +446,7 @@ pub struct Core {
     future: Vec<(NodeId, Message)>,
     peer_heights: BTreeMap<NodeId, u64>,
     sync_inflight: Option<(NodeId, u64, u32)>,
+    resume_step: Option<Step>,
     ticks: u32,
     dropped: Dropped,
     started: bool,
@@ -454,6 +468,7 @@ impl Core {
             future: Vec::new(),
             peer_heights: BTreeMap::new(),
             sync_inflight: None,
+            resume_step: None,
             ticks: 0,
             dropped: Dropped::default(),
             started: false,
@@ -473,14 +488,29 @@ impl Core {
 
     /// Restores the double-sign guard and the lock after a restart (protocol.md §6).
     ///
-    /// A node that signed at the height it restarts in resumes at the round after the
-    /// last one it signed in: it may not sign again in that round, and if every node
-    /// restarted at once, nobody would vote in the old rounds and no timeout would
-    /// ever move them on.
+    /// A node that signed at the height it restarts in resumes in the round it last
+    /// signed in, at the step after its last signature, with its own votes of its
+    /// last two rounds back in the tallies (the heartbeat re-sends them): as
+    /// Tendermint does replaying its WAL. Resuming at round 0 stalled (the guard
+    /// forbids signing there again, so nobody voted and no timeout fired); resuming a
+    /// round later stalled too when that left one node alone ahead of peers that
+    /// needed its vote.
     pub fn restore_sign_state(&mut self, s: SignState) {
         self.last_signed = Some((s.height, s.round, s.step, s.block));
         if s.height == self.chain.height + 1 {
-            self.rs.round = s.round.saturating_add(1);
+            self.rs.round = s.round;
+            self.resume_step = Some(match s.step {
+                SignStep::Propose => Step::Propose,
+                SignStep::Prevote => Step::Prevote,
+                SignStep::Precommit => Step::Precommit,
+            });
+            for v in s.own.iter().filter(|v| v.vote.height == s.height) {
+                let set = match v.vote.kind {
+                    VoteKind::Prevote => self.rs.prevotes.entry(v.vote.round).or_default(),
+                    VoteKind::Precommit => self.rs.precommits.entry(v.vote.round).or_default(),
+                };
+                let _ = set.add(v.clone());
+            }
             self.rs.locked = s.locked.clone();
             self.rs.locked_pol = s.pol.clone();
             for v in s.pol {
@@ -499,6 +529,12 @@ impl Core {
         fx.push(self.schedule(TimeoutKind::Tick, 0, 0, self.timeouts.tick_ms));
         let round = self.rs.round;
         self.start_round(round, &mut fx);
+        if let Some(step) = self.resume_step.take() {
+            if step > self.rs.step {
+                self.rs.step = step;
+                self.evaluate(&mut fx);
+            }
+        }
         fx
     }
 
@@ -540,6 +576,22 @@ impl Core {
             height: self.chain.height,
             epoch: self.chain.epoch(),
             round: self.rs.round,
+            step: format!("{:?}", self.rs.step).to_lowercase(),
+            locked_round: self.rs.locked.as_ref().map(|(r, _)| *r),
+            valid_round: self.rs.valid.as_ref().map(|(r, _)| *r),
+            votes: self
+                .rs
+                .prevotes
+                .keys()
+                .chain(self.rs.precommits.keys())
+                .copied()
+                .collect::<BTreeSet<u32>>()
+                .into_iter()
+                .map(|r| {
+                    let n = |m: &BTreeMap<u32, VoteSet>| m.get(&r).map_or(0, |s| s.total());
+                    (r, n(&self.rs.prevotes), n(&self.rs.precommits))
+                })
+                .collect(),
             role: self.role(),
             roster: roster.entries().to_vec(),
             proposal_counts: roster
@@ -766,7 +818,19 @@ impl Core {
             } else {
                 Vec::new()
             },
+            own: self.own_votes(r.saturating_sub(1)),
         })));
+    }
+
+    /// This node's votes at the current height from round `from` on.
+    fn own_votes(&self, from: u32) -> Vec<SignedVote> {
+        let me = self.id();
+        self.rs
+            .prevotes
+            .range(from..)
+            .chain(self.rs.precommits.range(from..))
+            .filter_map(|(_, set)| set.votes.get(&me).cloned())
+            .collect()
     }
 
     fn vote(&mut self, kind: VoteKind, block: Option<Hash>, fx: &mut Vec<Effect>) {
@@ -789,13 +853,14 @@ impl Core {
         };
         let sig = self.key.sign(DOMAIN_VOTE, &vote.sign_bytes());
         let sv = SignedVote { vote, sig };
-        self.persist_sign(h, r, step, block, fx);
-        fx.push(Effect::Broadcast(Message::Vote(sv.clone())));
         let set = match kind {
             VoteKind::Prevote => self.rs.prevotes.entry(r).or_default(),
             VoteKind::Precommit => self.rs.precommits.entry(r).or_default(),
         };
-        let _ = set.add(sv);
+        let _ = set.add(sv.clone());
+        // Durable (with this vote among `own`) before the vote leaves (§6).
+        self.persist_sign(h, r, step, block, fx);
+        fx.push(Effect::Broadcast(Message::Vote(sv)));
     }
 
     fn is_valid(&mut self, hash: Hash) -> bool {
@@ -1180,6 +1245,13 @@ impl Core {
         let stale = self
             .sync_inflight
             .is_some_and(|(_, _, at)| self.ticks.saturating_sub(at) >= 4);
+        if stale {
+            // It did not answer (down, unreachable, or lying about its height):
+            // forget its claim so the next request goes to another peer.
+            if let Some((peer, _, _)) = self.sync_inflight {
+                self.peer_heights.remove(&peer);
+            }
+        }
         if self.sync_inflight.is_none() || stale {
             self.sync_inflight = None;
             self.request_sync(fx);
@@ -1244,6 +1316,9 @@ impl Core {
     /// Screens the view of a consensus message: past heights are ignored, future
     /// ones kept for later (and a sign we are behind), other epochs dropped or a
     /// reason to sync (protocol.md §2, §4.3). Returns whether to process it now.
+    /// Heights are noted against `from`, the peer that delivered the message (at
+    /// least that far along, and reachable), not the signer: a relayed vote of a
+    /// dead validator must not make us ask the dead validator for blocks.
     fn screen_view(
         &mut self,
         from: NodeId,
@@ -1254,11 +1329,11 @@ impl Core {
     ) -> bool {
         let h = self.rs.height;
         if height < h {
-            self.note_peer(signer, height.saturating_sub(1));
+            self.note_peer(from, height.saturating_sub(1));
             return false;
         }
         if height > h {
-            self.note_peer(signer, height - 1);
+            self.note_peer(from, height - 1);
             if height == h + 1 && self.future.len() < FUTURE_LIMIT {
                 self.future.push((from, msg.clone()));
             }
@@ -1271,7 +1346,7 @@ impl Core {
         }
         if epoch > my_epoch {
             // Our roster is stale: we must sync before voting again (protocol.md §4.3).
-            self.note_peer(signer, h);
+            self.note_peer(from, h);
             return false;
         }
         if !self.chain.roster().contains(&signer) {
@@ -1388,6 +1463,26 @@ impl Core {
                 });
             }
         }
+        // Batch-check every certificate signature of the response first; the checks
+        // below then hit the cache (a bad batch is simply not cached).
+        let sign_bytes: Vec<(crate::crypto::NodeId, Vec<u8>, crate::crypto::Sig)> = blocks
+            .iter()
+            .filter(|cb| cb.block.height > self.chain.height)
+            .flat_map(|cb| {
+                cb.cert.sigs.iter().map(|s| {
+                    (
+                        s.validator,
+                        cb.cert.vote_of(s.validator).sign_bytes(),
+                        s.sig,
+                    )
+                })
+            })
+            .collect();
+        let checks: Vec<crate::crypto::SigCheck> = sign_bytes
+            .into_iter()
+            .map(|(id, msg, sig)| (id, DOMAIN_VOTE, msg, sig))
+            .collect();
+        self.verifier.prime(&checks);
         for cb in blocks {
             if cb.block.height <= self.chain.height {
                 continue;
@@ -2126,5 +2221,46 @@ mod tests {
         for i in 1..4 {
             assert_eq!(c.committed[0][..n], c.committed[i][..n]);
         }
+    }
+
+    #[test]
+    fn sync_asks_the_delivering_peer_and_gives_up_on_a_silent_one() {
+        let ks = keys(4);
+        let mut newcomer = Core::new(
+            genesis(&ks),
+            Keypair::from_secret([51; 32]),
+            Timeouts::default(),
+            Verifier::new(),
+        );
+        let _ = newcomer.start();
+        // Node 0 relays a prevote signed by node 3 (dead, say) for height 6.
+        let vote = Vote {
+            kind: VoteKind::Prevote,
+            epoch: 0,
+            height: 6,
+            round: 0,
+            block: None,
+            evict: None,
+            validator: ks[3].id(),
+        };
+        let sig = ks[3].sign(DOMAIN_VOTE, &vote.sign_bytes());
+        newcomer.handle(Input::Message {
+            from: ks[0].id(),
+            msg: Message::Vote(SignedVote { vote, sig }),
+        });
+        assert_eq!(newcomer.peer_heights.get(&ks[0].id()), Some(&5));
+        assert!(!newcomer.peer_heights.contains_key(&ks[3].id()));
+        let tick = Input::Timeout(Timeout {
+            kind: TimeoutKind::Tick,
+            height: 0,
+            round: 0,
+        });
+        let fx = newcomer.handle(tick.clone());
+        assert!(fx.iter().any(|e| matches!(e, Effect::Send { to, msg: Message::SyncRequest { from: 1, .. } } if *to == ks[0].id())));
+        // Node 0 never answers: after a few heartbeats its claim is forgotten.
+        for _ in 0..4 {
+            newcomer.handle(tick.clone());
+        }
+        assert!(!newcomer.peer_heights.contains_key(&ks[0].id()));
     }
 }

@@ -8,7 +8,7 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -216,17 +216,26 @@ pub fn sha256(data: &[u8]) -> Hash {
 #[derive(Clone)]
 pub struct Verifier {
     seen: Arc<Mutex<HashSet<Vec<u8>>>>,
+    keys: Arc<Mutex<HashMap<NodeId, VerifyingKey>>>,
 }
 
 impl Default for Verifier {
     fn default() -> Self {
-        static SHARED: std::sync::OnceLock<Arc<Mutex<HashSet<Vec<u8>>>>> =
-            std::sync::OnceLock::new();
+        type Shared = (
+            Arc<Mutex<HashSet<Vec<u8>>>>,
+            Arc<Mutex<HashMap<NodeId, VerifyingKey>>>,
+        );
+        static SHARED: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+        let (seen, keys) = SHARED.get_or_init(Default::default);
         Verifier {
-            seen: SHARED.get_or_init(Default::default).clone(),
+            seen: seen.clone(),
+            keys: keys.clone(),
         }
     }
 }
+
+/// One signature to check: signer, domain, message, signature.
+pub type SigCheck<'a> = (NodeId, &'a [u8], Vec<u8>, Sig);
 
 /// Entries kept before the cache is emptied (bounded memory).
 const VERIFY_CACHE_LIMIT: usize = 200_000;
@@ -239,35 +248,89 @@ impl Verifier {
 
     /// True when `sig` is `signer`'s signature over `msg` in `domain`.
     pub fn verify(&self, signer: &NodeId, domain: &[u8], msg: &[u8], sig: &Sig) -> bool {
-        let mut key = Vec::with_capacity(32 + 64 + domain.len() + 1 + msg.len());
-        key.extend_from_slice(&signer.0);
-        key.extend_from_slice(&sig.0);
-        key.extend_from_slice(domain);
-        key.push(0);
-        key.extend_from_slice(msg);
-        if let Ok(seen) = self.seen.lock() {
-            if seen.contains(&key) {
-                return true;
-            }
+        let key = cache_key(signer, domain, msg, sig);
+        if self.is_cached(&key) {
+            return true;
         }
-        let ok = verify_uncached(signer, &key[96..], sig);
+        let Some(vk) = self.key(signer) else {
+            return false;
+        };
+        let ok = vk
+            .verify(&key[96..], &Signature::from_bytes(&sig.0))
+            .is_ok();
         if ok {
-            if let Ok(mut seen) = self.seen.lock() {
-                if seen.len() >= VERIFY_CACHE_LIMIT {
-                    seen.clear();
-                }
-                seen.insert(key);
-            }
+            self.remember(vec![key]);
         }
         ok
     }
+
+    /// Checks many signatures at once with ed25519 batch verification (about twice
+    /// as fast per signature) and remembers them all when the batch holds; when it
+    /// does not, nothing is remembered and [`Verifier::verify`] later finds the bad
+    /// one. Used to pre-check a sync response's certificates.
+    pub fn prime(&self, checks: &[SigCheck<'_>]) {
+        let mut keys = Vec::new();
+        let mut vks = Vec::new();
+        let mut sigs = Vec::new();
+        for (signer, domain, msg, sig) in checks {
+            let key = cache_key(signer, domain, msg, sig);
+            if self.is_cached(&key) {
+                continue;
+            }
+            let Some(vk) = self.key(signer) else {
+                return;
+            };
+            vks.push(vk);
+            sigs.push(Signature::from_bytes(&sig.0));
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return;
+        }
+        let msgs: Vec<&[u8]> = keys.iter().map(|k| &k[96..]).collect();
+        if ed25519_dalek::verify_batch(&msgs, &sigs, &vks).is_ok() {
+            self.remember(keys);
+        }
+    }
+
+    fn is_cached(&self, key: &[u8]) -> bool {
+        self.seen.lock().map(|s| s.contains(key)).unwrap_or(false)
+    }
+
+    fn remember(&self, keys: Vec<Vec<u8>>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() + keys.len() >= VERIFY_CACHE_LIMIT {
+                seen.clear();
+            }
+            seen.extend(keys);
+        }
+    }
+
+    /// The decompressed public key (decompression is a square root: cached).
+    fn key(&self, signer: &NodeId) -> Option<VerifyingKey> {
+        if let Some(vk) = self.keys.lock().ok().and_then(|k| k.get(signer).copied()) {
+            return Some(vk);
+        }
+        let vk = VerifyingKey::from_bytes(&signer.0).ok()?;
+        if let Ok(mut k) = self.keys.lock() {
+            if k.len() >= VERIFY_CACHE_LIMIT {
+                k.clear();
+            }
+            k.insert(*signer, vk);
+        }
+        Some(vk)
+    }
 }
 
-fn verify_uncached(signer: &NodeId, data: &[u8], sig: &Sig) -> bool {
-    let Ok(vk) = VerifyingKey::from_bytes(&signer.0) else {
-        return false;
-    };
-    vk.verify(data, &Signature::from_bytes(&sig.0)).is_ok()
+/// The cache key: signer, signature, then the signed bytes (domain, 0, message).
+fn cache_key(signer: &NodeId, domain: &[u8], msg: &[u8], sig: &Sig) -> Vec<u8> {
+    let mut key = Vec::with_capacity(32 + 64 + domain.len() + 1 + msg.len());
+    key.extend_from_slice(&signer.0);
+    key.extend_from_slice(&sig.0);
+    key.extend_from_slice(domain);
+    key.push(0);
+    key.extend_from_slice(msg);
+    key
 }
 
 /// Checks that 32 bytes are a usable ed25519 public key.
@@ -292,6 +355,45 @@ mod tests {
         assert!(!v.verify(&k.id(), b"vote", b"hellp", &s));
         let other = Keypair::from_secret([8; 32]);
         assert!(!v.verify(&other.id(), b"vote", b"hello", &s));
+    }
+
+    #[test]
+    fn batch_priming_remembers_only_a_good_batch() {
+        let v = Verifier::new();
+        let ks: Vec<Keypair> = (30..34).map(|i| Keypair::from_secret([i; 32])).collect();
+        let good: Vec<SigCheck> = ks
+            .iter()
+            .map(|k| {
+                (
+                    k.id(),
+                    &b"vote"[..],
+                    b"batch-a".to_vec(),
+                    k.sign(b"vote", b"batch-a"),
+                )
+            })
+            .collect();
+        v.prime(&good);
+        for (id, d, m, s) in &good {
+            assert!(v.is_cached(&cache_key(id, d, m, s)));
+        }
+        // One forged signature: nothing in the batch is remembered, and the forged one
+        // still fails on its own.
+        let mut bad: Vec<SigCheck> = ks
+            .iter()
+            .map(|k| {
+                (
+                    k.id(),
+                    &b"vote"[..],
+                    b"batch-b".to_vec(),
+                    k.sign(b"vote", b"batch-b"),
+                )
+            })
+            .collect();
+        bad[2].3 = ks[0].sign(b"vote", b"batch-b");
+        v.prime(&bad);
+        assert!(!v.is_cached(&cache_key(&bad[0].0, bad[0].1, &bad[0].2, &bad[0].3)));
+        assert!(!v.verify(&bad[2].0, b"vote", b"batch-b", &bad[2].3));
+        assert!(v.verify(&bad[0].0, b"vote", b"batch-b", &bad[0].3));
     }
 
     #[test]

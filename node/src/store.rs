@@ -304,6 +304,7 @@ mod tests {
                 block: None,
                 locked: None,
                 pol: vec![],
+                own: vec![],
             })
             .unwrap();
             s.sync().unwrap();

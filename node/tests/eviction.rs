@@ -51,7 +51,7 @@ async fn wait_roster_len(net: &Net, i: usize, n: usize, secs: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_node_is_evicted_then_comes_back_only_through_add_node() {
-    let mut net = Net::start(33000, 4, 0, params(100));
+    let mut net = Net::start(23000, 4, 0, params(100));
     for i in 0..4 {
         net.wait_healthy(i).await;
     }
@@ -123,7 +123,7 @@ async fn a_dead_node_is_evicted_then_comes_back_only_through_add_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_nodes_evict_their_dead_one() {
-    let mut net = Net::start(33100, 6, 0, params(60));
+    let mut net = Net::start(23100, 6, 0, params(60));
     for i in 0..6 {
         net.wait_healthy(i).await;
     }

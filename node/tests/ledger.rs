@@ -37,7 +37,7 @@ async fn load(net: &Net, nodes: &[usize], prefix: &str, count: usize, par: usize
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_commit_500_transactions_with_identical_blocks() {
-    let net = Net::start(31000, 4, 0, Params::default());
+    let net = Net::start(21000, 4, 0, Params::default());
     for i in 0..4 {
         net.wait_healthy(i).await;
     }
@@ -62,7 +62,7 @@ async fn four_nodes_commit_500_transactions_with_identical_blocks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_does_not_stop_the_others_and_catches_up_on_restart() {
-    let mut net = Net::start(31100, 4, 0, Params::default());
+    let mut net = Net::start(21100, 4, 0, Params::default());
     for i in 0..4 {
         net.wait_healthy(i).await;
     }
@@ -84,7 +84,7 @@ async fn a_killed_node_does_not_stop_the_others_and_catches_up_on_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_all_and_restart_loses_no_acknowledged_transaction() {
-    let mut net = Net::start(31200, 4, 0, Params::default());
+    let mut net = Net::start(21200, 4, 0, Params::default());
     for i in 0..4 {
         net.wait_healthy(i).await;
     }
@@ -124,7 +124,7 @@ async fn crash_all_and_restart_loses_no_acknowledged_transaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_http_input_gets_a_clear_4xx_and_changes_nothing() {
-    let net = Net::start(31300, 4, 0, Params::default());
+    let net = Net::start(21300, 4, 0, Params::default());
     for i in 0..4 {
         net.wait_healthy(i).await;
     }
@@ -240,7 +240,7 @@ async fn bad_http_input_gets_a_clear_4xx_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_the_peer_port_drops_that_connection_only() {
-    let net = Net::start(31400, 4, 0, Params::default());
+    let net = Net::start(21400, 4, 0, Params::default());
     for i in 0..4 {
         net.wait_healthy(i).await;
     }

@@ -26,7 +26,13 @@ pub fn fast() -> Timeouts {
 
 impl Net {
     /// Writes a testnet (`nodes` in the genesis + `spare`) and starts the genesis nodes.
+    /// `base_port` must stay below Linux's ephemeral range (32768 up): otherwise a
+    /// peer's outbound redial can take a killed node's port and its restart fails.
     pub fn start(base_port: u16, nodes: usize, spare: usize, params: Params) -> Net {
+        assert!(
+            base_port as usize + 2 * (nodes + spare) < 32768,
+            "test ports must stay below the ephemeral range"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = TestnetSpec {
             nodes,
