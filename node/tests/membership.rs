@@ -259,3 +259,43 @@ async fn unauthorised_unsigned_and_duplicate_add_node_are_rejected() {
     assert!(net.height(0).await > h);
     assert_eq!(net.status(0).await.unwrap()["epoch"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_started_long_after_its_add_node_syncs_and_joins() {
+    let mut net = Net::start(22400, 4, 1, Params::default());
+    for i in 0..4 {
+        net.wait_healthy(i).await;
+    }
+    // The AddNode commits while the newcomer is not even running: n=5, q=4, and the
+    // four originals carry on without it.
+    let (code, res) = net.post(0, &net.add_node_body(4, &net.operator, 9)).await;
+    assert_eq!(code, 200, "{res}");
+    let joined = res["height"].as_u64().unwrap();
+    for k in 0..20 {
+        assert_eq!(
+            net.append(k % 4, &format!("pre{k}"), "k", k as i64).await.0,
+            200
+        );
+    }
+    net.wait_height(0, joined + 40, 30).await;
+    // Started now from the genesis, it replays the membership change, finds itself in
+    // the roster and becomes a validator.
+    net.spawn(4);
+    net.wait_healthy(4).await;
+    net.wait_for("the late newcomer is a validator", 30, || async {
+        net.status(4)
+            .await
+            .is_some_and(|s| s["role"] == "validator" && s["epoch"] == 1)
+    })
+    .await;
+    let h = net.height(0).await;
+    net.wait_height(4, h, 30).await;
+    net.assert_same_chain(&[0, 1, 2, 3, 4], h).await;
+    // It votes: certificates after it caught up carry its signature.
+    let me = net.id_hex(4);
+    let target = net.height(0).await + 15;
+    net.wait_height(0, target, 30).await;
+    let chain = net.chain(0, target).await;
+    let (_, signed) = participates(&chain, &me, h);
+    assert!(signed, "the late newcomer signs certificates");
+}
