@@ -427,7 +427,7 @@ pub fn verify_cert(
 mod tests {
     use super::*;
     use crate::crypto::Keypair;
-    use crate::types::{AddNode, CommitSig, RosterEntry, TxBody};
+    use crate::types::{AddNode, CommitSig, TxBody};
     use proptest::prelude::*;
 
     /// One step of a membership history.
@@ -456,23 +456,14 @@ mod tests {
         for k in &genesis_keys {
             keys.insert(k.id(), k.clone());
         }
-        let genesis = Genesis {
-            chain_id: "p".into(),
-            roster: genesis_keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| RosterEntry {
-                    number: i as u32 + 1,
-                    id: k.id(),
-                    addr: format!("h{i}:1"),
-                })
-                .collect(),
-            operators: vec![op.id()],
-            params: Params {
+        let genesis = Genesis::for_test(
+            &genesis_keys,
+            vec![op.id()],
+            Params {
                 eviction_total: 6,
                 ..Params::default()
             },
-        };
+        );
         let v = Verifier::new();
         let mut a = ChainState::new(genesis.clone());
         let mut blocks = Vec::new();
@@ -491,7 +482,8 @@ mod tests {
                         addr: format!("n{k}:9"),
                         nonce: h,
                     };
-                    let sig = signed.then(|| op.sign(DOMAIN_ADD_NODE, &req.sign_bytes("p")));
+                    let sig = signed
+                        .then(|| op.sign(DOMAIN_ADD_NODE, &req.sign_bytes(&genesis.chain_id)));
                     (
                         p,
                         vec![Tx {

@@ -1522,7 +1522,7 @@ fn msg_height(m: &Message) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Op, Params, RosterEntry};
+    use crate::types::{Op, Params};
     use std::collections::VecDeque;
 
     fn keys(n: u8) -> Vec<Keypair> {
@@ -1530,20 +1530,7 @@ mod tests {
     }
 
     fn genesis(ks: &[Keypair]) -> Genesis {
-        Genesis {
-            chain_id: "t".into(),
-            roster: ks
-                .iter()
-                .enumerate()
-                .map(|(i, k)| RosterEntry {
-                    number: i as u32 + 1,
-                    id: k.id(),
-                    addr: format!("h{i}:1"),
-                })
-                .collect(),
-            operators: vec![],
-            params: Params::default(),
-        }
+        Genesis::for_test(ks, vec![], Params::default())
     }
 
     /// A minimal deterministic network: messages delivered in FIFO order, timers

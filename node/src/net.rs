@@ -207,14 +207,6 @@ impl Net {
             }
         }
     }
-
-    /// Ids of connected peers.
-    pub fn connected(&self) -> Vec<NodeId> {
-        self.peers
-            .lock()
-            .map(|p| p.keys().copied().collect())
-            .unwrap_or_default()
-    }
 }
 
 /// A plain disconnect is routine; anything else is a peer breaking the protocol,

@@ -170,6 +170,29 @@ pub struct Genesis {
 }
 
 impl Genesis {
+    /// A genesis whose roster is `keys` in order (addresses `hI:1`), for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        keys: &[crate::crypto::Keypair],
+        operators: Vec<NodeId>,
+        params: Params,
+    ) -> Genesis {
+        Genesis {
+            chain_id: "t".into(),
+            roster: keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| RosterEntry {
+                    number: i as u32 + 1,
+                    id: k.id(),
+                    addr: format!("h{i}:1"),
+                })
+                .collect(),
+            operators,
+            params,
+        }
+    }
+
     /// The hash that stands as `prev_hash` of block 1.
     pub fn hash(&self) -> Hash {
         sha256(&encode(self))
