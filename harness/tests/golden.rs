@@ -64,7 +64,10 @@ fn check(name: &str, opts: TestOptions) {
     stored.sort();
     let mut names: Vec<String> = got.iter().map(|(f, _)| f.clone()).collect();
     names.sort();
-    assert_eq!(names, stored, "{name}: the run's files differ from the golden set");
+    assert_eq!(
+        names, stored,
+        "{name}: the run's files differ from the golden set"
+    );
     for (f, body) in &got {
         let want = std::fs::read_to_string(dir.join(f)).unwrap();
         if *body != want {
