@@ -98,16 +98,39 @@ pub fn simulate(opts: &TestOptions, quiet: bool) -> Result<Simulated, CommandErr
         SimOptions {
             timeouts: sim_timeouts(),
             lying_disk: opts.lying_disk,
+            panic_at_ns: opts.sim_panic_at_s.map(|s| s.saturating_mul(1_000_000_000)),
         },
         ChaCha8Rng::seed_from_u64(Seeds::from_seed(opts.seed).backend),
     )
     .map_err(|e| CommandError::harness(e.to_string()))?;
     let progress = Progress::new(opts.time_limit_s, quiet);
-    let out = run(opts, &spec, &mut backend, &progress)
-        .map_err(|e| CommandError::harness(format!("the simulation failed: {e}")))?;
+    let outcome = crate::crash::catching(|| run(opts, &spec, &mut backend, &progress));
     progress.finish();
+    let out = match outcome {
+        Ok(out) => out.map_err(|e| CommandError::harness(format!("the simulation failed: {e}")))?,
+        // A panic in the node core or the simulator is a verdict: stored, replayable.
+        Err(crash) => return Ok(crashed(spec, &crash)),
+    };
     let results = check_output(opts, &spec, &out)?;
     Ok(Simulated { spec, out, results })
+}
+
+/// A run that panicked: no history survives the unwinding, and the one result is
+/// the invalid `crash` (the seed and options in `test.json` reproduce it).
+fn crashed(spec: crate::cluster::ClusterSpec, crash: &crate::crash::Crash) -> Simulated {
+    let result = crash.result();
+    Simulated {
+        spec,
+        out: crate::run::RunOutput {
+            history: String::new(),
+            schedule: serde_json::json!({ "crash": result.summary }),
+            dumps: Vec::new(),
+        },
+        results: Results {
+            valid: Validity::Invalid,
+            results: vec![result],
+        },
+    }
 }
 
 /// Checks a finished run of either backend (harness.md §7).
@@ -215,6 +238,9 @@ pub fn test(
         let mut o = opts.clone();
         o.seed = opts.seed.wrapping_add(i);
         let started = Instant::now();
+        // The seed first (TigerBeetle's VOPR habit): whatever happens next, the run
+        // can be reproduced from this line.
+        eprintln!("rollcall: seed {} ({:?} backend)", o.seed, o.backend);
         let r = run_one(&o, store_dir, command, quiet)?;
         print_results(&r.results);
         println!(
@@ -242,6 +268,10 @@ pub fn replay(run_dir: &Path, quiet: bool) -> Result<Validity, CommandError> {
         .canonicalize()
         .map_err(|e| CommandError::args(format!("{}: {e}", run_dir.display())))?;
     let opts = store::load_options(run_dir).map_err(|e| CommandError::args(e.to_string()))?;
+    eprintln!(
+        "rollcall: replaying seed {} ({:?} backend)",
+        opts.seed, opts.backend
+    );
     let old_history = std::fs::read_to_string(run_dir.join("history.jsonl")).map_err(|e| {
         CommandError::args(format!("{}: {e}", run_dir.join("history.jsonl").display()))
     })?;
@@ -350,6 +380,7 @@ pub fn bench_sim(nodes: usize, seconds: f64, seed: u64) -> Result<(), CommandErr
         SimOptions {
             timeouts: sim_timeouts(),
             lying_disk: false,
+            panic_at_ns: None,
         },
         ChaCha8Rng::seed_from_u64(seed),
     )

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod checks;
 pub mod cluster;
 pub mod commands;
+pub mod crash;
 pub mod docker_backend;
 pub mod explore;
 pub mod history;

@@ -71,6 +71,9 @@ struct TestArgs {
     /// Test-only: a simulated disk that acknowledges fsync but loses the last second on a crash.
     #[arg(long, hide = true)]
     sim_lying_disk: bool,
+    /// Test-only: the simulator panics at this simulated second (a `crash` verdict).
+    #[arg(long, hide = true)]
+    sim_panic_at: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -269,6 +272,7 @@ fn options(a: &TestArgs) -> Result<TestOptions, CommandError> {
         name: a.name.clone(),
         model: a.model.clone(),
         lying_disk: a.sim_lying_disk,
+        sim_panic_at_s: a.sim_panic_at,
         ..TestOptions::default()
     })
 }

@@ -51,6 +51,10 @@ pub struct TestOptions {
     pub recovery_s: u64,
     /// Sim only: the lying disk (test-only broken environment).
     pub lying_disk: bool,
+    /// Sim only, test-only: the simulator panics at this simulated second (proves
+    /// that a panic becomes a stored, replayable `crash` verdict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_panic_at_s: Option<u64>,
     /// An explicit fault schedule instead of the one drawn from the seed: what
     /// `rollcall explore` shrinks, recorded in `test.json` so `replay` reproduces a
     /// shrunk run exactly.
@@ -78,6 +82,7 @@ impl Default for TestOptions {
             op_timeout_ms: 5000,
             recovery_s: 10,
             lying_disk: false,
+            sim_panic_at_s: None,
             schedule: None,
         }
     }

@@ -262,3 +262,46 @@ fn replay_and_check_a_stored_run() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("linearizable"), "{out}");
 }
+
+#[test]
+fn a_panic_in_a_simulated_run_is_a_stored_invalid_crash_that_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = TestOptions {
+        sim_panic_at_s: Some(3),
+        ..opts(5, 8, &[NemesisKind::Kill])
+    };
+    let r = run_one(&o, dir.path(), &[], true).unwrap();
+    assert_eq!(r.valid, Validity::Invalid);
+    let crash = &r.results.results[0];
+    assert_eq!(crash.checker, "crash");
+    assert!(
+        crash.summary.contains("test-only panic"),
+        "{}",
+        crash.summary
+    );
+    let results = std::fs::read_to_string(r.dir.join("results.json")).unwrap();
+    assert!(results.contains("\"crash\""));
+    // The stored options reproduce it: replay exits 1 with the same crash.
+    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .arg("replay")
+        .arg(&r.dir)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("crash"), "{stdout}");
+    assert!(stdout.contains("byte-identical"), "{stdout}");
+    // And without the planted panic the same options are valid.
+    let ok = run_one(
+        &TestOptions {
+            sim_panic_at_s: None,
+            ..o
+        },
+        dir.path(),
+        &[],
+        true,
+    )
+    .unwrap();
+    assert_eq!(ok.valid, Validity::Valid);
+}

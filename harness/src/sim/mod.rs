@@ -34,6 +34,9 @@ pub struct SimOptions {
     /// A disk that acknowledges fsync but forgets the last second on a crash
     /// (test-only broken environment; the node code stays honest).
     pub lying_disk: bool,
+    /// Test-only: panic once simulated time reaches this, to prove that a panic in a
+    /// run becomes a stored, replayable `crash` verdict (harness/src/crash.rs).
+    pub panic_at_ns: Option<u64>,
 }
 
 /// Fast timeouts: simulated time costs nothing, but short rounds make faults and
@@ -435,6 +438,9 @@ impl Backend for SimBackend {
         while self.queue.peek().is_some_and(|e| e.time <= t_ns) {
             let Some(ev) = self.queue.pop() else { break };
             self.now = self.now.max(ev.time);
+            if self.opts.panic_at_ns.is_some_and(|t| self.now >= t) {
+                panic!("test-only panic at simulated {} ns", self.now);
+            }
             self.process(ev.kind);
         }
         self.now = self.now.max(t_ns);
