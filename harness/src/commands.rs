@@ -229,11 +229,13 @@ pub fn test(
     store_dir: &Path,
     command: &[String],
     quiet: bool,
+    junit: Option<&Path>,
 ) -> Result<Validity, CommandError> {
     if test_count == 0 {
         return Err(CommandError::args("--test-count must be at least 1"));
     }
     let mut worst = Validity::Valid;
+    let mut suites = Vec::new();
     for i in 0..test_count {
         let mut o = opts.clone();
         o.seed = opts.seed.wrapping_add(i);
@@ -251,6 +253,12 @@ pub fn test(
             format!("{:?}", r.valid).to_lowercase()
         );
         worst = worst.and(r.valid);
+        let name = format!("{} (seed {})", r.dir.display(), o.seed);
+        suites.push(crate::junit::run_suite(&name, &r.results));
+        if let Some(path) = junit {
+            // Rewritten after every run, so a nightly job killed mid-way keeps what ran.
+            crate::junit::write(path, &suites).map_err(CommandError::harness)?;
+        }
         if r.valid == Validity::Invalid {
             // Like Jepsen: stop at the first invalid run and say how to reproduce it.
             println!("reproduce with: rollcall replay {}", r.dir.display());

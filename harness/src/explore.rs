@@ -33,6 +33,63 @@ pub struct ExploreOptions {
     pub shrink_budget: usize,
     /// Worker threads (cores).
     pub threads: usize,
+    /// Which share of the cases this process runs (`--shard K/N`).
+    pub shard: Shard,
+}
+
+/// One of `count` machines splitting a nightly search: shard `index` (0-based) runs
+/// the cases `i` with `i % count == index`, so the shards partition the cases exactly
+/// and each case keeps the seed it has in an unsharded run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based shard number.
+    pub index: u64,
+    /// Number of shards.
+    pub count: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// Parses the CLI's 1-based `K/N`.
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let bad = || format!("--shard {s:?}: expected K/N with 1 <= K <= N (e.g. 2/8)");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let k: u64 = k.trim().parse().map_err(|_| bad())?;
+        let n: u64 = n.trim().parse().map_err(|_| bad())?;
+        if n == 0 || k == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Shard {
+            index: k - 1,
+            count: n,
+        })
+    }
+
+    /// The `j`-th case index of this shard, if below `cases`.
+    pub fn case(&self, j: u64, cases: u64) -> Option<u64> {
+        let i = j.checked_mul(self.count)?.checked_add(self.index)?;
+        (i < cases).then_some(i)
+    }
+}
+
+/// How one case ended, for the summary and `--junit`.
+#[derive(Clone, Debug)]
+pub struct CaseOutcome {
+    /// Its index.
+    pub case: u64,
+    /// Its seed.
+    pub seed: u64,
+    /// The composed verdict.
+    pub validity: Validity,
+    /// Checkers that were not valid, with their summaries.
+    pub findings: Vec<String>,
+    /// Wall seconds.
+    pub secs: f64,
 }
 
 /// The seed of case `i`: well mixed, so neighbouring cases differ in every stream.
@@ -50,6 +107,8 @@ pub struct Explored {
     pub cases_run: u64,
     /// Wall-clock seconds spent running cases (before shrinking).
     pub search_secs: f64,
+    /// Every case that ran, in case order.
+    pub outcomes: Vec<CaseOutcome>,
     /// The first failing case and its shrunk form, if any failed.
     pub failure: Option<Failure>,
 }
@@ -93,51 +152,14 @@ pub fn explore(
         return Err(CommandError::args("--cases must be at least 1"));
     }
     let started = Instant::now();
-    let next = AtomicU64::new(0);
-    // Lowest failing case index seen so far (u64::MAX: none).
-    let first_fail = AtomicU64::new(u64::MAX);
-    let done = AtomicU64::new(0);
-    let error: Mutex<Option<CommandError>> = Mutex::new(None);
-    let threads = eo.threads.max(1);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= eo.cases || i > first_fail.load(Ordering::SeqCst) {
-                    return;
-                }
-                let opts = TestOptions {
-                    seed: case_seed(eo.seed, i),
-                    ..eo.base.clone()
-                };
-                match simulate(&opts, true) {
-                    Ok(s) => {
-                        done.fetch_add(1, Ordering::SeqCst);
-                        if s.results.valid == Validity::Invalid {
-                            first_fail.fetch_min(i, Ordering::SeqCst);
-                        }
-                    }
-                    Err(e) => {
-                        if let Ok(mut slot) = error.lock() {
-                            slot.get_or_insert(e);
-                        }
-                        first_fail.store(0, Ordering::SeqCst);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = error.into_inner().ok().flatten() {
-        return Err(e);
-    }
+    let (case, outcomes) = search(eo)?;
     let search_secs = started.elapsed().as_secs_f64();
-    let cases_run = done.load(Ordering::SeqCst);
-    let case = first_fail.load(Ordering::SeqCst);
+    let cases_run = outcomes.len() as u64;
     if case == u64::MAX {
         return Ok(Explored {
             cases_run,
             search_secs,
+            outcomes,
             failure: None,
         });
     }
@@ -159,6 +181,7 @@ pub fn explore(
     Ok(Explored {
         cases_run,
         search_secs,
+        outcomes,
         failure: Some(Failure {
             case,
             original,
@@ -168,6 +191,99 @@ pub fn explore(
             stored,
         }),
     })
+}
+
+/// Runs this shard's cases on every thread until the lowest failing case is known.
+/// Returns that case (`u64::MAX`: none failed) and the outcomes a single-threaded
+/// search would have produced, in case order.
+fn search(eo: &ExploreOptions) -> Result<(u64, Vec<CaseOutcome>), CommandError> {
+    let next = AtomicU64::new(0);
+    // Lowest failing case index seen so far (u64::MAX: none).
+    let first_fail = AtomicU64::new(u64::MAX);
+    let error: Mutex<Option<CommandError>> = Mutex::new(None);
+    let outcomes: Mutex<Vec<CaseOutcome>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..eo.threads.max(1) {
+            scope.spawn(|| loop {
+                let j = next.fetch_add(1, Ordering::SeqCst);
+                let Some(i) = eo.shard.case(j, eo.cases) else {
+                    return;
+                };
+                if i > first_fail.load(Ordering::SeqCst) {
+                    return;
+                }
+                let opts = TestOptions {
+                    seed: case_seed(eo.seed, i),
+                    ..eo.base.clone()
+                };
+                let case_started = Instant::now();
+                match simulate(&opts, true) {
+                    Ok(s) => {
+                        if let Ok(mut o) = outcomes.lock() {
+                            o.push(outcome(i, &opts, &s, case_started));
+                        }
+                        if s.results.valid == Validity::Invalid {
+                            first_fail.fetch_min(i, Ordering::SeqCst);
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut slot) = error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                        first_fail.store(0, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let case = first_fail.load(Ordering::SeqCst);
+    let mut outcomes = outcomes.into_inner().unwrap_or_default();
+    // Cases past the first failure may have finished on other threads: keep only
+    // those a single-threaded search would have run, so the summary is deterministic.
+    outcomes.retain(|o| o.case <= case);
+    outcomes.sort_by_key(|o| o.case);
+    Ok((case, outcomes))
+}
+
+fn outcome(
+    case: u64,
+    opts: &TestOptions,
+    s: &crate::commands::Simulated,
+    started: Instant,
+) -> CaseOutcome {
+    CaseOutcome {
+        case,
+        seed: opts.seed,
+        validity: s.results.valid,
+        findings: s
+            .results
+            .results
+            .iter()
+            .filter(|r| r.validity != Validity::Valid)
+            .map(|r| format!("{}: {}", r.checker, r.summary))
+            .collect(),
+        secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The `--junit` suite of an exploration: one test case per case that ran.
+pub fn junit_suite(seed: u64, outcomes: &[CaseOutcome]) -> crate::junit::Suite {
+    crate::junit::Suite {
+        name: format!("rollcall explore seed {seed}"),
+        cases: outcomes
+            .iter()
+            .map(|o| crate::junit::Case {
+                name: format!("case {} (seed {})", o.case, o.seed),
+                secs: o.secs,
+                validity: o.validity,
+                message: o.findings.join("; "),
+            })
+            .collect(),
+    }
 }
 
 /// Greedy shrinking: apply the first candidate change that still fails, repeat
@@ -320,6 +436,32 @@ mod tests {
                 assert!(f.start_ns < x.time_limit_s * 1_000_000_000);
             }
         }
+    }
+
+    #[test]
+    fn shards_partition_the_cases_exactly() {
+        for cases in [0u64, 1, 7, 100, 101] {
+            for n in 1..=6u64 {
+                let mut seen = Vec::new();
+                for k in 1..=n {
+                    let sh = Shard::parse(&format!("{k}/{n}")).unwrap();
+                    seen.extend((0..).map_while(|j| sh.case(j, cases)));
+                }
+                seen.sort_unstable();
+                assert_eq!(
+                    seen,
+                    (0..cases).collect::<Vec<_>>(),
+                    "{cases} cases, {n} shards"
+                );
+            }
+        }
+        for bad in ["0/3", "4/3", "1/0", "x/2", "3", ""] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Shard::parse(" 2 / 8").unwrap(),
+            Shard { index: 1, count: 8 }
+        );
     }
 
     #[test]

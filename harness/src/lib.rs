@@ -15,6 +15,7 @@ pub mod crash;
 pub mod docker_backend;
 pub mod explore;
 pub mod history;
+pub mod junit;
 pub mod options;
 pub mod progress;
 pub mod run;

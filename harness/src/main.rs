@@ -71,6 +71,9 @@ struct TestArgs {
     /// Test-only: a simulated disk that acknowledges fsync but loses the last second on a crash.
     #[arg(long, hide = true)]
     sim_lying_disk: bool,
+    /// Write JUnit XML here: one test suite per run, one test case per checker.
+    #[arg(long)]
+    junit: Option<PathBuf>,
     /// Test-only: the simulator panics at this simulated second (a `crash` verdict).
     #[arg(long, hide = true)]
     sim_panic_at: Option<u64>,
@@ -176,6 +179,12 @@ struct ExploreArgs {
     /// Run store.
     #[arg(long, default_value = "store")]
     store: PathBuf,
+    /// Run only shard K of N (1-based): N machines split one search exactly.
+    #[arg(long, default_value = "1/1")]
+    shard: String,
+    /// Write JUnit XML here: one test case per case run.
+    #[arg(long)]
+    junit: Option<PathBuf>,
     /// Test-only: a simulated disk that acknowledges fsync but loses the last second on a crash.
     #[arg(long, hide = true)]
     sim_lying_disk: bool,
@@ -206,8 +215,14 @@ fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
         threads: a
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        shard: rollcall::explore::Shard::parse(&a.shard).map_err(CommandError::args)?,
     };
+    eprintln!("rollcall: explore seed {seed}, shard {}", a.shard);
     let r = rollcall::explore::explore(&eo, &a.store, command)?;
+    if let Some(path) = &a.junit {
+        let suite = rollcall::explore::junit_suite(seed, &r.outcomes);
+        rollcall::junit::write(path, &[suite]).map_err(CommandError::harness)?;
+    }
     println!(
         "explore: seed {seed}: {} cases of {} simulated s in {:.1} s wall ({:.0} runs/minute)",
         r.cases_run,
@@ -282,7 +297,14 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
     let v = match cli.cmd {
         Cmd::Test(a) => {
             let opts = options(&a)?;
-            commands::test(&opts, a.test_count, &a.store, &command, a.quiet)?
+            commands::test(
+                &opts,
+                a.test_count,
+                &a.store,
+                &command,
+                a.quiet,
+                a.junit.as_deref(),
+            )?
         }
         Cmd::Check {
             path,

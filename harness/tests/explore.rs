@@ -27,6 +27,7 @@ fn explore_finds_and_shrinks_the_lying_disk_and_replay_agrees() {
         },
         shrink_budget: 60,
         threads: 2,
+        shard: Default::default(),
     };
     let r = explore(&eo, dir.path(), &["rollcall".into(), "explore".into()]).unwrap();
     let f = r.failure.expect("the lying disk makes some case invalid");
@@ -64,6 +65,7 @@ fn explore_on_an_honest_disk_finds_nothing() {
         },
         shrink_budget: 10,
         threads: 2,
+        shard: Default::default(),
     };
     let r = explore(&eo, dir.path(), &[]).unwrap();
     assert_eq!(r.cases_run, 4);
