@@ -18,7 +18,19 @@ fn case(seed: u64, workload: WorkloadKind) -> TestOptions {
         workload,
         time_limit_s: 12,
         nemesis_interval_s: 2,
-        nemesis: NemesisKind::ALL.to_vec(),
+        // `--nemesis all` as it was when the files were made; spelled out so that a new
+        // nemesis kind (which changes what `all` draws, on purpose) leaves these alone.
+        nemesis: vec![
+            NemesisKind::Partition,
+            NemesisKind::Kill,
+            NemesisKind::Pause,
+            NemesisKind::CrashAll,
+            NemesisKind::AddNode,
+            NemesisKind::FailNode,
+            NemesisKind::Flaky,
+            NemesisKind::Slow,
+            NemesisKind::DuplicateKey,
+        ],
         ..TestOptions::default()
     }
 }
