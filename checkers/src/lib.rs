@@ -19,6 +19,7 @@ pub mod elle;
 pub mod gen;
 pub mod history;
 pub mod linearizable;
+pub mod oracle;
 pub mod result;
 pub mod set;
 

@@ -5,6 +5,8 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 use crate::history::{History, OpType};
+use crate::oracle::ledger::tx_counts;
+use crate::oracle::wire::{CommittedBlock, Genesis};
 use crate::result::{timed, Anomaly, CheckResult, Checker, Validity};
 
 /// Compares the history's transaction ids with how often each appears in the
@@ -19,6 +21,13 @@ impl SetChecker {
     /// A checker against the final chain's transaction counts.
     pub fn new(committed: BTreeMap<String, usize>) -> Self {
         SetChecker { committed }
+    }
+
+    /// A checker against `chain`, replayed from `genesis` by the checkers' own
+    /// ledger ([`crate::oracle::ledger::tx_counts`]): a transaction counts when it
+    /// took effect, so one ordered but rejected or without effect does not.
+    pub fn from_chain(genesis: &Genesis, chain: &[CommittedBlock]) -> Self {
+        SetChecker::new(tx_counts(genesis, chain))
     }
 }
 

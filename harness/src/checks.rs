@@ -8,8 +8,7 @@ use rollcall_checkers::elle::ElleChecker;
 use rollcall_checkers::linearizable::LinearizableChecker;
 use rollcall_checkers::set::SetChecker;
 use rollcall_checkers::{compose, CheckResult, Checker, History, Validity};
-use rollcall_node::chain::ChainState;
-use rollcall_node::types::{CommittedBlock, Genesis, OpResult};
+use rollcall_node::types::{CommittedBlock, Genesis};
 use rollcall_workloads::WorkloadKind;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -20,22 +19,7 @@ use std::collections::BTreeMap;
 /// apply, which the register workload records as `fail`, harness.md §6) does not
 /// count as applied.
 pub fn tx_counts(genesis: &Genesis, chain: &[CommittedBlock]) -> BTreeMap<String, usize> {
-    let mut state = ChainState::new(genesis.clone());
-    let mut m = BTreeMap::new();
-    for cb in chain {
-        let applied = state.apply(&cb.block, cb.cert.clone());
-        for (id, o) in applied.outcomes {
-            let no_effect = o.error.is_some()
-                || (!o.results.is_empty()
-                    && o.results
-                        .iter()
-                        .all(|r| matches!(r, OpResult::Cas { applied: false, .. })));
-            if !no_effect {
-                *m.entry(id).or_insert(0) += 1;
-            }
-        }
-    }
-    m
+    rollcall_checkers::oracle::ledger::tx_counts(genesis, chain)
 }
 
 /// The history checkers for a workload (harness.md §7), `set` included when a

@@ -1,33 +1,23 @@
-//! Replaying one node's chain dump from the genesis: the roster, epoch and
-//! proposal window in force at every height, re-derived by the checker itself, and
-//! every per-block finding (links, certificates, roster hashes, the eviction rule).
+//! Replaying one node's chain dump from the genesis with the checker's own oracle
+//! ([`crate::oracle`]): the roster, epoch and proposal window in force at every
+//! height, and every per-block finding (links, proposers, certificates, roster
+//! hashes, epochs, the eviction rule).
 //!
-//! Signature checking and the AddNode checks reuse the node's primitives
-//! ([`Verifier`], [`check_add_node`], [`Roster`]); the eviction rule of protocol.md
-//! §5 is re-implemented here ([`eviction_rule`]) so that a bug in the node's own rule
-//! is caught rather than copied.
+//! Nothing rule-bearing comes from the node: the quorum, proposer rotation, AddNode
+//! validity, roster changes and the eviction rule are the oracle's, so a bug in one
+//! of the node's formulas is caught rather than copied.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
-use rollcall_node::chain::check_add_node;
-use rollcall_node::crypto::{Hash, NodeId, Verifier};
-use rollcall_node::roster::Roster;
-use rollcall_node::types::{Certificate, CommittedBlock, Genesis, Params, TxBody, DOMAIN_VOTE};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{Finding, AGREEMENT, EVICTION, ROSTER};
+use crate::oracle::ledger::Ledger;
+use crate::oracle::membership::{Change, Era, Membership};
+use crate::oracle::wire::{
+    Block, Certificate, CommittedBlock, Genesis, Hash, NodeId, Verifier, DOMAIN_VOTE,
+};
 use crate::result::Validity;
-
-/// One roster and the first height it governs, as the checker derived it.
-#[derive(Debug, Clone)]
-pub struct DerivedEra {
-    /// First height it governs.
-    pub from_height: u64,
-    /// Its epoch (protocol.md §1: +1 per membership change).
-    pub epoch: u64,
-    /// The roster.
-    pub roster: Roster,
-}
 
 /// What the checker derived about one height of one node's chain.
 #[derive(Debug, Clone)]
@@ -43,7 +33,7 @@ pub struct HeightRec {
     pub later_signers: Vec<NodeId>,
     /// The block's `evict` field.
     pub evict: Option<NodeId>,
-    /// What the checker's own evaluation of protocol.md §5 says for this height.
+    /// What the oracle's evaluation of protocol.md §5 says for this height.
     pub expected_evict: Option<NodeId>,
     /// Blocks in the proposal window before this height.
     pub window_total: u64,
@@ -64,7 +54,7 @@ pub struct NodeReplay {
     /// the replay at the first bad entry).
     pub heights: Vec<HeightRec>,
     /// Every roster of the chain, in order; never empty.
-    pub eras: Vec<DerivedEra>,
+    pub eras: Vec<Era>,
     /// The rule's answer for the height after the last one.
     pub next_expected_evict: Option<NodeId>,
 }
@@ -81,7 +71,7 @@ impl NodeReplay {
     }
 
     /// The era in force at `height`; meaningful for `1..=len()+1`.
-    pub fn era_at(&self, height: u64) -> &DerivedEra {
+    pub fn era_at(&self, height: u64) -> &Era {
         let i = self.eras.partition_point(|e| e.from_height <= height);
         &self.eras[i.saturating_sub(1)]
     }
@@ -94,178 +84,278 @@ impl NodeReplay {
     }
 }
 
-/// The eviction rule of protocol.md §5, written independently of the node's:
-/// with `total >= eviction_total` and `n - 1 >= min_roster`, the candidates are the
-/// entries whose `count × n × den < total × num`; the abnormal node is the candidate
-/// with the smallest count, ties to the lowest roster number.
-pub fn eviction_rule(
-    counts: &BTreeMap<NodeId, u64>,
-    total: u64,
-    roster: &Roster,
-    params: &Params,
-) -> Option<NodeId> {
-    let n = roster.entries().len() as u64;
-    if total < params.eviction_total || n < 1 || n - 1 < u64::from(params.min_roster) {
-        return None;
-    }
-    let mut best: Option<(u64, u32, NodeId)> = None;
-    for e in roster.entries() {
-        let count = counts.get(&e.id).copied().unwrap_or(0);
-        let lhs = u128::from(count) * u128::from(n) * u128::from(params.eviction_ratio_den);
-        let rhs = u128::from(total) * u128::from(params.eviction_ratio_num);
-        if lhs >= rhs {
-            continue;
-        }
-        let better = match best {
-            None => true,
-            Some((c, num, _)) => count < c || (count == c && e.number < num),
-        };
-        if better {
-            best = Some((count, e.number, e.id));
-        }
-    }
-    best.map(|(_, _, id)| id)
-}
-
-/// The proposal window of protocol.md §5: the proposers of the last
-/// `eviction_total` blocks since the last membership change, with their heights.
-#[derive(Debug, Default)]
-struct Window {
-    blocks: VecDeque<(u64, NodeId)>,
-    counts: BTreeMap<NodeId, u64>,
-}
-
-impl Window {
-    fn push(&mut self, height: u64, proposer: NodeId, cap: u64) {
-        self.blocks.push_back((height, proposer));
-        *self.counts.entry(proposer).or_insert(0) += 1;
-        while self.blocks.len() as u64 > cap {
-            if let Some((_, old)) = self.blocks.pop_front() {
-                if let Some(c) = self.counts.get_mut(&old) {
-                    *c = c.saturating_sub(1);
-                }
-            }
-        }
-    }
-
-    fn total(&self) -> u64 {
-        self.blocks.len() as u64
-    }
-
-    fn start(&self) -> u64 {
-        self.blocks.front().map(|b| b.0).unwrap_or(0)
-    }
-}
-
-/// Checks one certificate for `height` and `block` under `era` (protocol.md §2:
-/// `q(n)` valid distinct signatures from the roster of its epoch). `which` names
-/// the field ("cert" or "last_commit") in the findings.
-#[allow(clippy::too_many_arguments)]
-fn check_cert(
-    cert: &Certificate,
-    height: u64,
-    block: &Hash,
-    evict: Option<NodeId>,
-    era: &DerivedEra,
-    which: &str,
-    at: u64,
-    node: &str,
-    verifier: &Verifier,
-    out: &mut Vec<Finding>,
-) {
-    let mut push = |kind: &str, explanation: String| {
-        out.push(Finding::new(
-            AGREEMENT,
-            kind,
-            Validity::Invalid,
-            Some(at),
-            node,
-            format!("height {at} {which}: {explanation}"),
-            json!({ "which": which }),
-        ));
-    };
-    if cert.height != height {
-        push(
-            "cert-mismatch",
-            format!("certifies height {} instead of {height}", cert.height),
-        );
-    }
-    if &cert.block != block {
-        push(
-            "cert-mismatch",
-            format!(
-                "certifies block {} instead of {}",
-                cert.block.short(),
-                block.short()
-            ),
-        );
-    }
-    if cert.epoch != era.epoch {
-        push(
-            "cert-mismatch",
-            format!(
-                "signed under epoch {} but the roster in force has epoch {}",
-                cert.epoch, era.epoch
-            ),
-        );
-    }
-    if cert.evict != evict {
-        push(
-            "cert-mismatch",
-            format!(
-                "precommits carry evict {} but the block's evict is {}",
-                show(cert.evict),
-                show(evict)
-            ),
-        );
-    }
-    let mut good = BTreeSet::new();
-    let mut seen = BTreeSet::new();
-    for cs in &cert.sigs {
-        if !seen.insert(cs.validator) {
-            push(
-                "duplicate-signer",
-                format!("signer {} appears twice", cs.validator.short()),
-            );
-            continue;
-        }
-        if !era.roster.contains(&cs.validator) {
-            push(
-                "unknown-signer",
-                format!(
-                    "signer {} is not in the roster of epoch {}",
-                    cs.validator.short(),
-                    era.epoch
-                ),
-            );
-            continue;
-        }
-        let vote = cert.vote_of(cs.validator);
-        if verifier.verify(&cs.validator, DOMAIN_VOTE, &vote.sign_bytes(), &cs.sig) {
-            good.insert(cs.validator);
-        } else {
-            push(
-                "bad-signature",
-                format!("signature of {} does not verify", cs.validator.short()),
-            );
-        }
-    }
-    let q = era.roster.quorum();
-    if good.len() < q {
-        push(
-            "too-few-signatures",
-            format!(
-                "{} valid distinct signatures from the roster, quorum q({}) is {q}",
-                good.len(),
-                era.roster.len()
-            ),
-        );
-    }
-}
-
 /// A node id or "null", for explanations.
 pub fn show(id: Option<NodeId>) -> String {
     id.map(|i| i.short()).unwrap_or_else(|| "null".into())
+}
+
+/// Where the findings of one node's replay go.
+struct Sink<'a> {
+    name: &'a str,
+    verifier: &'a Verifier,
+    out: &'a mut Vec<Finding>,
+}
+
+impl Sink<'_> {
+    fn push(&mut self, checker: &'static str, kind: &str, h: u64, why: String, extra: Value) {
+        self.out.push(Finding::new(
+            checker,
+            kind,
+            Validity::Invalid,
+            Some(h),
+            self.name,
+            why,
+            extra,
+        ));
+    }
+}
+
+/// The certificate a check expects: what it must certify, and under which era.
+struct Expect<'a> {
+    height: u64,
+    block: &'a Hash,
+    evict: Option<NodeId>,
+    era: &'a Era,
+    /// "cert" or "last_commit", for the findings.
+    which: &'static str,
+}
+
+/// Checks one certificate against `want` (protocol.md §2: `q(n)` valid distinct
+/// precommits from the roster of its epoch, all for the block and its `evict`).
+/// Findings are reported at height `at`.
+fn check_cert(cert: &Certificate, want: &Expect<'_>, at: u64, sink: &mut Sink<'_>) {
+    let which = want.which;
+    let push = |sink: &mut Sink<'_>, kind: &str, why: String| {
+        sink.push(
+            AGREEMENT,
+            kind,
+            at,
+            format!("height {at} {which}: {why}"),
+            json!({ "which": which }),
+        )
+    };
+    let mismatches = [
+        (cert.height != want.height).then(|| {
+            format!(
+                "certifies height {} instead of {}",
+                cert.height, want.height
+            )
+        }),
+        (&cert.block != want.block).then(|| {
+            format!(
+                "certifies block {} instead of {}",
+                cert.block.short(),
+                want.block.short()
+            )
+        }),
+        (cert.epoch != want.era.epoch).then(|| {
+            format!(
+                "signed under epoch {} but the roster in force has epoch {}",
+                cert.epoch, want.era.epoch
+            )
+        }),
+        (cert.evict != want.evict).then(|| {
+            format!(
+                "precommits carry evict {} but the block's evict is {}",
+                show(cert.evict),
+                show(want.evict)
+            )
+        }),
+    ];
+    for why in mismatches.into_iter().flatten() {
+        push(sink, "cert-mismatch", why);
+    }
+    let verifier = sink.verifier;
+    let good = count_good_signatures(cert, want.era, verifier, &mut |kind, why| {
+        push(sink, kind, why)
+    });
+    let q = want.era.roster.quorum();
+    if good < q {
+        push(
+            sink,
+            "too-few-signatures",
+            format!(
+                "{good} valid distinct signatures from the roster, quorum q({}) is {q}",
+                want.era.roster.len()
+            ),
+        );
+    }
+}
+
+/// Counts the distinct roster members whose precommit signature verifies,
+/// reporting duplicates, outsiders and bad signatures.
+fn count_good_signatures(
+    cert: &Certificate,
+    era: &Era,
+    verifier: &Verifier,
+    report: &mut dyn FnMut(&str, String),
+) -> usize {
+    let mut good = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for cs in &cert.sigs {
+        let who = cs.validator.short();
+        if !seen.insert(cs.validator) {
+            report("duplicate-signer", format!("signer {who} appears twice"));
+        } else if !era.roster.contains(&cs.validator) {
+            report(
+                "unknown-signer",
+                format!("signer {who} is not in the roster of epoch {}", era.epoch),
+            );
+        } else if verifier.verify(
+            &cs.validator,
+            DOMAIN_VOTE,
+            &cert.vote_of(cs.validator).sign_bytes(),
+            &cs.sig,
+        ) {
+            good.insert(cs.validator);
+        } else {
+            report(
+                "bad-signature",
+                format!("signature of {who} does not verify"),
+            );
+        }
+    }
+    good.len()
+}
+
+/// The header checks of block `h` against the state the chain up to `h-1` left:
+/// link, proposer rotation (protocol.md §1), epoch and roster hash (§4.2, §5).
+fn check_header(b: &Block, h: u64, last_hash: &Hash, m: &Membership, sink: &mut Sink<'_>) {
+    if &b.prev_hash != last_hash {
+        sink.push(
+            AGREEMENT,
+            "broken-link",
+            h,
+            format!(
+                "block {h} has prev_hash {} but the previous block's hash is {}",
+                b.prev_hash.short(),
+                last_hash.short()
+            ),
+            json!({}),
+        );
+    }
+    let want = m.roster().proposer(h, b.round);
+    if Some(b.proposer) != want {
+        sink.push(
+            AGREEMENT,
+            "wrong-proposer",
+            h,
+            format!(
+                "block {h} round {} proposed by {} but roster[(h + r) mod n] is {}",
+                b.round,
+                b.proposer.short(),
+                show(want)
+            ),
+            json!({}),
+        );
+    }
+    if b.epoch != m.epoch() {
+        sink.push(
+            ROSTER,
+            "wrong-epoch",
+            h,
+            format!(
+                "block {h} has epoch {} but the derived epoch is {}",
+                b.epoch,
+                m.epoch()
+            ),
+            json!({}),
+        );
+    }
+    let roster_hash = m.roster().hash();
+    if b.roster_hash != roster_hash {
+        sink.push(
+            ROSTER,
+            "roster-hash-mismatch",
+            h,
+            format!(
+                "block {h} has roster_hash {} but the roster derived from the genesis hashes to {}",
+                b.roster_hash.short(),
+                roster_hash.short()
+            ),
+            json!({}),
+        );
+    }
+}
+
+/// The block's `last_commit`: absent at height 1, else a certificate of block
+/// `h-1` under the era of `h-1`. Returns its signers.
+fn check_last_commit(
+    b: &Block,
+    h: u64,
+    prev: Option<(&Hash, Option<NodeId>)>,
+    m: &Membership,
+    sink: &mut Sink<'_>,
+) -> Option<Vec<NodeId>> {
+    let extra = json!({"which": "last_commit"});
+    match (&b.last_commit, prev) {
+        (None, None) => None,
+        (Some(_), None) => {
+            let why = "block 1 carries a last_commit but there is no block 0 to certify";
+            sink.push(AGREEMENT, "cert-mismatch", h, why.into(), extra);
+            None
+        }
+        (None, Some(_)) => {
+            let why = format!("block {h} carries no last_commit for height {}", h - 1);
+            sink.push(AGREEMENT, "missing-last-commit", h, why, extra);
+            None
+        }
+        (Some(lc), Some((hash, evict))) => {
+            let want = Expect {
+                height: h - 1,
+                block: hash,
+                evict,
+                era: m.era_at(h - 1),
+                which: "last_commit",
+            };
+            check_cert(lc, &want, h, sink);
+            Some(lc.sigs.iter().map(|s| s.validator).collect())
+        }
+    }
+}
+
+/// Compares the block's `evict` with the oracle's rule for height `h`
+/// (protocol.md §5: evaluated on the chain up to `h-1`).
+fn check_evict(b: &Block, h: u64, expected: Option<NodeId>, m: &Membership, sink: &mut Sink<'_>) {
+    if b.evict == expected {
+        return;
+    }
+    let (kind, why) = match (b.evict, expected) {
+        (Some(x), None) => (
+            "eviction-not-allowed",
+            format!("block {h} evicts {} but the rule names nobody", x.short()),
+        ),
+        (None, Some(y)) => (
+            "missed-eviction",
+            format!(
+                "the rule names {} at height {h} but the block's evict is null",
+                y.short()
+            ),
+        ),
+        (x, y) => (
+            "wrong-eviction",
+            format!(
+                "block {h} evicts {} but the rule names {}",
+                show(x),
+                show(y)
+            ),
+        ),
+    };
+    let w = m.window();
+    let counts: BTreeMap<String, u64> = m
+        .roster()
+        .entries()
+        .iter()
+        .map(|e| (e.id.to_hex(), w.count(&e.id)))
+        .collect();
+    let total = w.total();
+    sink.push(
+        EVICTION,
+        kind,
+        h,
+        format!("{why} (window total {total}, n {}, counts {counts:?})", m.roster().len()),
+        json!({"evict": b.evict.map(|x| x.to_hex()), "rule": expected.map(|x| x.to_hex()), "total": total, "counts": counts}),
+    );
 }
 
 /// Replays `chain` from `genesis`, pushing every per-block finding into `out`.
@@ -276,232 +366,47 @@ pub(crate) fn replay(
     verifier: &Verifier,
     out: &mut Vec<Finding>,
 ) -> NodeReplay {
-    let params = &genesis.params;
-    let mut roster = Roster::new(genesis.roster.clone());
-    let mut epoch = 0u64;
-    let mut eras = vec![DerivedEra {
-        from_height: 1,
-        epoch,
-        roster: roster.clone(),
-    }];
-    let mut window = Window::default();
+    let mut sink = Sink {
+        name,
+        verifier,
+        out,
+    };
+    let mut ledger = Ledger::new(genesis);
     let mut heights: Vec<HeightRec> = Vec::with_capacity(chain.len());
     let mut last_hash = genesis.hash();
     for (i, cb) in chain.iter().enumerate() {
         let h = i as u64 + 1;
         let b = &cb.block;
         if b.height != h {
-            out.push(Finding::new(
-                AGREEMENT,
-                "dump-out-of-order",
-                Validity::Invalid,
-                Some(h),
-                name,
-                format!(
-                    "entry {i} of the chain dump holds height {} instead of {h}; replay stops here",
-                    b.height
-                ),
-                json!({}),
-            ));
+            let why = format!(
+                "entry {i} of the chain dump holds height {} instead of {h}; replay stops here",
+                b.height
+            );
+            sink.push(AGREEMENT, "dump-out-of-order", h, why, json!({}));
             break;
         }
         let hash = b.hash();
-        let era = eras[eras.len() - 1].clone();
-        if b.prev_hash != last_hash {
-            out.push(Finding::new(
-                AGREEMENT,
-                "broken-link",
-                Validity::Invalid,
-                Some(h),
-                name,
-                format!(
-                    "block {h} has prev_hash {} but the previous block's hash is {}",
-                    b.prev_hash.short(),
-                    last_hash.short()
-                ),
-                json!({}),
-            ));
-        }
-        let want_proposer = roster.proposer(h, b.round);
-        if b.proposer != want_proposer {
-            out.push(Finding::new(
-                AGREEMENT,
-                "wrong-proposer",
-                Validity::Invalid,
-                Some(h),
-                name,
-                format!(
-                    "block {h} round {} proposed by {} but roster[(h + r) mod n] is {}",
-                    b.round,
-                    b.proposer.short(),
-                    want_proposer.short()
-                ),
-                json!({}),
-            ));
-        }
-        if b.epoch != epoch {
-            out.push(Finding::new(
-                ROSTER,
-                "wrong-epoch",
-                Validity::Invalid,
-                Some(h),
-                name,
-                format!(
-                    "block {h} has epoch {} but the derived epoch is {epoch}",
-                    b.epoch
-                ),
-                json!({}),
-            ));
-        }
-        if b.roster_hash != roster.hash() {
-            out.push(Finding::new(
-                ROSTER,
-                "roster-hash-mismatch",
-                Validity::Invalid,
-                Some(h),
-                name,
-                format!(
-                    "block {h} has roster_hash {} but the roster derived from the genesis hashes to {}",
-                    b.roster_hash.short(),
-                    roster.hash().short()
-                ),
-                json!({}),
-            ));
-        }
-        check_cert(
-            &cb.cert, h, &hash, b.evict, &era, "cert", h, name, verifier, out,
-        );
-        match (&b.last_commit, h) {
-            (None, 1) => {}
-            (Some(_), 1) => out.push(Finding::new(
-                AGREEMENT,
-                "cert-mismatch",
-                Validity::Invalid,
-                Some(1),
-                name,
-                "block 1 carries a last_commit but there is no block 0 to certify".into(),
-                json!({"which": "last_commit"}),
-            )),
-            (None, _) => out.push(Finding::new(
-                AGREEMENT,
-                "missing-last-commit",
-                Validity::Invalid,
-                Some(h),
-                name,
-                format!("block {h} carries no last_commit for height {}", h - 1),
-                json!({"which": "last_commit"}),
-            )),
-            (Some(lc), _) => {
-                let prev_era = if eras.len() >= 2 && era.from_height == h {
-                    eras[eras.len() - 2].clone()
-                } else {
-                    era.clone()
-                };
-                let prev_evict = heights.last().and_then(|r| r.evict);
-                check_cert(
-                    lc,
-                    h - 1,
-                    &last_hash,
-                    prev_evict,
-                    &prev_era,
-                    "last_commit",
-                    h,
-                    name,
-                    verifier,
-                    out,
-                );
-                if let Some(prev) = heights.last_mut() {
-                    prev.later_signers = lc.sigs.iter().map(|s| s.validator).collect();
-                }
+        let m = ledger.membership();
+        let (expected, window_total, window_start) =
+            (m.expected_evict(), m.window().total(), m.window().start());
+        check_header(b, h, &last_hash, m, &mut sink);
+        let want = Expect {
+            height: h,
+            block: &hash,
+            evict: b.evict,
+            era: m.current(),
+            which: "cert",
+        };
+        check_cert(&cb.cert, &want, h, &mut sink);
+        let prev = heights.last().map(|r| (&last_hash, r.evict));
+        if let Some(signers) = check_last_commit(b, h, prev, m, &mut sink) {
+            if let Some(p) = heights.last_mut() {
+                p.later_signers = signers;
             }
         }
-        // protocol.md §5: the rule for h is evaluated from the chain up to h-1.
-        let expected = eviction_rule(&window.counts, window.total(), &roster, params);
-        let window_total = window.total();
-        let window_start = window.start();
-        if b.evict != expected {
-            let (kind, why) = match (b.evict, expected) {
-                (Some(x), None) => (
-                    "eviction-not-allowed",
-                    format!("block {h} evicts {} but the rule names nobody", x.short()),
-                ),
-                (None, Some(y)) => (
-                    "missed-eviction",
-                    format!(
-                        "the rule names {} at height {h} but the block's evict is null",
-                        y.short()
-                    ),
-                ),
-                (x, y) => (
-                    "wrong-eviction",
-                    format!(
-                        "block {h} evicts {} but the rule names {}",
-                        show(x),
-                        show(y)
-                    ),
-                ),
-            };
-            let counts: BTreeMap<String, u64> = roster
-                .entries()
-                .iter()
-                .map(|e| {
-                    (
-                        e.id.to_hex(),
-                        window.counts.get(&e.id).copied().unwrap_or(0),
-                    )
-                })
-                .collect();
-            out.push(Finding::new(
-                EVICTION,
-                kind,
-                Validity::Invalid,
-                Some(h),
-                name,
-                format!(
-                    "{why} (window total {window_total}, n {}, counts {counts:?})",
-                    roster.len()
-                ),
-                json!({"evict": b.evict.map(|x| x.to_hex()), "rule": expected.map(|x| x.to_hex()), "total": window_total, "counts": counts}),
-            ));
-        }
-        // Apply: AddNode transactions in order, then the proposer, then the eviction
-        // (protocol.md §4.2, §5).
-        let mut added = Vec::new();
-        for tx in &b.txs {
-            if let TxBody::AddNode { req, sig } = &tx.body {
-                if check_add_node(genesis, &roster, req, sig.as_ref()).is_ok() {
-                    roster.add(req.id, req.addr.clone());
-                    added.push(req.id);
-                }
-            }
-        }
-        window.push(h, b.proposer, params.eviction_total);
-        let mut evicted = None;
-        if let Some(x) = b.evict {
-            if roster.remove(&x) {
-                evicted = Some(x);
-            } else {
-                out.push(Finding::new(
-                    EVICTION,
-                    "evict-not-in-roster",
-                    Validity::Invalid,
-                    Some(h),
-                    name,
-                    format!("block {h} evicts {} which is not in the roster", x.short()),
-                    json!({}),
-                ));
-            }
-        }
-        let changes = added.len() as u64 + u64::from(evicted.is_some());
-        if changes > 0 {
-            epoch += changes;
-            window = Window::default();
-            eras.push(DerivedEra {
-                from_height: h + 1,
-                epoch,
-                roster: roster.clone(),
-            });
-        }
+        check_evict(b, h, expected, m, &mut sink);
+        let (_, change) = ledger.apply(h, b);
+        report_bad_evict(&change, h, &mut sink);
         heights.push(HeightRec {
             hash,
             proposer: b.proposer,
@@ -511,16 +416,24 @@ pub(crate) fn replay(
             expected_evict: expected,
             window_total,
             window_start,
-            added,
-            evicted,
+            added: change.added,
+            evicted: change.evicted,
         });
         last_hash = hash;
     }
-    let next_expected_evict = eviction_rule(&window.counts, window.total(), &roster, params);
+    let m = ledger.membership();
     NodeReplay {
         name: name.to_string(),
         heights,
-        eras,
-        next_expected_evict,
+        eras: m.eras().to_vec(),
+        next_expected_evict: m.expected_evict(),
+    }
+}
+
+/// A block whose `evict` names a node outside the roster deletes nothing.
+fn report_bad_evict(change: &Change, h: u64, sink: &mut Sink<'_>) {
+    if let Some(x) = change.evict_not_member {
+        let why = format!("block {h} evicts {} which is not in the roster", x.short());
+        sink.push(EVICTION, "evict-not-in-roster", h, why, json!({}));
     }
 }

@@ -1,0 +1,392 @@
+//! `add-node` (harness.md §7, protocol.md §4): every acknowledged AddNode is in the
+//! roster from its height on, the new node agrees and takes part, and the network
+//! kept committing while it was added.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map};
+
+use super::analysis::event_id;
+use super::{is_client, result, Analysis, ClusterRun, Finding, Nemesis, ADD_NODE};
+use crate::history::OpType;
+use crate::result::{CheckResult, Validity};
+
+/// Faults during which a pause in commits is expected (harness.md §5).
+const DISRUPTIVE: &[&str] = &[
+    "partition",
+    "kill",
+    "pause",
+    "crash-all",
+    "flaky",
+    "slow",
+    "duplicate-key",
+];
+
+/// Intervals `[start, end]` (ns) of the disruptive faults of the history; a start
+/// without a stop lasts until the next `heal-all`, or forever.
+fn disruptions(an: &Analysis) -> Vec<(u64, u64)> {
+    let mut open: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in &an.nemesis {
+        if e.f == "heal-all" {
+            for (_, s) in std::mem::take(&mut open) {
+                out.push((s, e.time));
+            }
+            continue;
+        }
+        if !DISRUPTIVE.contains(&e.f.as_str()) {
+            continue;
+        }
+        let key = (e.f.clone(), e.node.clone());
+        match e.phase.as_deref() {
+            Some("stop") => {
+                if let Some(s) = open.remove(&key) {
+                    out.push((s, e.time));
+                }
+            }
+            _ => {
+                open.entry(key).or_insert(e.time);
+            }
+        }
+    }
+    out.extend(open.into_values().map(|s| (s, u64::MAX)));
+    out
+}
+
+/// harness.md §7 `add-node`, protocol.md §4.
+pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
+    let mut findings = Vec::new();
+    let mut adds = Vec::new();
+    let bound = run.liveness_bound_ns;
+    let faults = disruptions(an);
+    let mut starts: BTreeMap<Option<String>, &Nemesis> = BTreeMap::new();
+    for e in an.nemesis.iter().filter(|e| e.f == "add-node") {
+        if e.phase.as_deref() != Some("stop") {
+            starts.insert(e.node.clone(), e);
+            continue;
+        }
+        let start = starts.remove(&e.node);
+        let name = e.node.clone().unwrap_or_default();
+        let id = event_id(an, e).or_else(|| start.and_then(|s| event_id(an, s)));
+        let mut ops = vec![e.index];
+        if let Some(s) = start {
+            ops.insert(0, s.index);
+        }
+        // The network committed throughout (protocol.md §4.5).
+        if let Some(s) = start {
+            check_commits_during(
+                run,
+                &faults,
+                s.time,
+                e.time,
+                bound,
+                &name,
+                &ops,
+                &mut findings,
+            );
+        }
+        if e.acknowledged != Some(true) {
+            adds.push(json!({"node": name, "acknowledged": false}));
+            continue;
+        }
+        let Some(v) = id else {
+            findings.push(
+                Finding::new(
+                    ADD_NODE,
+                    "add-node-id-unknown",
+                    Validity::Unknown,
+                    None,
+                    &name,
+                    "acknowledged add-node event names no node id".into(),
+                    json!({}),
+                )
+                .with_ops(ops),
+            );
+            continue;
+        };
+        let Some(c) = an.canonical() else {
+            findings.push(
+                Finding::new(
+                    ADD_NODE,
+                    "acknowledged-add-missing",
+                    Validity::Invalid,
+                    e.height,
+                    &name,
+                    format!(
+                        "AddNode of {} was acknowledged but no node dumped a chain",
+                        v.short()
+                    ),
+                    json!({}),
+                )
+                .with_ops(ops),
+            );
+            continue;
+        };
+        let applied = c
+            .heights
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.added.contains(&v))
+            .map(|(i, _)| i as u64 + 1)
+            .min_by_key(|&h| e.height.map(|a| a.abs_diff(h)).unwrap_or(h));
+        let Some(join) = applied else {
+            findings.push(
+                Finding::new(
+                    ADD_NODE,
+                    "acknowledged-add-missing",
+                    Validity::Invalid,
+                    e.height,
+                    &name,
+                    format!(
+                        "AddNode of {} was acknowledged{} but the chain (up to height {}) never adds it to the roster",
+                        v.short(),
+                        e.height.map(|h| format!(" at height {h}")).unwrap_or_default(),
+                        c.len()
+                    ),
+                    json!({"id": v.to_hex()}),
+                )
+                .with_ops(ops),
+            );
+            continue;
+        };
+        if let Some(h) = e.height.filter(|&h| h != join) {
+            findings.push(
+                Finding::new(
+                    ADD_NODE,
+                    "acknowledged-add-wrong-height",
+                    Validity::Invalid,
+                    Some(h),
+                    &name,
+                    format!(
+                        "AddNode of {} was acknowledged at height {h} but the chain applies it at height {join}",
+                        v.short()
+                    ),
+                    json!({"id": v.to_hex(), "applied_at": join}),
+                )
+                .with_ops(ops.clone()),
+            );
+        }
+        // In the roster from join+1 on, until an eviction removes it.
+        let evicted_at = c
+            .heights
+            .iter()
+            .enumerate()
+            .skip(join as usize)
+            .find(|(_, r)| r.evicted == Some(v))
+            .map(|(i, _)| i as u64 + 1);
+        let member_until = evicted_at.unwrap_or(c.len() + 1);
+        if let Some(h) = (join + 1..=member_until)
+            .find(|&h| !c.era_at(h).roster.contains(&v) && h <= c.len() + 1)
+        {
+            findings.push(
+                Finding::new(
+                    ADD_NODE,
+                    "added-node-not-in-roster",
+                    Validity::Invalid,
+                    Some(h),
+                    &name,
+                    format!(
+                        "acknowledged node {} (added at height {join}) is missing from the roster at height {h}",
+                        v.short()
+                    ),
+                    json!({"id": v.to_hex()}),
+                )
+                .with_ops(ops.clone()),
+            );
+        }
+        // Its own chain equals the others' (from its dump).
+        if let Some(mine) = an.replay_of(&name) {
+            if let Some(h) = (1..=mine.len().min(c.len()))
+                .find(|&h| mine.at(h).map(|r| r.hash) != c.at(h).map(|r| r.hash))
+            {
+                findings.push(
+                    Finding::new(
+                        ADD_NODE,
+                        "new-node-chain-differs",
+                        Validity::Invalid,
+                        Some(h),
+                        &name,
+                        format!(
+                            "the new node's block at height {h} differs from {}'s",
+                            c.name
+                        ),
+                        json!({}),
+                    )
+                    .with_ops(ops.clone()),
+                );
+            }
+        }
+        // It proposes or signs after joining.
+        let n = c.era_at(join + 1).roster.len() as u64;
+        let last = evicted_at.unwrap_or(c.len()).min(c.len());
+        let participated = (join + 1..=last).find(|&h| {
+            c.at(h).is_some_and(|r| {
+                r.proposer == v || r.signers.contains(&v) || r.later_signers.contains(&v)
+            })
+        });
+        if participated.is_none() {
+            let hurt_later = an.nemesis.iter().any(|x| {
+                x.time >= e.time
+                    && x.node == e.node
+                    && e.node.is_some()
+                    && matches!(x.f.as_str(), "fail-node" | "kill" | "pause" | "crash-all")
+            });
+            if last >= join + 2 * n && !hurt_later {
+                findings.push(
+                    Finding::new(
+                        ADD_NODE,
+                        "new-node-silent",
+                        Validity::Invalid,
+                        Some(join),
+                        &name,
+                        format!(
+                            "node {} joined at height {join} but neither proposed nor signed any of the {} blocks after it",
+                            v.short(),
+                            last - join
+                        ),
+                        json!({"id": v.to_hex()}),
+                    )
+                    .with_ops(ops.clone()),
+                );
+            } else {
+                findings.push(
+                    Finding::new(
+                        ADD_NODE,
+                        "new-node-participation-unknown",
+                        Validity::Unknown,
+                        Some(join),
+                        &name,
+                        format!(
+                            "node {} joined at height {join}; only {} blocks followed (2n = {}){} and it neither proposed nor signed",
+                            v.short(),
+                            last - join,
+                            2 * n,
+                            if hurt_later { ", a fault hit it" } else { "" }
+                        ),
+                        json!({"id": v.to_hex()}),
+                    )
+                    .with_ops(ops.clone()),
+                );
+            }
+        }
+        adds.push(json!({"node": name, "id": v.to_hex(), "acknowledged": true, "joined_at": join, "first_participation": participated, "evicted_at": evicted_at}));
+    }
+    let mut details = Map::new();
+    details.insert("adds".into(), json!(adds));
+    result(
+        ADD_NODE,
+        findings,
+        details,
+        "every acknowledged AddNode is in the roster; the new nodes agree, take part, and the network kept committing".into(),
+    )
+}
+
+/// "The network committed throughout" (protocol.md §4.5): a client op completes
+/// `ok` inside `[from, to]`, or the window is shorter than the bound.
+#[allow(clippy::too_many_arguments)]
+fn check_commits_during(
+    run: &ClusterRun,
+    faults: &[(u64, u64)],
+    from: u64,
+    to: u64,
+    bound: u64,
+    name: &str,
+    ops: &[u64],
+    findings: &mut Vec<Finding>,
+) {
+    if to.saturating_sub(from) < bound {
+        return;
+    }
+    let client = run.history.ops().iter().filter(|o| is_client(o.process));
+    let mut invoked = Vec::new();
+    for o in client {
+        if o.kind == OpType::Ok && o.complete_time.is_some_and(|t| t >= from && t <= to) {
+            return;
+        }
+        if o.invoke_time >= from && o.invoke_time <= to {
+            invoked.push(o.invoke_index);
+        }
+    }
+    let excused = faults.iter().any(|&(s, e)| s <= to && e >= from);
+    let (kind, severity, why) = if invoked.is_empty() {
+        (
+            "no-client-ops-during-add",
+            Validity::Unknown,
+            "no client operation was invoked",
+        )
+    } else if excused {
+        (
+            "commit-gap-during-fault",
+            Validity::Unknown,
+            "no client operation completed ok, while another fault was active",
+        )
+    } else {
+        (
+            "commit-gap",
+            Validity::Invalid,
+            "no client operation completed ok",
+        )
+    };
+    let mut all = ops.to_vec();
+    all.extend(invoked.iter().take(20));
+    findings.push(
+        Finding::new(
+            ADD_NODE,
+            kind,
+            severity,
+            None,
+            name,
+            format!(
+                "between the add-node start ({from} ns) and stop ({to} ns), {} ns ≥ the bound {bound} ns, {why}",
+                to - from
+            ),
+            json!({"from": from, "to": to}),
+        )
+        .with_ops(all),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::cluster::fixture::*;
+    use crate::cluster::*;
+
+    #[test]
+    fn acknowledged_add_node_missing_from_the_chain_is_caught() {
+        let b = build_chain(&mut |h, blk| {
+            if h == 3 {
+                blk.txs.truncate(1);
+            }
+        });
+        let mut run = run_of(&b, history("ok", 30, &[]));
+        run.nodes.pop();
+        assert_caught(&run, ADD_NODE, "acknowledged-add-missing", Some(3));
+        // An acknowledged add of a node that no block holds.
+        let extra = [
+            json!({"time": 5 * S + 1, "process": "nemesis", "type": "info", "f": "add-node", "value": {"phase": "start", "node": "n6", "id": key(6).id().to_hex()}}),
+            json!({"time": 5 * S + 2, "process": "nemesis", "type": "info", "f": "add-node", "value": {"phase": "stop", "node": "n6", "id": key(6).id().to_hex(), "acknowledged": true, "height": 6}}),
+        ];
+        let run = run_of(&build_chain(&mut |_, _| {}), history("ok", 30, &extra));
+        assert_caught(&run, ADD_NODE, "acknowledged-add-missing", Some(6));
+        assert_valid_except(&run, &[ADD_NODE]);
+    }
+
+    #[test]
+    fn add_node_without_commits_during_it_is_caught() {
+        // A 12 s add-node window (bound 10 s) in which every client op fails.
+        let mut run = standard();
+        let extra = [
+            json!({"time": 26 * S + 1, "process": "nemesis", "type": "info", "f": "add-node", "value": {"phase": "start", "node": "n5", "id": key(5).id().to_hex()}}),
+            json!({"time": 38 * S + 1, "process": "nemesis", "type": "info", "f": "add-node", "value": {"phase": "stop", "node": "n5", "id": key(5).id().to_hex(), "acknowledged": false}}),
+        ];
+        // Keep liveness satisfied: one ok right after the heal, outside the window.
+        run.history = history_with(
+            &|s| if s <= 26 { "ok".into() } else { "fail".into() },
+            40,
+            &extra,
+        );
+        assert_caught(&run, ADD_NODE, "commit-gap", None);
+    }
+}

@@ -1,0 +1,124 @@
+//! What every node-side checker shares: each node's replay, the replay findings,
+//! the nemesis events of the history and the node-name → id map.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::replay::{self, NodeReplay};
+use super::{ClusterRun, Finding};
+use crate::history::History;
+use crate::oracle::wire::{NodeId, Verifier};
+
+/// A nemesis event of the history, with the fields of the harness convention.
+#[derive(Debug, Clone)]
+pub(crate) struct Nemesis {
+    pub index: u64,
+    pub time: u64,
+    pub f: String,
+    pub phase: Option<String>,
+    pub node: Option<String>,
+    pub id: Option<NodeId>,
+    pub acknowledged: Option<bool>,
+    pub height: Option<u64>,
+}
+
+fn nemesis_events(h: &History) -> Vec<Nemesis> {
+    h.nemesis_events()
+        .map(|e| {
+            let v = &e.value;
+            let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+            Nemesis {
+                index: e.index,
+                time: e.time,
+                f: e.f.clone(),
+                phase: s("phase"),
+                node: s("node"),
+                id: s("id").and_then(|x| NodeId::from_hex(&x).ok()),
+                acknowledged: v.get("acknowledged").and_then(Value::as_bool),
+                height: v.get("height").and_then(Value::as_u64),
+            }
+        })
+        .collect()
+}
+
+/// Everything the checkers share: every node's replay, the merged findings of the
+/// replays, the nemesis events and the node-name → id map.
+pub(crate) struct Analysis {
+    pub replays: Vec<NodeReplay>,
+    pub findings: Vec<Finding>,
+    pub nemesis: Vec<Nemesis>,
+    /// Name → id, from each node's status and the nemesis events.
+    pub ids: BTreeMap<String, NodeId>,
+    /// Index of the longest replay (alive nodes first on ties).
+    pub canonical: Option<usize>,
+}
+
+impl Analysis {
+    pub(crate) fn new(run: &ClusterRun) -> Analysis {
+        let verifier = Verifier::new();
+        let mut findings = Vec::new();
+        let replays: Vec<NodeReplay> = run
+            .nodes
+            .iter()
+            .map(|n| replay::replay(&run.genesis, &n.name, &n.chain, &verifier, &mut findings))
+            .collect();
+        let nemesis = nemesis_events(&run.history);
+        let mut ids = BTreeMap::new();
+        for n in &run.nodes {
+            if let Some(id) = n
+                .status
+                .as_ref()
+                .and_then(|s| s.get("id"))
+                .and_then(Value::as_str)
+                .and_then(|s| NodeId::from_hex(s).ok())
+            {
+                ids.insert(n.name.clone(), id);
+            }
+        }
+        for e in &nemesis {
+            if let (Some(n), Some(id)) = (&e.node, e.id) {
+                ids.entry(n.clone()).or_insert(id);
+            }
+        }
+        let canonical = replays
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, r)| (r.len(), run.nodes[*i].alive, std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        Analysis {
+            replays,
+            findings,
+            nemesis,
+            ids,
+            canonical,
+        }
+    }
+
+    pub(crate) fn canonical(&self) -> Option<&NodeReplay> {
+        self.canonical.and_then(|i| self.replays.get(i))
+    }
+
+    /// The replay of the node named `name`.
+    pub(crate) fn replay_of(&self, name: &str) -> Option<&NodeReplay> {
+        self.replays.iter().find(|r| r.name == name)
+    }
+
+    pub(crate) fn findings_of(&self, checker: &str) -> Vec<Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.checker == checker)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A numeric field of a node's final `/status`.
+pub(crate) fn status_u64(status: &Value, key: &str) -> Option<u64> {
+    status.get(key).and_then(Value::as_u64)
+}
+
+/// The id of a nemesis event's node: its `id` field, else the name → id map.
+pub(crate) fn event_id(an: &Analysis, e: &Nemesis) -> Option<NodeId> {
+    e.id.or_else(|| e.node.as_ref().and_then(|n| an.ids.get(n).copied()))
+}

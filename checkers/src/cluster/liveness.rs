@@ -1,0 +1,192 @@
+//! `liveness` (harness.md §7): after the final `heal-all` a client operation
+//! completes `ok` within the bound and the alive roster members' chains grew.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::analysis::status_u64;
+use super::{is_client, result, Analysis, ClusterRun, Finding, LIVENESS};
+use crate::history::OpType;
+use crate::result::{CheckResult, Validity};
+
+/// The largest committed height the history shows at or before `t` (nemesis
+/// `height` fields and client completions that carry one), if any.
+fn height_known_at(run: &ClusterRun, t: u64) -> Option<u64> {
+    run.history
+        .events()
+        .iter()
+        .filter(|e| e.time <= t && e.kind != OpType::Invoke && e.kind != OpType::Fail)
+        .filter_map(|e| {
+            e.extra
+                .get("height")
+                .and_then(Value::as_u64)
+                .or_else(|| e.value.get("height").and_then(Value::as_u64))
+        })
+        .max()
+}
+
+/// harness.md §7 `liveness`.
+pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
+    let mut findings = Vec::new();
+    let mut details = Map::new();
+    let bound = run.liveness_bound_ns;
+    details.insert("bound_ns".into(), json!(bound));
+    let Some(heal) = an.nemesis.iter().rev().find(|e| e.f == "heal-all") else {
+        findings.push(Finding::new(
+            LIVENESS,
+            "no-heal-all",
+            Validity::Unknown,
+            None,
+            "",
+            "the history has no heal-all nemesis event".into(),
+            json!({}),
+        ));
+        return result(LIVENESS, findings, details, String::new());
+    };
+    let t = heal.time;
+    details.insert("heal_time".into(), json!(t));
+    let client: Vec<_> = run
+        .history
+        .ops()
+        .iter()
+        .filter(|o| is_client(o.process))
+        .collect();
+    let first_ok = client
+        .iter()
+        .filter(|o| o.kind == OpType::Ok)
+        .filter_map(|o| {
+            o.complete_time
+                .filter(|&c| c >= t)
+                .map(|c| (c, o.invoke_index))
+        })
+        .min();
+    details.insert("recovery_ns".into(), json!(first_ok.map(|(c, _)| c - t)));
+    match first_ok {
+        Some((c, _)) if c - t <= bound => {}
+        Some((c, i)) => findings.push(
+            Finding::new(
+                LIVENESS,
+                "slow-recovery",
+                Validity::Invalid,
+                None,
+                "",
+                format!(
+                    "the first client op to complete ok after the heal did so {} ns after it, beyond the bound {bound} ns",
+                    c - t
+                ),
+                json!({}),
+            )
+            .with_ops(vec![heal.index, i]),
+        ),
+        None => {
+            let last_time = run.history.events().iter().map(|e| e.time).max().unwrap_or(0);
+            let after: Vec<u64> = client
+                .iter()
+                .filter(|o| o.invoke_time >= t || o.complete_time.is_none_or(|c| c >= t))
+                .map(|o| o.invoke_index)
+                .collect();
+            let (kind, severity, why) = if after.is_empty() {
+                (
+                    "no-client-ops-after-heal",
+                    Validity::Unknown,
+                    "no client operation ran after the heal".to_string(),
+                )
+            } else if last_time.saturating_sub(t) < bound {
+                (
+                    "history-too-short",
+                    Validity::Unknown,
+                    format!(
+                        "nothing completed ok after the heal, but the history ends {} ns after it, before the bound",
+                        last_time.saturating_sub(t)
+                    ),
+                )
+            } else {
+                (
+                    "no-commit-after-heal",
+                    Validity::Invalid,
+                    format!(
+                        "{} client operations ran after the heal and none completed ok",
+                        after.len()
+                    ),
+                )
+            };
+            let mut ops = vec![heal.index];
+            ops.extend(after.iter().take(20));
+            findings.push(Finding::new(LIVENESS, kind, severity, None, "", why, json!({})).with_ops(ops));
+        }
+    }
+    // The alive roster members' chains grew past the height known at the heal.
+    let known = height_known_at(run, t);
+    details.insert("height_at_heal".into(), json!(known));
+    let final_roster = an.canonical().map(|c| c.era_at(c.len() + 1).roster.clone());
+    let mut finals = BTreeMap::new();
+    for (n, r) in run.nodes.iter().zip(&an.replays) {
+        let status_h = n.status.as_ref().and_then(|s| status_u64(s, "height"));
+        let h = r.len().max(status_h.unwrap_or(0));
+        finals.insert(n.name.clone(), h);
+        let member = match (an.ids.get(&n.name), &final_roster) {
+            (Some(id), Some(roster)) => roster.contains(id),
+            _ => true,
+        };
+        if let Some(k) = known {
+            if n.alive && member && h <= k {
+                findings.push(Finding::new(
+                    LIVENESS,
+                    "node-stalled-after-heal",
+                    Validity::Invalid,
+                    Some(h),
+                    &n.name,
+                    format!(
+                        "alive roster member ends at height {h}, not past height {k} known at the heal"
+                    ),
+                    json!({}),
+                ));
+            }
+        }
+    }
+    details.insert("final_heights".into(), json!(finals));
+    result(
+        LIVENESS,
+        findings,
+        details,
+        format!(
+            "the cluster committed again {} ns after the final heal (bound {bound} ns)",
+            first_ok.map(|(c, _)| c - t).unwrap_or(0)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cluster::fixture::*;
+    use crate::cluster::*;
+    use crate::history::History;
+    use crate::result::Validity;
+
+    #[test]
+    fn no_commit_after_heal_is_caught() {
+        let mut run = standard();
+        run.history = history("fail", 40, &[]);
+        assert_caught(&run, LIVENESS, "no-commit-after-heal", None);
+        // Without a heal-all the verdict is unknown.
+        let text: String = run
+            .history
+            .to_jsonl()
+            .lines()
+            .filter(|l| !l.contains("heal-all"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        run.history = History::parse_jsonl(&text).expect("history");
+        let r = by_name(&check_cluster(&run), LIVENESS).clone();
+        assert_eq!(r.validity, Validity::Unknown);
+    }
+
+    #[test]
+    fn stalled_alive_node_is_caught() {
+        let mut run = standard();
+        // n2 alive but its chain stopped at height 2, before the height 3 known at the heal.
+        run.nodes[1].chain.truncate(2);
+        assert_caught(&run, LIVENESS, "node-stalled-after-heal", Some(2));
+    }
+}
