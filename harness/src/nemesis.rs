@@ -286,3 +286,347 @@ fn slow_degradation(caps: &LinkCaps, s: &Slow) -> Option<String> {
     (s.jitter_ms > 0 && !caps.jitter)
         .then(|| "no jitter on this backend: constant delay only".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each fault's meaning over a recording fake backend: the primitives called
+    //! for the fault and for its heal, and what the history records.
+
+    use super::*;
+    use rollcall_workloads::faults::PartitionShape;
+
+    /// A backend that only records primitive calls and keeps node states.
+    struct Fake {
+        nodes: Vec<(String, NodeState, bool)>,
+        caps: LinkCaps,
+        calls: Vec<String>,
+    }
+
+    impl Fake {
+        fn new(caps: LinkCaps) -> Self {
+            let mut nodes: Vec<_> = (1..=4)
+                .map(|i| (format!("n{i}"), NodeState::Running, false))
+                .collect();
+            nodes.push(("n5".into(), NodeState::NotStarted, false));
+            Fake {
+                nodes,
+                caps,
+                calls: Vec::new(),
+            }
+        }
+        fn at(&self, n: &str) -> Result<usize, BackendError> {
+            (self.nodes.iter().position(|x| x.0 == n))
+                .ok_or_else(|| BackendError::UnknownNode(n.into()))
+        }
+        fn set(&mut self, call: &str, n: &str, s: NodeState) -> Result<(), BackendError> {
+            let i = self.at(n)?;
+            self.nodes[i].1 = s;
+            self.calls.push(format!("{call} {n}"));
+            Ok(())
+        }
+        fn take(&mut self) -> Vec<String> {
+            std::mem::take(&mut self.calls)
+        }
+    }
+
+    impl NodeControl for Fake {
+        fn node_names(&self) -> Vec<String> {
+            self.nodes.iter().map(|n| n.0.clone()).collect()
+        }
+        fn node_state(&self, node: &str) -> Result<NodeState, BackendError> {
+            Ok(self.nodes[self.at(node)?].1)
+        }
+        fn is_twin(&self, node: &str) -> bool {
+            self.at(node).is_ok_and(|i| self.nodes[i].2)
+        }
+        fn node_id(&self, node: &str) -> Result<String, BackendError> {
+            Ok(format!("id-{}", node.trim_end_matches("-dup")))
+        }
+        fn kill(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("kill", n, NodeState::Killed)
+        }
+        fn restart(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("restart", n, NodeState::Running)
+        }
+        fn pause(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("pause", n, NodeState::Paused)
+        }
+        fn resume(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("resume", n, NodeState::Running)
+        }
+        fn stop_for_good(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("stop-for-good", n, NodeState::Failed)
+        }
+        fn start_new(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("start-new", n, NodeState::Running)
+        }
+        fn add_twin(&mut self, of: &str, twin: &str) -> Result<(), BackendError> {
+            self.at(of)?;
+            self.nodes.push((twin.into(), NodeState::NotStarted, true));
+            self.calls.push(format!("add-twin {of} {twin}"));
+            Ok(())
+        }
+    }
+
+    impl LinkControl for Fake {
+        fn link_caps(&self) -> LinkCaps {
+            self.caps.clone()
+        }
+        fn apply_links(&mut self, w: &LinkFaults) -> Result<(), BackendError> {
+            let cut: Vec<String> = w.cut.iter().map(|(a, b)| format!("{a}>{b}")).collect();
+            let lossy: Vec<String> = (w.lossy.iter())
+                .map(|((a, b), l)| format!("{a}>{b}:{}/{}", l.loss_pct, l.duplicate_pct))
+                .collect();
+            let slow: Vec<String> = (w.slow.iter())
+                .map(|((a, b), s)| format!("{a}>{b}:{}+{}", s.delay_ms, s.jitter_ms))
+                .collect();
+            self.calls.push(format!(
+                "links cut=[{}] lossy=[{}] slow=[{}]",
+                cut.join(" "),
+                lossy.join(" "),
+                slow.join(" ")
+            ));
+            Ok(())
+        }
+    }
+
+    /// Docker's links: packets one way, no duplication, no netem here.
+    fn tcp_caps() -> LinkCaps {
+        LinkCaps {
+            one_way_messages: false,
+            duplicate: false,
+            delay: false,
+            jitter: false,
+            rate_limit_kbit: Some(256),
+        }
+    }
+
+    fn links(pairs: &[(&str, &str)]) -> Vec<DirectedLink> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn partition(pairs: &[(&str, &str)]) -> Fault {
+        Fault::Partition {
+            shape: PartitionShape::Random,
+            groups: Vec::new(),
+            blocked: links(pairs),
+        }
+    }
+
+    #[test]
+    fn partition_cuts_exactly_its_directed_links_and_heals_them() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        // A link to a node the backend does not know is ignored, not counted.
+        let f = partition(&[("n1", "n2"), ("n3", "n1"), ("n1", "n9")]);
+        let v = n.start(&mut b, &f).unwrap();
+        assert_eq!(v, json!({"links_blocked": 2}));
+        assert_eq!(b.take(), ["links cut=[n1>n2 n3>n1] lossy=[] slow=[]"]);
+        let v = n.stop(&mut b, &f).unwrap();
+        assert_eq!(v, json!({"links_unblocked": 2}));
+        assert_eq!(b.take(), ["links cut=[] lossy=[] slow=[]"]);
+    }
+
+    #[test]
+    fn one_way_cut_is_recorded_as_degraded_where_links_are_tcp() {
+        let mut b = Fake::new(tcp_caps());
+        let mut n = Nemesis::default();
+        let v = n.start(&mut b, &partition(&[("n1", "n2")])).unwrap();
+        let d = v["degraded"].as_str().unwrap_or_default();
+        assert!(d.contains("n1->n2") && d.contains("TCP"), "{v}");
+        // Both directions cut: nothing is degraded.
+        let mut n = Nemesis::default();
+        let v = n
+            .start(&mut b, &partition(&[("n1", "n2"), ("n2", "n1")]))
+            .unwrap();
+        assert_eq!(v.get("degraded"), None, "{v}");
+    }
+
+    #[test]
+    fn kill_kills_running_nodes_and_restarts_only_the_killed() {
+        let mut b = Fake::new(LinkCaps::exact());
+        b.nodes[1].1 = NodeState::Failed;
+        let mut n = Nemesis::default();
+        let f = Fault::Kill {
+            nodes: names(&["n1", "n2", "n3"]),
+        };
+        assert_eq!(n.start(&mut b, &f).unwrap(), json!({"nodes": ["n1", "n3"]}));
+        assert_eq!(b.take(), ["kill n1", "kill n3"]);
+        assert_eq!(n.stop(&mut b, &f).unwrap(), json!({"nodes": ["n1", "n3"]}));
+        assert_eq!(b.take(), ["restart n1", "restart n3"]);
+        let f = Fault::Kill {
+            nodes: names(&["n7"]),
+        };
+        assert!(matches!(
+            n.start(&mut b, &f),
+            Err(BackendError::UnknownNode(_))
+        ));
+    }
+
+    #[test]
+    fn pause_freezes_and_resumes() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::Pause {
+            nodes: names(&["n2", "n5"]),
+        };
+        assert_eq!(n.start(&mut b, &f).unwrap(), json!({"nodes": ["n2"]}));
+        assert_eq!(b.take(), ["pause n2"]);
+        assert_eq!(n.stop(&mut b, &f).unwrap(), json!({"nodes": ["n2"]}));
+        assert_eq!(b.take(), ["resume n2"]);
+    }
+
+    #[test]
+    fn crash_all_kills_every_live_node_and_restarts_those() {
+        let mut b = Fake::new(LinkCaps::exact());
+        b.nodes[2].1 = NodeState::Paused;
+        b.nodes[3].1 = NodeState::Failed;
+        let mut n = Nemesis::default();
+        let v = n.start(&mut b, &Fault::CrashAll).unwrap();
+        assert_eq!(v, json!({"nodes": ["n1", "n2", "n3"]}));
+        assert_eq!(b.take(), ["kill n1", "kill n2", "kill n3"]);
+        let v = n.stop(&mut b, &Fault::CrashAll).unwrap();
+        assert_eq!(v, json!({"nodes": ["n1", "n2", "n3"]}));
+        assert_eq!(b.take(), ["restart n1", "restart n2", "restart n3"]);
+    }
+
+    #[test]
+    fn add_node_starts_the_spare_once() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::AddNode { node: "n5".into() };
+        assert_eq!(
+            n.start(&mut b, &f).unwrap(),
+            json!({"node": "n5", "id": "id-n5"})
+        );
+        assert_eq!(b.take(), ["start-new n5"]);
+        n.start(&mut b, &f).unwrap();
+        assert!(b.take().is_empty(), "a running spare was started again");
+        n.stop(&mut b, &f).unwrap();
+        assert!(b.take().is_empty(), "add-node's stop touched a node");
+    }
+
+    #[test]
+    fn fail_node_stops_for_good_and_its_stop_does_nothing() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::FailNode { node: "n4".into() };
+        n.start(&mut b, &f).unwrap();
+        assert_eq!(b.take(), ["stop-for-good n4"]);
+        assert_eq!(n.stop(&mut b, &f).unwrap(), json!({"node": "n4"}));
+        n.heal_all(&mut b).unwrap();
+        assert!(!b.take().iter().any(|c| c.contains("n4")), "n4 came back");
+    }
+
+    /// Starts `f` on exact links (the state `want`, nothing degraded) and stops it.
+    fn link_fault_round_trip(f: &Fault, want: &str) {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        assert_eq!(n.start(&mut b, f).unwrap(), json!({"links": 1}));
+        assert_eq!(b.take(), [want]);
+        n.stop(&mut b, f).unwrap();
+        assert_eq!(b.take(), ["links cut=[] lossy=[] slow=[]"]);
+    }
+
+    fn assert_degraded(caps: &LinkCaps, f: &Fault, why: &str) {
+        let mut b = Fake::new(caps.clone());
+        let v = Nemesis::default().start(&mut b, f).unwrap();
+        let d = v["degraded"].as_str().unwrap_or_default();
+        assert!(d.contains(why), "{v}");
+    }
+
+    #[test]
+    fn flaky_makes_links_lossy_and_records_missing_duplication() {
+        let f = Fault::Flaky {
+            links: links(&[("n1", "n2")]),
+            loss_pct: 20,
+            duplicate_pct: 5,
+        };
+        link_fault_round_trip(&f, "links cut=[] lossy=[n1>n2:20/5] slow=[]");
+        assert_degraded(&tcp_caps(), &f, "duplication");
+    }
+
+    #[test]
+    fn slow_delays_links_and_records_a_rate_limit_instead() {
+        let f = Fault::Slow {
+            links: links(&[("n2", "n3")]),
+            delay_ms: 50,
+            jitter_ms: 10,
+        };
+        link_fault_round_trip(&f, "links cut=[] lossy=[] slow=[n2>n3:50+10]");
+        assert_degraded(&tcp_caps(), &f, "256 kbit/s");
+        let caps = LinkCaps {
+            jitter: false,
+            ..LinkCaps::exact()
+        };
+        assert_degraded(&caps, &f, "jitter");
+    }
+
+    #[test]
+    fn duplicate_key_starts_a_twin_and_stops_it_for_good() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::DuplicateKey {
+            node: "n2".into(),
+            duplicate: "n2-dup".into(),
+        };
+        let v = n.start(&mut b, &f).unwrap();
+        assert_eq!(
+            v,
+            json!({"node": "n2", "duplicate": "n2-dup", "id": "id-n2"})
+        );
+        assert_eq!(b.take(), ["add-twin n2 n2-dup", "start-new n2-dup"]);
+        let v = n.stop(&mut b, &f).unwrap();
+        assert_eq!(v, json!({"duplicate": "n2-dup", "stopped": true}));
+        assert_eq!(b.take(), ["stop-for-good n2-dup"]);
+    }
+
+    #[test]
+    fn faults_compose_and_the_final_heal_undoes_them_all() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let cut = partition(&[("n1", "n2")]);
+        let flaky = Fault::Flaky {
+            links: links(&[("n3", "n4")]),
+            loss_pct: 10,
+            duplicate_pct: 0,
+        };
+        n.start(&mut b, &cut).unwrap();
+        n.start(&mut b, &flaky).unwrap();
+        n.stop(&mut b, &flaky).unwrap();
+        assert_eq!(
+            b.take().last().map(String::as_str),
+            Some("links cut=[n1>n2] lossy=[] slow=[]"),
+            "stopping one link fault undid another"
+        );
+        let twin = Fault::DuplicateKey {
+            node: "n1".into(),
+            duplicate: "n1-dup".into(),
+        };
+        n.start(&mut b, &twin).unwrap();
+        b.nodes[1].1 = NodeState::Paused;
+        b.nodes[2].1 = NodeState::Killed;
+        b.take();
+        let v = n.heal_all(&mut b).unwrap();
+        assert_eq!(
+            b.take(),
+            [
+                "links cut=[] lossy=[] slow=[]",
+                "resume n2",
+                "restart n3",
+                "stop-for-good n1-dup"
+            ]
+        );
+        assert_eq!(
+            v,
+            json!({"resumed": ["n2"], "restarted": ["n3"], "duplicates_stopped": ["n1-dup"]})
+        );
+    }
+}
