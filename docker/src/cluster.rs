@@ -507,6 +507,41 @@ impl Container {
         self.exec_ok(&["/bin/sh", "-c", script]).await
     }
 
+    /// ICMP echo requests this container's kernel has received (`Icmp: InEchos` of
+    /// `/proc/net/snmp`, its own network namespace). Counted after the INPUT
+    /// hook, so a packet an iptables rule dropped is not counted: the receiving
+    /// side's proof that packets from a peer arrive, whatever happens to replies.
+    pub async fn icmp_echos_received(&self) -> Result<u64, DockerError> {
+        let out = self.exec_ok(&["cat", "/proc/net/snmp"]).await?;
+        let icmp: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("Icmp:"))
+            .collect();
+        let parsed = match icmp.as_slice() {
+            [names, values, ..] => names
+                .split_whitespace()
+                .zip(values.split_whitespace())
+                .find(|(n, _)| *n == "InEchos")
+                .and_then(|(_, v)| v.parse().ok()),
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            DockerError::Invalid(format!(
+                "no Icmp InEchos in /proc/net/snmp of {}",
+                self.name
+            ))
+        })
+    }
+
+    /// Sends `count` ICMP echo requests to `ip` from inside this container (busybox
+    /// `ping`), waiting at most about a second for each; whether replies came back
+    /// is not reported (see [`Container::icmp_echos_received`] on the receiver).
+    pub async fn send_pings(&self, ip: Ipv4Addr, count: u32) -> Result<(), DockerError> {
+        let script = format!("ping -c {count} -W 1 {ip} >/dev/null 2>&1; true");
+        self.sh(&script).await.map(|_| ())
+    }
+
     /// Probes TCP from inside this container: true if `ip:port` accepts a connection
     /// within about `timeout_secs` seconds (busybox `nc -w`). A paused peer still accepts
     /// (the kernel does the handshake); use [`Container::tcp_echo`] to see a pause.

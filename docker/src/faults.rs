@@ -39,6 +39,8 @@ pub struct SlowLink {
     pub rate_kbit: u32,
     /// Extra delay, applied only if netem works on this kernel.
     pub delay_ms: Option<u32>,
+    /// Uniform jitter around the delay (netem), ms; 0 for none.
+    pub jitter_ms: u32,
 }
 
 /// What [`Container::slow`] actually installed.
@@ -54,9 +56,24 @@ impl Container {
         self.sh(&ensure_chain_script()).await.map(|_| ())
     }
 
+    /// Drops every packet from `peers` that arrives here: the directed links
+    /// peer → this node are cut, this node → peer still delivers (a one-way
+    /// partition, harness.md §5; over TCP a connection still needs both ways).
+    pub async fn block_from(&self, peers: &[Ipv4Addr]) -> Result<(), DockerError> {
+        let mut script = ensure_chain_script();
+        for p in peers {
+            // The chain is hooked from INPUT and OUTPUT; only inbound packets carry
+            // the peer's source address, so this rule matches peer → here only.
+            script.push_str(&format!("; {IPT} -w -A {CHAIN} -s {p} -j DROP"));
+        }
+        script.push_str(&format!("; {IPT} -w -S {CHAIN} >/dev/null"));
+        debug!(container = %self.name, ?peers, "block from");
+        self.sh(&script).await.map(|_| ())
+    }
+
     /// Cuts this node off from `peers` in both directions (DROP on source and destination).
     ///
-    /// Apply it on both sides of a partition so neither direction leaks.
+    /// One call cuts both directions; [`Container::block_from`] cuts one.
     pub async fn block(&self, peers: &[Ipv4Addr]) -> Result<(), DockerError> {
         let mut script = ensure_chain_script();
         for p in peers {
@@ -162,7 +179,8 @@ impl Container {
             ));
             if let (true, Some(d)) = (netem, link.delay_ms) {
                 script.push_str(&format!(
-                    " && {TC} qdisc add dev {DEV} parent 1:1 handle 10: netem delay {d}ms"
+                    " && {TC} qdisc add dev {DEV} parent 1:1 handle 10: netem delay {d}ms {}ms",
+                    link.jitter_ms
                 ));
             }
         } else {
@@ -173,7 +191,8 @@ impl Container {
             ));
             if let (true, Some(d)) = (netem, link.delay_ms) {
                 script.push_str(&format!(
-                    " && {TC} qdisc add dev {DEV} parent 1:20 handle 20: netem delay {d}ms"
+                    " && {TC} qdisc add dev {DEV} parent 1:20 handle 20: netem delay {d}ms {}ms",
+                    link.jitter_ms
                 ));
             }
             for p in peers {

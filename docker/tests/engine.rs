@@ -312,6 +312,7 @@ async fn loss_and_rate_limit() {
             SlowLink {
                 rate_kbit: 512,
                 delay_ms: Some(50),
+                jitter_ms: 0,
             },
             &[n2.ip],
         )
@@ -331,6 +332,7 @@ async fn loss_and_rate_limit() {
         SlowLink {
             rate_kbit: 1024,
             delay_ms: None,
+            jitter_ms: 0,
         },
         &[],
     )

@@ -1,10 +1,11 @@
 //! The interface every backend implements (harness.md §2): the run loop, workload,
 //! nemesis schedule, history and checkers are the same code whichever backend runs
-//! the cluster; only this trait differs between `sim` and `docker`.
+//! the cluster. A backend offers primitives (nodes, links, clients); what each
+//! fault of harness.md §5 means is defined once, over them, in [`crate::nemesis`].
 
 use rollcall_node::types::{CommittedBlock, Tx, TxOutcome};
-use rollcall_workloads::Fault;
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Identifies one submitted transaction until it completes.
 pub type Ticket = u64;
@@ -65,9 +66,141 @@ pub enum BackendError {
     Other(String),
 }
 
-/// A cluster the run loop drives (harness.md §2). Time is the backend's own: the
-/// simulator's virtual clock, or the wall clock for real processes.
-pub trait Backend {
+/// Where a node is in its life, as the nemesis sees it (harness.md §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// Known but never started (a spare before add-node, a twin before its start).
+    NotStarted,
+    /// Running and reachable.
+    Running,
+    /// Frozen: alive, answering nothing, until resumed.
+    Paused,
+    /// Killed, its disk kept: it may be restarted.
+    Killed,
+    /// Stopped for good (fail-node, a stopped twin): never restarted.
+    Failed,
+}
+
+/// Node primitives every backend offers; [`crate::nemesis`] builds the §5 faults
+/// from them. Each acts on one node by name and is called only from the states
+/// its doc names (the nemesis checks [`NodeControl::node_state`] first).
+pub trait NodeControl {
+    /// Every node in a fixed order (roster nodes, spares, then twins as added).
+    fn node_names(&self) -> Vec<String>;
+    /// A node's state; `UnknownNode` for a name the backend does not know.
+    fn node_state(&self, node: &str) -> Result<NodeState, BackendError>;
+    /// Whether the node is a twin that shares another node's key (duplicate-key).
+    fn is_twin(&self, node: &str) -> bool;
+    /// The node's validator id, hex (a twin has its original's).
+    fn node_id(&self, node: &str) -> Result<String, BackendError>;
+    /// Running or Paused → Killed: SIGKILL; in-flight state is lost, the disk kept.
+    fn kill(&mut self, node: &str) -> Result<(), BackendError>;
+    /// Killed → Running: restart from its own disk.
+    fn restart(&mut self, node: &str) -> Result<(), BackendError>;
+    /// Running → Paused: freeze the process.
+    fn pause(&mut self, node: &str) -> Result<(), BackendError>;
+    /// Paused → Running: thaw it.
+    fn resume(&mut self, node: &str) -> Result<(), BackendError>;
+    /// Any → Failed: kill it (if it runs) and never restart it.
+    fn stop_for_good(&mut self, node: &str) -> Result<(), BackendError>;
+    /// NotStarted → Running: the first start of a spare or a twin, empty disk.
+    fn start_new(&mut self, node: &str) -> Result<(), BackendError>;
+    /// Registers `twin` (NotStarted) with `of`'s key and an empty disk.
+    fn add_twin(&mut self, of: &str, twin: &str) -> Result<(), BackendError>;
+}
+
+/// Loss and duplication on one directed link (the `flaky` nemesis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lossy {
+    /// Percent of messages lost.
+    pub loss_pct: u32,
+    /// Percent of messages delivered twice.
+    pub duplicate_pct: u32,
+}
+
+/// Extra delay on one directed link (the `slow` nemesis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slow {
+    /// Extra delay, ms.
+    pub delay_ms: u64,
+    /// Extra uniform jitter, ms.
+    pub jitter_ms: u64,
+}
+
+/// A directed link `(from, to)` between named nodes.
+pub type DirectedLink = (String, String);
+
+/// The whole desired link-fault state: a backend makes its network equal to it in
+/// one call ([`LinkControl::apply_links`]), so faults compose and a heal is the
+/// empty state. Ordered maps: applying it never depends on hash order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkFaults {
+    /// Directed links on which nothing is delivered.
+    pub cut: BTreeSet<DirectedLink>,
+    /// Directed links that lose (and duplicate) messages.
+    pub lossy: BTreeMap<DirectedLink, Lossy>,
+    /// Directed links with extra delay.
+    pub slow: BTreeMap<DirectedLink, Slow>,
+}
+
+/// What a backend's network can do, declared once; the nemesis compares a fault
+/// with it and records what could not be honoured (`"degraded"` in the history).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkCaps {
+    /// A cut link stops messages one way only. False over TCP: packets are dropped
+    /// one way, but a connection needs both, so it stalls both ways.
+    pub one_way_messages: bool,
+    /// Messages can be duplicated.
+    pub duplicate: bool,
+    /// Delay can be added.
+    pub delay: bool,
+    /// Jitter can be added.
+    pub jitter: bool,
+    /// Without delay, a slow link is rate-limited to this many kbit/s instead.
+    pub rate_limit_kbit: Option<u32>,
+}
+
+impl LinkCaps {
+    /// Everything, exactly (the simulator).
+    pub fn exact() -> Self {
+        LinkCaps {
+            one_way_messages: true,
+            duplicate: true,
+            delay: true,
+            jitter: true,
+            rate_limit_kbit: None,
+        }
+    }
+}
+
+/// Link primitives: one call sets the whole link-fault state (Jepsen's `net`).
+pub trait LinkControl {
+    /// What this backend's links can do.
+    fn link_caps(&self) -> LinkCaps;
+    /// Makes the network's faults equal `want` (also on nodes that start later).
+    fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError>;
+}
+
+/// Client primitives: what the run loop's clients and final dump need.
+pub trait Clients {
+    /// A client sends `tx` to `node`; the answer comes from [`Clients::poll_completions`].
+    fn submit(&mut self, node: &str, tx: Tx) -> Ticket;
+    /// The client gave up waiting (it recorded `info`); a later answer is dropped.
+    fn abandon(&mut self, ticket: Ticket);
+    /// Answers that arrived since the last call, in time order.
+    fn poll_completions(&mut self) -> Vec<Completed>;
+    /// A running node's `/status` as JSON.
+    fn status(&mut self, node: &str) -> Option<Value>;
+    /// Names of running roster or spare nodes that clients may talk to.
+    fn live_nodes(&self) -> Vec<String>;
+    /// Every node's final chain and status.
+    fn dump(&mut self) -> Result<Vec<NodeDumpData>, BackendError>;
+}
+
+/// A cluster the run loop drives (harness.md §2): nodes, links and clients as
+/// primitives, plus the backend's own time (the simulator's virtual clock, or the
+/// wall clock for real processes). Fault meaning lives in [`crate::nemesis`].
+pub trait Backend: NodeControl + LinkControl + Clients {
     /// The backend's name as in `--backend`.
     fn name(&self) -> &'static str;
     /// Nanoseconds since the test began.
@@ -75,23 +208,4 @@ pub trait Backend {
     /// Lets time pass up to `t_ns` (the simulator processes its events; a real
     /// backend sleeps).
     fn advance_to(&mut self, t_ns: u64) -> Result<(), BackendError>;
-    /// A client sends `tx` to `node`; the answer comes from [`Backend::poll_completions`].
-    fn submit(&mut self, node: &str, tx: Tx) -> Ticket;
-    /// The client gave up waiting (it recorded `info`); a later answer is dropped.
-    fn abandon(&mut self, ticket: Ticket);
-    /// Answers that arrived since the last call, in time order.
-    fn poll_completions(&mut self) -> Vec<Completed>;
-    /// Starts a fault; returns what was actually done, for the history and schedule.
-    fn start_fault(&mut self, fault: &Fault) -> Result<Value, BackendError>;
-    /// Stops a fault started earlier.
-    fn stop_fault(&mut self, fault: &Fault) -> Result<Value, BackendError>;
-    /// The final heal of harness.md §5: heal every link, resume paused nodes,
-    /// restart killed ones (not those failed for good), stop duplicates.
-    fn heal_all(&mut self) -> Result<Value, BackendError>;
-    /// A running node's `/status` as JSON.
-    fn status(&mut self, node: &str) -> Option<Value>;
-    /// Names of running roster or spare nodes that clients may talk to.
-    fn live_nodes(&self) -> Vec<String>;
-    /// Every node's final chain and status.
-    fn dump(&mut self) -> Result<Vec<NodeDumpData>, BackendError>;
 }

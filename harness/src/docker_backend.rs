@@ -4,16 +4,20 @@
 //!
 //! The run loop is synchronous; this backend owns a tokio runtime. Client
 //! submissions run concurrently as tasks that POST `/tx` to the node's bridge
-//! address and report through a channel; faults are Docker API calls (kill, pause,
-//! start) and `iptables`/`tc` run inside the containers, done before `start_fault`
-//! returns so the history records what was really applied. Time is the wall clock
+//! address and report through a channel. The node primitives are Docker API calls
+//! (kill, pause, start) and the link primitive is `iptables`/`tc` inside the
+//! containers, done before they return so the history records what was really
+//! applied; what each fault means is `crate::nemesis`'s, as on the simulator. Time is the wall clock
 //! since the cluster answered `/health` on every node.
 //!
 //! Nodes find each other by container name (`n1:26600`, the addresses of the
 //! run's genesis, resolved by the engine's DNS on the run network), so the genesis
 //! the checkers verify against is exactly the one the nodes run.
 
-use crate::backend::{Backend, BackendError, ClientOutcome, Completed, NodeDumpData, Ticket};
+use crate::backend::{
+    Backend, BackendError, ClientOutcome, Clients, Completed, LinkCaps, LinkControl, LinkFaults,
+    NodeControl, NodeDumpData, NodeState, Ticket,
+};
 use crate::cluster::{ClusterSpec, PEER_PORT};
 use crate::commands::{CommandError, RunReport};
 use crate::options::TestOptions;
@@ -27,8 +31,7 @@ use rollcall_docker::{
 use rollcall_node::config::NodeConfig;
 use rollcall_node::consensus::Timeouts;
 use rollcall_node::types::{CommittedBlock, OpResult, Tx, TxOutcome, Value as KvValue};
-use rollcall_workloads::Fault;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -200,19 +203,23 @@ struct DNode {
     container: Option<Container>,
     state: State,
     duplicate: bool,
+    /// Whose key it runs with (itself, or the original of a twin).
+    key_of: usize,
 }
 
-/// Faults that live in the containers' network namespaces; kept so they can be
-/// re-applied after a restart or an unpause (rules vanish with a restart, and a
-/// paused container cannot exec).
-#[derive(Default)]
-struct NetFaults {
-    /// node → peers it is cut off from.
-    blocked: BTreeMap<usize, BTreeSet<usize>>,
-    /// node → (peer, drop probability) for outgoing packets.
-    loss: BTreeMap<usize, BTreeMap<usize, f64>>,
-    /// node → (peers whose outgoing traffic is rate-limited, delay asked for).
-    slow: BTreeMap<usize, (BTreeSet<usize>, u32)>,
+/// One node's share of the link-fault state, in the rules it needs inside its own
+/// network namespace: cut links are dropped where they arrive (so a one-way cut
+/// stays one-way at the packet level), loss and rate limits where they leave.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct NodeRules {
+    /// Peers whose packets to this node are dropped (cut peer → node).
+    drop_from: Vec<Ipv4Addr>,
+    /// Peers to which this node's packets are lost with a probability.
+    loss_to: Vec<(Ipv4Addr, f64)>,
+    /// Peers to which this node's traffic is slowed, and the delay and jitter asked for.
+    slow_to: Vec<Ipv4Addr>,
+    delay_ms: u32,
+    jitter_ms: u32,
 }
 
 /// A docker cluster the run loop drives (harness.md §2).
@@ -234,10 +241,12 @@ pub struct DockerBackend {
     local: Vec<(Ticket, ClientOutcome)>,
     abandoned: BTreeSet<Ticket>,
     next_ticket: Ticket,
-    net: NetFaults,
-    crashed_all: Vec<usize>,
-    /// Whether `tc ... netem` works here, probed once at the first `slow`.
-    netem: Option<bool>,
+    /// The link-fault state the nemesis last asked for.
+    links: LinkFaults,
+    /// The rules installed in each running node's namespace (absent: none).
+    installed: BTreeMap<usize, NodeRules>,
+    /// Whether `tc ... netem` works here, probed once at startup.
+    netem: bool,
     cleaned: bool,
     /// Seconds from nothing to every genesis node answering `/health`.
     pub startup_s: f64,
@@ -354,6 +363,7 @@ impl DockerBackend {
                 container: None,
                 state: State::NotCreated,
                 duplicate: false,
+                key_of: i,
             })
             .collect();
         let (done_tx, done_rx) = mpsc::channel();
@@ -376,9 +386,9 @@ impl DockerBackend {
             local: Vec::new(),
             abandoned: BTreeSet::new(),
             next_ticket: 0,
-            net: NetFaults::default(),
-            crashed_all: Vec::new(),
-            netem: None,
+            links: LinkFaults::default(),
+            installed: BTreeMap::new(),
+            netem: false,
             cleaned: false,
             startup_s: 0.0,
         };
@@ -398,6 +408,18 @@ impl DockerBackend {
         {
             b.save_logs();
             return Err(DockerBackendError::Startup(e));
+        }
+        if let Some(c) = b.nodes[0].container.clone() {
+            b.netem = b.rt.block_on(c.netem_available())?;
+            info!(
+                netem = b.netem,
+                "netem probe: slow links get {}",
+                if b.netem {
+                    "a rate limit and delay"
+                } else {
+                    "a rate limit only"
+                }
+            );
         }
         b.startup_s = t0.elapsed().as_secs_f64();
         info!(
@@ -432,6 +454,23 @@ impl DockerBackend {
             .clone()
             .ok_or_else(|| BackendError::Other(format!("{from} has no container")))?;
         self.rt.block_on(c.tcp_probe(ip, PEER_PORT, 2)).map_err(be)
+    }
+
+    /// Whether IP packets from `from`'s container arrive in `to`'s: three pings,
+    /// counted by `to`'s kernel after its firewall (a one-way cut check that does
+    /// not depend on replies, which TCP and ping both need).
+    pub fn packets_arrive(&self, from: &str, to: &str) -> Result<bool, BackendError> {
+        let (src, dst) = (
+            self.container(self.index(from)?)?,
+            self.container(self.index(to)?)?,
+        );
+        self.rt
+            .block_on(async {
+                let before = dst.icmp_echos_received().await?;
+                src.send_pings(dst.ip, 3).await?;
+                Ok::<bool, DockerError>(dst.icmp_echos_received().await? > before)
+            })
+            .map_err(be)
     }
 
     /// Writes node `i`'s home: the seed-generated key of node `key_of`, the run's
@@ -488,10 +527,6 @@ impl DockerBackend {
             .ok_or_else(|| BackendError::UnknownNode(name.to_string()))
     }
 
-    fn names(&self, idx: &[usize]) -> Vec<String> {
-        idx.iter().map(|i| self.nodes[*i].name.clone()).collect()
-    }
-
     fn container(&self, i: usize) -> Result<Container, BackendError> {
         self.nodes[i]
             .container
@@ -511,11 +546,12 @@ impl DockerBackend {
         Ok(())
     }
 
-    /// SIGKILLs node `i` (unpausing first: a frozen process cannot be killed cleanly).
-    fn kill(&mut self, i: usize) -> Result<bool, BackendError> {
+    /// SIGKILLs node `i` (unpausing first: a frozen process cannot be killed
+    /// cleanly); its rules vanish with the namespace.
+    fn kill_node(&mut self, i: usize) -> Result<(), BackendError> {
         let state = self.nodes[i].state;
         if !matches!(state, State::Running | State::Paused) {
-            return Ok(false);
+            return Ok(());
         }
         let c = self.container(i)?;
         self.rt
@@ -527,91 +563,69 @@ impl DockerBackend {
             })
             .map_err(be)?;
         self.nodes[i].state = State::Killed;
-        Ok(true)
+        self.installed.remove(&i);
+        Ok(())
     }
 
-    /// Restarts killed nodes and re-applies the network faults that still hold.
-    fn restart(&mut self, idx: &[usize]) -> Result<Vec<usize>, BackendError> {
-        let mut done = Vec::new();
-        for &i in idx {
-            if self.nodes[i].state == State::Killed {
-                let c = self.container(i)?;
-                self.rt.block_on(c.start()).map_err(be)?;
-                self.nodes[i].state = State::Running;
-                done.push(i);
+    /// The rules node `i` needs for the current link-fault state.
+    fn rules_for(&self, i: usize) -> NodeRules {
+        let me = self.nodes[i].name.as_str();
+        let ip = |n: &str| self.nodes.iter().find(|d| d.name == n).map(|d| d.ip);
+        let mut r = NodeRules {
+            drop_from: (self.links.cut.iter())
+                .filter(|(_, to)| to == me)
+                .filter_map(|(from, _)| ip(from))
+                .collect(),
+            loss_to: (self.links.lossy.iter())
+                .filter(|((from, _), _)| from == me)
+                .filter_map(|((_, to), l)| Some((ip(to)?, f64::from(l.loss_pct.min(100)) / 100.0)))
+                .collect(),
+            ..NodeRules::default()
+        };
+        for ((from, to), s) in &self.links.slow {
+            if let (true, Some(p)) = (from == me, ip(to)) {
+                r.slow_to.push(p);
+                r.delay_ms = r.delay_ms.max(s.delay_ms.min(u64::from(u32::MAX)) as u32);
+                r.jitter_ms = r.jitter_ms.max(s.jitter_ms.min(u64::from(u32::MAX)) as u32);
             }
         }
-        self.sync_rules(&done)?;
-        Ok(done)
+        r
     }
 
-    /// Makes the iptables/tc state of the running nodes in `idx` equal to
-    /// [`NetFaults`]: one flush, then every rule that holds (concurrently).
+    /// Makes the rules inside the running nodes among `idx` equal to what the
+    /// link-fault state needs: nodes whose rules changed get one flush and every
+    /// rule that holds (concurrently). Paused or stopped nodes are done when they
+    /// run again.
     fn sync_rules(&mut self, idx: &[usize]) -> Result<(), BackendError> {
-        let wants_slow = idx.iter().any(|i| {
-            self.nodes[*i].state == State::Running
-                && self.net.slow.get(i).is_some_and(|(s, _)| !s.is_empty())
-        });
-        if wants_slow && self.netem.is_none() {
-            if let Some(i) = idx.iter().find(|i| self.nodes[**i].state == State::Running) {
-                let c = self.container(*i)?;
-                let netem = self.rt.block_on(c.netem_available()).map_err(be)?;
-                info!(
-                    netem,
-                    "netem probe: slow links get {}",
-                    if netem {
-                        "rate limit and delay"
-                    } else {
-                        "a rate limit only"
-                    }
-                );
-                self.netem = Some(netem);
-            }
-        }
-        let netem = self.netem == Some(true);
+        let netem = self.netem;
         let mut jobs = Vec::new();
+        let mut now_installed = Vec::new();
         for &i in idx {
             if self.nodes[i].state != State::Running {
-                continue; // applied on restart or unpause
+                continue;
+            }
+            let want = self.rules_for(i);
+            if self.installed.get(&i).unwrap_or(&NodeRules::default()) == &want {
+                continue;
             }
             let c = self.container(i)?;
-            let ip = |j: &usize| self.nodes[*j].ip;
-            let blocked: Vec<Ipv4Addr> = self
-                .net
-                .blocked
-                .get(&i)
-                .map(|s| s.iter().map(ip).collect())
-                .unwrap_or_default();
-            let loss: Vec<(Ipv4Addr, f64)> = self
-                .net
-                .loss
-                .get(&i)
-                .map(|m| m.iter().map(|(j, p)| (ip(j), *p)).collect())
-                .unwrap_or_default();
-            let slow: Option<(Vec<Ipv4Addr>, u32)> = self
-                .net
-                .slow
-                .get(&i)
-                .filter(|(s, _)| !s.is_empty())
-                .map(|(s, d)| (s.iter().map(ip).collect(), *d));
+            now_installed.push((i, want.clone()));
             jobs.push(async move {
                 c.heal().await?;
                 c.unslow().await?;
-                if !blocked.is_empty() {
-                    c.block(&blocked).await?;
+                if !want.drop_from.is_empty() {
+                    c.block_from(&want.drop_from).await?;
                 }
-                for (peer, p) in loss {
-                    c.lossy(&[peer], p).await?;
+                for (peer, p) in &want.loss_to {
+                    c.lossy(&[*peer], *p).await?;
                 }
-                if let Some((peers, delay)) = slow {
-                    c.slow(
-                        SlowLink {
-                            rate_kbit: SLOW_RATE_KBIT,
-                            delay_ms: (netem && delay > 0).then_some(delay),
-                        },
-                        &peers,
-                    )
-                    .await?;
+                if !want.slow_to.is_empty() {
+                    let link = SlowLink {
+                        rate_kbit: SLOW_RATE_KBIT,
+                        delay_ms: (netem && want.delay_ms > 0).then_some(want.delay_ms),
+                        jitter_ms: want.jitter_ms,
+                    };
+                    c.slow(link, &want.slow_to).await?;
                 }
                 Ok::<(), DockerError>(())
             });
@@ -619,19 +633,8 @@ impl DockerBackend {
         self.rt
             .block_on(futures_util::future::try_join_all(jobs))
             .map_err(be)?;
+        self.installed.extend(now_installed);
         Ok(())
-    }
-
-    fn links(&self, links: &[(String, String)]) -> Vec<(usize, usize)> {
-        links
-            .iter()
-            .filter_map(|(a, b)| Some((self.index(a).ok()?, self.index(b).ok()?)))
-            .collect()
-    }
-
-    fn touched(l: &[(usize, usize)]) -> Vec<usize> {
-        let s: BTreeSet<usize> = l.iter().flat_map(|(a, b)| [*a, *b]).collect();
-        s.into_iter().collect()
     }
 
     /// Saves every created container's log under the log dir (also when a run
@@ -835,7 +838,122 @@ impl Backend for DockerBackend {
         }
         Ok(())
     }
+}
 
+/// The node primitives on containers (the faults' meaning: `crate::nemesis`).
+impl NodeControl for DockerBackend {
+    fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    fn node_state(&self, node: &str) -> Result<NodeState, BackendError> {
+        Ok(match self.nodes[self.index(node)?].state {
+            State::NotCreated => NodeState::NotStarted,
+            State::Running => NodeState::Running,
+            State::Paused => NodeState::Paused,
+            State::Killed => NodeState::Killed,
+            State::Failed => NodeState::Failed,
+        })
+    }
+
+    fn is_twin(&self, node: &str) -> bool {
+        self.index(node).is_ok_and(|i| self.nodes[i].duplicate)
+    }
+
+    fn node_id(&self, node: &str) -> Result<String, BackendError> {
+        let k = self.nodes[self.index(node)?].key_of;
+        (self.spec.keys.get(k))
+            .map(|k| k.id().to_hex())
+            .ok_or_else(|| BackendError::Other(format!("no key for {node}")))
+    }
+
+    fn kill(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        self.kill_node(i)
+    }
+
+    fn restart(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        let c = self.container(i)?;
+        self.rt.block_on(c.start()).map_err(be)?;
+        self.nodes[i].state = State::Running;
+        self.sync_rules(&[i])
+    }
+
+    fn pause(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        let c = self.container(i)?;
+        self.rt.block_on(c.pause()).map_err(be)?;
+        self.nodes[i].state = State::Paused;
+        Ok(())
+    }
+
+    fn resume(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        let c = self.container(i)?;
+        self.rt.block_on(c.unpause()).map_err(be)?;
+        self.nodes[i].state = State::Running;
+        // A paused container cannot exec: rules changed meanwhile are applied now.
+        self.sync_rules(&[i])
+    }
+
+    fn stop_for_good(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        self.kill_node(i)?;
+        if self.nodes[i].state != State::NotCreated {
+            self.nodes[i].state = State::Failed;
+        }
+        Ok(())
+    }
+
+    fn start_new(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        self.create_node(i)?;
+        self.sync_rules(&[i])
+    }
+
+    fn add_twin(&mut self, of: &str, twin: &str) -> Result<(), BackendError> {
+        let orig = self.index(of)?;
+        let i = self.nodes.len();
+        let host = u8::try_from(i)
+            .ok()
+            .filter(|h| *h < 240)
+            .ok_or_else(|| BackendError::Other("no address left".into()))?;
+        self.nodes.push(DNode {
+            name: twin.to_string(),
+            home: self.homes.join(twin),
+            ip: self.network.node_ip(host),
+            container: None,
+            state: State::NotCreated,
+            duplicate: true,
+            key_of: self.nodes[orig].key_of,
+        });
+        self.write_home(i, orig)?;
+        Ok(())
+    }
+}
+
+/// Links are iptables and tc rules inside the containers: cuts drop packets one
+/// way, loss has no duplication, and delay needs netem (else a rate limit).
+impl LinkControl for DockerBackend {
+    fn link_caps(&self) -> LinkCaps {
+        LinkCaps {
+            one_way_messages: false,
+            duplicate: false,
+            delay: self.netem,
+            jitter: self.netem,
+            rate_limit_kbit: Some(SLOW_RATE_KBIT),
+        }
+    }
+
+    fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError> {
+        self.links = want.clone();
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.sync_rules(&all)
+    }
+}
+
+impl Clients for DockerBackend {
     fn submit(&mut self, node: &str, tx: Tx) -> Ticket {
         self.next_ticket += 1;
         let ticket = self.next_ticket;
@@ -878,236 +996,6 @@ impl Backend for DockerBackend {
             .collect()
     }
 
-    fn start_fault(&mut self, fault: &Fault) -> Result<Value, BackendError> {
-        Ok(match fault {
-            Fault::Partition { blocked, .. } => {
-                let l = self.links(blocked);
-                for (a, b) in &l {
-                    self.net.blocked.entry(*a).or_default().insert(*b);
-                    self.net.blocked.entry(*b).or_default().insert(*a);
-                }
-                self.sync_rules(&Self::touched(&l))?;
-                json!({"links_blocked": l.len(), "how": "iptables DROP both ways in chain ROLLCALL"})
-            }
-            Fault::Kill { nodes } => {
-                let mut done = Vec::new();
-                for name in nodes {
-                    let i = self.index(name)?;
-                    if self.kill(i)? {
-                        done.push(i);
-                    }
-                }
-                json!({"nodes": self.names(&done), "signal": "SIGKILL"})
-            }
-            Fault::Pause { nodes } => {
-                let mut done = Vec::new();
-                for name in nodes {
-                    let i = self.index(name)?;
-                    if self.nodes[i].state == State::Running {
-                        let c = self.container(i)?;
-                        self.rt.block_on(c.pause()).map_err(be)?;
-                        self.nodes[i].state = State::Paused;
-                        done.push(i);
-                    }
-                }
-                json!({"nodes": self.names(&done)})
-            }
-            Fault::CrashAll => {
-                let mut done = Vec::new();
-                for i in 0..self.nodes.len() {
-                    if self.kill(i)? {
-                        done.push(i);
-                    }
-                }
-                let names = self.names(&done);
-                self.crashed_all = done;
-                json!({"nodes": names, "signal": "SIGKILL"})
-            }
-            Fault::AddNode { node } => {
-                let i = self.index(node)?;
-                if self.nodes[i].state == State::NotCreated {
-                    self.create_node(i)?;
-                    self.sync_rules(&[i])?;
-                }
-                json!({"node": node, "id": self.spec.keys.get(i).map(|k| k.id().to_hex()), "ip": self.nodes[i].ip.to_string()})
-            }
-            Fault::FailNode { node } => {
-                let i = self.index(node)?;
-                self.kill(i)?;
-                if self.nodes[i].state != State::NotCreated {
-                    self.nodes[i].state = State::Failed;
-                }
-                json!({"node": node, "id": self.spec.keys.get(i).map(|k| k.id().to_hex())})
-            }
-            Fault::Flaky {
-                links,
-                loss_pct,
-                duplicate_pct,
-            } => {
-                let l = self.links(links);
-                let p = f64::from((*loss_pct).min(100)) / 100.0;
-                for (a, b) in &l {
-                    self.net.loss.entry(*a).or_default().insert(*b, p);
-                }
-                self.sync_rules(&Self::touched(&l))?;
-                json!({"links": l.len(), "loss_probability": p,
-                       "duplicate": if *duplicate_pct > 0 { "not supported on docker (no netem)" } else { "none" }})
-            }
-            Fault::Slow {
-                links, delay_ms, ..
-            } => {
-                let l = self.links(links);
-                for (a, b) in &l {
-                    let e = self.net.slow.entry(*a).or_default();
-                    e.0.insert(*b);
-                    e.1 = (*delay_ms).min(u64::from(u32::MAX)) as u32;
-                }
-                let touched = Self::touched(&l);
-                self.sync_rules(&touched)?;
-                json!({"links": l.len(), "rate_kbit": SLOW_RATE_KBIT,
-                       "netem_delay": self.netem == Some(true)})
-            }
-            Fault::DuplicateKey { node, duplicate } => {
-                let orig = self.index(node)?;
-                let i = match self.index(duplicate) {
-                    Ok(i) => i,
-                    Err(_) => {
-                        let i = self.nodes.len();
-                        let host = u8::try_from(i)
-                            .ok()
-                            .filter(|h| *h < 240)
-                            .ok_or_else(|| BackendError::Other("no address left".into()))?;
-                        self.nodes.push(DNode {
-                            name: duplicate.clone(),
-                            home: self.homes.join(duplicate),
-                            ip: self.network.node_ip(host),
-                            container: None,
-                            state: State::NotCreated,
-                            duplicate: true,
-                        });
-                        self.write_home(i, orig)?;
-                        i
-                    }
-                };
-                if self.nodes[i].state == State::NotCreated {
-                    self.create_node(i)?;
-                    self.sync_rules(&[i])?;
-                }
-                json!({"node": node, "duplicate": duplicate,
-                       "id": self.spec.keys.get(orig).map(|k| k.id().to_hex()),
-                       "ip": self.nodes[i].ip.to_string()})
-            }
-        })
-    }
-
-    fn stop_fault(&mut self, fault: &Fault) -> Result<Value, BackendError> {
-        Ok(match fault {
-            Fault::Partition { blocked, .. } => {
-                let l = self.links(blocked);
-                for (a, b) in &l {
-                    if let Some(s) = self.net.blocked.get_mut(a) {
-                        s.remove(b);
-                    }
-                    if let Some(s) = self.net.blocked.get_mut(b) {
-                        s.remove(a);
-                    }
-                }
-                self.sync_rules(&Self::touched(&l))?;
-                json!({"links_unblocked": l.len()})
-            }
-            Fault::Kill { nodes } => {
-                let idx = nodes
-                    .iter()
-                    .map(|n| self.index(n))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let done = self.restart(&idx)?;
-                json!({"nodes": self.names(&done)})
-            }
-            Fault::Pause { nodes } => {
-                let mut done = Vec::new();
-                for name in nodes {
-                    let i = self.index(name)?;
-                    if self.nodes[i].state == State::Paused {
-                        let c = self.container(i)?;
-                        self.rt.block_on(c.unpause()).map_err(be)?;
-                        self.nodes[i].state = State::Running;
-                        done.push(i);
-                    }
-                }
-                self.sync_rules(&done)?;
-                json!({"nodes": self.names(&done)})
-            }
-            Fault::CrashAll => {
-                let all = std::mem::take(&mut self.crashed_all);
-                let done = self.restart(&all)?;
-                json!({"nodes": self.names(&done)})
-            }
-            Fault::AddNode { node } => {
-                let i = self.index(node)?;
-                json!({"node": node, "id": self.spec.keys.get(i).map(|k| k.id().to_hex())})
-            }
-            Fault::FailNode { node } => json!({"node": node}),
-            Fault::Flaky { links, .. } => {
-                let l = self.links(links);
-                for (a, b) in &l {
-                    if let Some(m) = self.net.loss.get_mut(a) {
-                        m.remove(b);
-                    }
-                }
-                self.sync_rules(&Self::touched(&l))?;
-                json!({"links": l.len()})
-            }
-            Fault::Slow { links, .. } => {
-                let l = self.links(links);
-                for (a, b) in &l {
-                    if let Some(e) = self.net.slow.get_mut(a) {
-                        e.0.remove(b);
-                    }
-                }
-                self.sync_rules(&Self::touched(&l))?;
-                json!({"links": l.len()})
-            }
-            Fault::DuplicateKey { duplicate, .. } => {
-                let i = self.index(duplicate)?;
-                self.kill(i)?;
-                self.nodes[i].state = State::Failed;
-                json!({"duplicate": duplicate, "stopped": true})
-            }
-        })
-    }
-
-    fn heal_all(&mut self) -> Result<Value, BackendError> {
-        self.net = NetFaults::default();
-        self.crashed_all.clear();
-        let mut resumed = Vec::new();
-        let mut restarted = Vec::new();
-        let mut stopped = Vec::new();
-        for i in 0..self.nodes.len() {
-            let n = &self.nodes[i];
-            if n.duplicate && matches!(n.state, State::Running | State::Paused) {
-                self.kill(i)?;
-                self.nodes[i].state = State::Failed;
-                stopped.push(i);
-            } else if n.state == State::Paused {
-                let c = self.container(i)?;
-                self.rt.block_on(c.unpause()).map_err(be)?;
-                self.nodes[i].state = State::Running;
-                resumed.push(i);
-            } else if n.state == State::Killed {
-                restarted.extend(self.restart(&[i])?);
-            }
-        }
-        let running: Vec<usize> = (0..self.nodes.len())
-            .filter(|i| self.nodes[*i].state == State::Running)
-            .collect();
-        self.sync_rules(&running)?;
-        Ok(json!({
-            "resumed": self.names(&resumed),
-            "restarted": self.names(&restarted),
-            "duplicates_stopped": self.names(&stopped),
-        }))
-    }
-
     fn status(&mut self, node: &str) -> Option<Value> {
         let i = self.index(node).ok()?;
         if self.nodes[i].state != State::Running {
@@ -1145,7 +1033,7 @@ impl Backend for DockerBackend {
                 let n = &self.nodes[i];
                 (n.name.clone(), n.state, n.ip, n.home.clone())
             };
-            if state == State::NotCreated {
+            if state == State::NotCreated || self.nodes[i].container.is_none() {
                 continue;
             }
             let status = self.status(&name);
@@ -1268,6 +1156,7 @@ pub fn clean() -> Result<(), CommandError> {
 mod tests {
     use super::*;
     use rollcall_node::api::{outcome_json, result_json};
+    use serde_json::json;
 
     #[test]
     fn outcome_round_trips_through_the_api_form() {

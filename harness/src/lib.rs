@@ -1,9 +1,10 @@
 //! rollcall, the harness (harness.md): runs a workload against a cluster while a
 //! nemesis injects faults, records the history, checks it and stores the run.
 //!
-//! The run loop ([`run`]) is backend-independent: it talks to a [`backend::Backend`],
-//! which the deterministic simulator ([`sim`]) implements now and the docker backend
-//! will implement later.
+//! The run loop ([`run`]) is backend-independent: it talks to a [`backend::Backend`]
+//! (node, link and client primitives), which the deterministic simulator ([`sim`])
+//! and the docker backend ([`docker_backend`]) implement; [`nemesis`] gives every
+//! fault its meaning over those primitives, once.
 
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod docker_backend;
 pub mod explore;
 pub mod history;
 pub mod junit;
+pub mod nemesis;
 pub mod options;
 pub mod progress;
 pub mod run;

@@ -1,10 +1,12 @@
 //! The backend-independent run loop (harness.md §4–6): client processes invoking
 //! workload operations at the rate limit, the nemesis schedule, the final heal, the
-//! recovery wait, final reads on every live node, and the history.
+//! recovery wait, final reads on every live node, and the history. Faults are
+//! given their meaning by [`crate::nemesis`].
 
 use crate::backend::{Backend, BackendError, ClientOutcome, Completed, NodeDumpData, Ticket};
 use crate::cluster::ClusterSpec;
 use crate::history::{Recorder, Who};
+use crate::nemesis::Nemesis;
 use crate::options::TestOptions;
 use crate::progress::Progress;
 use rand::{Rng, RngCore, SeedableRng};
@@ -111,6 +113,8 @@ struct Slot {
 struct Loop<'a> {
     opts: &'a TestOptions,
     backend: &'a mut dyn Backend,
+    /// What each fault means, over the backend's primitives.
+    nemesis: Nemesis,
     spec: &'a ClusterSpec,
     rng: ChaCha8Rng,
     workload: Box<dyn Workload>,
@@ -258,9 +262,9 @@ impl<'a> Loop<'a> {
     fn nemesis(&mut self, fault: &Fault, start: bool) -> Result<(), BackendError> {
         let now = self.backend.now_ns();
         let details = if start {
-            self.backend.start_fault(fault)?
+            self.nemesis.start(&mut *self.backend, fault)?
         } else {
-            self.backend.stop_fault(fault)?
+            self.nemesis.stop(&mut *self.backend, fault)?
         };
         let f = fault.kind().name();
         let mut value = match serde_json::to_value(fault) {
@@ -335,6 +339,7 @@ pub fn run(
     let mut l = Loop {
         opts,
         backend,
+        nemesis: Nemesis::default(),
         spec,
         rng: ChaCha8Rng::seed_from_u64(Seeds::from_seed(opts.seed).clients),
         workload: make(opts.workload),
@@ -385,7 +390,7 @@ pub fn run(
             // wait so the liveness checker sees whether the cluster commits again.
             healed = true;
             l.phase = "heal";
-            let healed_v = l.backend.heal_all()?;
+            let healed_v = l.nemesis.heal_all(&mut *l.backend)?;
             l.rec.record(
                 now,
                 Who::Nemesis,

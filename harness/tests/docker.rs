@@ -7,8 +7,9 @@
 //! unless `ROLLCALL_SKIP_DOCKER=1`. They share the engine and each removes the
 //! leftovers of the others at start, so they run one at a time.
 
-use rollcall::backend::Backend;
+use rollcall::backend::{Backend, Clients};
 use rollcall::docker_backend::{DockerBackend, DockerOptions};
+use rollcall::nemesis::Nemesis;
 use rollcall::options::TestOptions;
 use rollcall::run::cluster;
 use rollcall_docker::cluster::{list_labelled_containers, list_labelled_networks};
@@ -167,7 +168,8 @@ fn partition_cuts_tcp_between_containers_until_healed() {
         groups,
         blocked,
     };
-    b.start_fault(&fault).expect("partition");
+    let mut nemesis = Nemesis::default();
+    nemesis.start(&mut b, &fault).expect("partition");
     assert!(
         !b.peer_reachable("n1", "n3").expect("probe"),
         "n1 reaches n3 across the partition"
@@ -184,14 +186,14 @@ fn partition_cuts_tcp_between_containers_until_healed() {
     let kill = Fault::Kill {
         nodes: vec!["n3".into()],
     };
-    b.start_fault(&kill).expect("kill");
-    b.stop_fault(&kill).expect("restart");
+    nemesis.start(&mut b, &kill).expect("kill");
+    nemesis.stop(&mut b, &kill).expect("restart");
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         !b.peer_reachable("n3", "n1").expect("probe"),
         "restarted n3 reaches n1 across the partition"
     );
-    b.stop_fault(&fault).expect("heal");
+    nemesis.stop(&mut b, &fault).expect("heal");
     assert!(b.peer_reachable("n1", "n3").expect("probe"), "not healed");
     assert!(b.peer_reachable("n3", "n1").expect("probe"), "not healed");
     // The healed cluster commits: a client transaction goes through.
@@ -227,6 +229,57 @@ fn partition_cuts_tcp_between_containers_until_healed() {
             .expect("list")
     });
     assert!(left.is_empty(), "drop left {left:?}");
+}
+
+/// A directed partition n1 -> n2 cuts only that direction (issue 11): packets from
+/// n1 no longer reach n2, packets from n2 still reach n1, and the nemesis records
+/// that TCP connections between the pair stall both ways anyway.
+#[test]
+fn directed_partition_cuts_one_direction_only() {
+    let Some(_g) = engine() else { return };
+    let opts = TestOptions {
+        nodes: 4,
+        spare: 0,
+        seed: 12,
+        ..TestOptions::default()
+    };
+    let spec = cluster(&opts);
+    let mut b =
+        DockerBackend::start(&spec, DockerOptions::for_test(&opts), None).expect("docker cluster");
+    assert!(
+        b.packets_arrive("n1", "n2").expect("probe"),
+        "no path before the cut"
+    );
+    assert!(
+        b.packets_arrive("n2", "n1").expect("probe"),
+        "no path before the cut"
+    );
+    let fault = Fault::Partition {
+        shape: PartitionShape::Random,
+        groups: Vec::new(),
+        blocked: vec![("n1".to_string(), "n2".to_string())],
+    };
+    let mut nemesis = Nemesis::default();
+    let v = nemesis.start(&mut b, &fault).expect("partition");
+    assert_eq!(v["links_blocked"], 1, "{v}");
+    assert!(
+        v["degraded"].as_str().is_some_and(|d| d.contains("n1->n2")),
+        "the TCP caveat is not recorded: {v}"
+    );
+    assert!(
+        !b.packets_arrive("n1", "n2").expect("probe"),
+        "packets n1 -> n2 still arrive"
+    );
+    assert!(
+        b.packets_arrive("n2", "n1").expect("probe"),
+        "the reverse direction n2 -> n1 is cut too"
+    );
+    assert!(
+        b.packets_arrive("n3", "n2").expect("probe"),
+        "an uninvolved link n3 -> n2 is cut"
+    );
+    nemesis.stop(&mut b, &fault).expect("heal");
+    assert!(b.packets_arrive("n1", "n2").expect("probe"), "not healed");
 }
 
 #[test]

@@ -8,7 +8,10 @@
 pub mod disk;
 pub mod network;
 
-use crate::backend::{Backend, BackendError, ClientOutcome, Completed, NodeDumpData, Ticket};
+use crate::backend::{
+    Backend, BackendError, ClientOutcome, Clients, Completed, DirectedLink, LinkCaps, LinkControl,
+    LinkFaults, NodeControl, NodeDumpData, NodeState, Ticket,
+};
 use crate::cluster::ClusterSpec;
 use disk::Disk;
 use network::Network;
@@ -17,8 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rollcall_node::consensus::{Core, Effect, Input, Submit, Timeout, Timeouts};
 use rollcall_node::crypto::{Keypair, NodeId, Verifier};
 use rollcall_node::types::{Message, Tx};
-use rollcall_workloads::Fault;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -140,8 +142,6 @@ pub struct SimBackend {
     completions: Vec<Completed>,
     next_ticket: Ticket,
     abandoned: BTreeSet<Ticket>,
-    /// Nodes crash-all stopped, restarted on its stop.
-    crashed_all: Vec<usize>,
 }
 
 impl SimBackend {
@@ -178,7 +178,6 @@ impl SimBackend {
             completions: Vec::new(),
             next_ticket: 0,
             abandoned: BTreeSet::new(),
-            crashed_all: Vec::new(),
         };
         for i in 0..sim.spec.roster_nodes {
             sim.start_node(i)?;
@@ -210,13 +209,6 @@ impl SimBackend {
             .iter()
             .position(|n| n.name == name)
             .ok_or_else(|| BackendError::UnknownNode(name.to_string()))
-    }
-
-    fn links(&self, links: &[(String, String)]) -> Vec<(usize, usize)> {
-        links
-            .iter()
-            .filter_map(|(a, b)| Some((self.index(a).ok()?, self.index(b).ok()?)))
-            .collect()
     }
 
     /// Starts (or restarts) node `i` from its disk: `Core::new`, replay every
@@ -415,13 +407,109 @@ impl SimBackend {
             }
         }
     }
+}
 
-    fn names(&self, idx: &[usize]) -> Vec<String> {
-        idx.iter().map(|i| self.nodes[*i].name.clone()).collect()
+/// The node primitives on simulated nodes (the faults' meaning: `crate::nemesis`).
+impl NodeControl for SimBackend {
+    fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
     }
 
-    fn id_of(&self, i: usize) -> String {
-        self.nodes[i].key.id().to_hex()
+    fn node_state(&self, node: &str) -> Result<NodeState, BackendError> {
+        let n = &self.nodes[self.index(node)?];
+        Ok(match (&n.core, n.paused) {
+            _ if n.failed => NodeState::Failed,
+            (Some(_), true) => NodeState::Paused,
+            (Some(_), false) => NodeState::Running,
+            (None, _) if !n.started => NodeState::NotStarted,
+            (None, _) => NodeState::Killed,
+        })
+    }
+
+    fn is_twin(&self, node: &str) -> bool {
+        self.index(node).is_ok_and(|i| self.nodes[i].duplicate)
+    }
+
+    fn node_id(&self, node: &str) -> Result<String, BackendError> {
+        Ok(self.nodes[self.index(node)?].key.id().to_hex())
+    }
+
+    fn kill(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        self.crash_node(i);
+        Ok(())
+    }
+
+    fn restart(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        self.start_node(i)
+    }
+
+    fn pause(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        if self.nodes[i].core.is_some() {
+            self.nodes[i].paused = true;
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        self.resume_node(i);
+        Ok(())
+    }
+
+    fn stop_for_good(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        self.crash_node(i);
+        self.nodes[i].failed = true;
+        Ok(())
+    }
+
+    fn start_new(&mut self, node: &str) -> Result<(), BackendError> {
+        let i = self.index(node)?;
+        self.start_node(i)
+    }
+
+    fn add_twin(&mut self, of: &str, twin: &str) -> Result<(), BackendError> {
+        let key = self.nodes[self.index(of)?].key.clone();
+        self.nodes.push(SimNode {
+            name: twin.to_string(),
+            key,
+            core: None,
+            inc: 0,
+            disk: Disk::new(self.opts.lying_disk),
+            paused: false,
+            deferred: Vec::new(),
+            failed: false,
+            started: false,
+            waiting: BTreeMap::new(),
+            duplicate: true,
+        });
+        Ok(())
+    }
+}
+
+/// Simulated links honour every link fault exactly, one way where asked.
+impl LinkControl for SimBackend {
+    fn link_caps(&self) -> LinkCaps {
+        LinkCaps::exact()
+    }
+
+    fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError> {
+        let idx = |(a, b): &DirectedLink| Some((self.index(a).ok()?, self.index(b).ok()?));
+        self.net = Network {
+            blocked: want.cut.iter().filter_map(idx).collect(),
+            flaky: (want.lossy.iter())
+                .filter_map(|(l, f)| Some((idx(l)?, (f.loss_pct, f.duplicate_pct))))
+                .collect(),
+            slow: (want.slow.iter())
+                .filter_map(|(l, s)| {
+                    Some((idx(l)?, (s.delay_ms * 1_000_000, s.jitter_ms * 1_000_000)))
+                })
+                .collect(),
+        };
+        Ok(())
     }
 }
 
@@ -446,7 +534,9 @@ impl Backend for SimBackend {
         self.now = self.now.max(t_ns);
         Ok(())
     }
+}
 
+impl Clients for SimBackend {
     fn submit(&mut self, node: &str, tx: Tx) -> Ticket {
         self.next_ticket += 1;
         let ticket = self.next_ticket;
@@ -483,181 +573,6 @@ impl Backend for SimBackend {
     fn poll_completions(&mut self) -> Vec<Completed> {
         std::mem::take(&mut self.completions)
     }
-
-    fn start_fault(&mut self, fault: &Fault) -> Result<Value, BackendError> {
-        Ok(match fault {
-            Fault::Partition { blocked, .. } => {
-                let l = self.links(blocked);
-                self.net.block(&l);
-                json!({"links_blocked": l.len()})
-            }
-            Fault::Kill { nodes } | Fault::Pause { nodes } => {
-                let pause = matches!(fault, Fault::Pause { .. });
-                let mut done = Vec::new();
-                for name in nodes {
-                    let i = self.index(name)?;
-                    if self.nodes[i].core.is_none() {
-                        continue;
-                    }
-                    if pause {
-                        self.nodes[i].paused = true;
-                    } else {
-                        self.crash_node(i);
-                    }
-                    done.push(i);
-                }
-                json!({"nodes": self.names(&done)})
-            }
-            Fault::CrashAll => {
-                let running: Vec<usize> = (0..self.nodes.len())
-                    .filter(|i| self.nodes[*i].core.is_some())
-                    .collect();
-                for i in &running {
-                    self.crash_node(*i);
-                }
-                let names = self.names(&running);
-                self.crashed_all = running;
-                json!({"nodes": names})
-            }
-            Fault::AddNode { node } => {
-                let i = self.index(node)?;
-                self.start_node(i)?;
-                json!({"node": node, "id": self.id_of(i)})
-            }
-            Fault::FailNode { node } => {
-                let i = self.index(node)?;
-                self.crash_node(i);
-                self.nodes[i].failed = true;
-                json!({"node": node, "id": self.id_of(i)})
-            }
-            Fault::Flaky {
-                links,
-                loss_pct,
-                duplicate_pct,
-            } => {
-                let l = self.links(links);
-                self.net.set_flaky(&l, *loss_pct, *duplicate_pct);
-                json!({"links": l.len()})
-            }
-            Fault::Slow {
-                links,
-                delay_ms,
-                jitter_ms,
-            } => {
-                let l = self.links(links);
-                self.net
-                    .set_slow(&l, delay_ms * 1_000_000, jitter_ms * 1_000_000);
-                json!({"links": l.len()})
-            }
-            Fault::DuplicateKey { node, duplicate } => {
-                let orig = self.index(node)?;
-                let key = self.nodes[orig].key.clone();
-                let i = match self.index(duplicate) {
-                    Ok(i) => i,
-                    Err(_) => {
-                        self.nodes.push(SimNode {
-                            name: duplicate.clone(),
-                            key,
-                            core: None,
-                            inc: 0,
-                            disk: Disk::new(self.opts.lying_disk),
-                            paused: false,
-                            deferred: Vec::new(),
-                            failed: false,
-                            started: false,
-                            waiting: BTreeMap::new(),
-                            duplicate: true,
-                        });
-                        self.nodes.len() - 1
-                    }
-                };
-                self.start_node(i)?;
-                json!({"node": node, "duplicate": duplicate, "id": self.id_of(i)})
-            }
-        })
-    }
-
-    fn stop_fault(&mut self, fault: &Fault) -> Result<Value, BackendError> {
-        Ok(match fault {
-            Fault::Partition { blocked, .. } => {
-                let l = self.links(blocked);
-                self.net.unblock(&l);
-                json!({"links_unblocked": l.len()})
-            }
-            Fault::Kill { nodes } | Fault::Pause { nodes } => {
-                let mut done = Vec::new();
-                for name in nodes {
-                    let i = self.index(name)?;
-                    if matches!(fault, Fault::Pause { .. }) {
-                        if self.nodes[i].paused {
-                            self.resume_node(i);
-                            done.push(i);
-                        }
-                    } else if self.nodes[i].core.is_none() && !self.nodes[i].failed {
-                        self.start_node(i)?;
-                        done.push(i);
-                    }
-                }
-                json!({"nodes": self.names(&done)})
-            }
-            Fault::CrashAll => {
-                let all = std::mem::take(&mut self.crashed_all);
-                for i in &all {
-                    self.start_node(*i)?;
-                }
-                json!({"nodes": self.names(&all)})
-            }
-            Fault::AddNode { node } => {
-                let i = self.index(node)?;
-                json!({"node": node, "id": self.id_of(i)})
-            }
-            Fault::FailNode { node } => json!({"node": node}),
-            Fault::Flaky { links, .. } => {
-                let l = self.links(links);
-                self.net.clear_flaky(&l);
-                json!({"links": l.len()})
-            }
-            Fault::Slow { links, .. } => {
-                let l = self.links(links);
-                self.net.clear_slow(&l);
-                json!({"links": l.len()})
-            }
-            Fault::DuplicateKey { duplicate, .. } => {
-                let i = self.index(duplicate)?;
-                self.crash_node(i);
-                self.nodes[i].failed = true;
-                json!({"duplicate": duplicate, "stopped": true})
-            }
-        })
-    }
-
-    fn heal_all(&mut self) -> Result<Value, BackendError> {
-        self.net.heal();
-        let mut resumed = Vec::new();
-        let mut restarted = Vec::new();
-        let mut stopped = Vec::new();
-        self.crashed_all.clear();
-        for i in 0..self.nodes.len() {
-            let n = &self.nodes[i];
-            if n.duplicate && !n.failed {
-                self.crash_node(i);
-                self.nodes[i].failed = true;
-                stopped.push(i);
-            } else if n.paused {
-                self.resume_node(i);
-                resumed.push(i);
-            } else if n.core.is_none() && n.started && !n.failed {
-                self.start_node(i)?;
-                restarted.push(i);
-            }
-        }
-        Ok(json!({
-            "resumed": self.names(&resumed),
-            "restarted": self.names(&restarted),
-            "duplicates_stopped": self.names(&stopped),
-        }))
-    }
-
     fn status(&mut self, node: &str) -> Option<Value> {
         let i = self.index(node).ok()?;
         let core = self.nodes[i].core.as_ref()?;

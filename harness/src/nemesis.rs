@@ -1,0 +1,632 @@
+//! What every fault of harness.md §5 means, once, for every backend (Jepsen's
+//! `nemesis/combined.clj`): each fault and its heal is a sequence of backend
+//! primitives ([`NodeControl`], [`LinkControl`]). The value returned for the
+//! history says what was done; where the backend's declared [`LinkCaps`] cannot
+//! honour a fault exactly, it carries `"degraded": "<reason>"`, set here and
+//! nowhere else.
+//!
+//! Link faults compose: the nemesis keeps the whole desired [`LinkFaults`] and hands
+//! it to the backend after every change, so a heal is the empty state and a node
+//! that restarts gets the rules that still hold.
+
+use crate::backend::{
+    BackendError, DirectedLink, LinkCaps, LinkControl, LinkFaults, Lossy, NodeControl, NodeState,
+    Slow,
+};
+use rollcall_workloads::Fault;
+use serde_json::{json, Value};
+
+/// The fault state the nemesis owns across calls.
+#[derive(Debug, Default)]
+pub struct Nemesis {
+    /// The link faults that hold now.
+    links: LinkFaults,
+    /// Nodes `crash-all` killed, restarted on its stop.
+    crashed_all: Vec<String>,
+}
+
+/// A backend as the nemesis needs it.
+pub trait Target: NodeControl + LinkControl {}
+impl<T: NodeControl + LinkControl + ?Sized> Target for T {}
+
+impl Nemesis {
+    /// The link faults that hold now.
+    pub fn links(&self) -> &LinkFaults {
+        &self.links
+    }
+
+    /// Starts `fault`; returns what was done, for the history and schedule.
+    pub fn start<B: Target + ?Sized>(
+        &mut self,
+        b: &mut B,
+        fault: &Fault,
+    ) -> Result<Value, BackendError> {
+        Ok(match fault {
+            Fault::Partition { blocked, .. } => {
+                let l = known_links(b, blocked);
+                self.links.cut.extend(l.iter().cloned());
+                b.apply_links(&self.links)?;
+                let mut v = json!({"links_blocked": l.len()});
+                degrade(&mut v, one_way_degradation(&b.link_caps(), &self.links, &l));
+                v
+            }
+            Fault::Kill { nodes } => {
+                let done = each(
+                    b,
+                    nodes,
+                    &[NodeState::Running, NodeState::Paused],
+                    |b, n| b.kill(n),
+                )?;
+                json!({"nodes": done})
+            }
+            Fault::Pause { nodes } => {
+                let done = each(b, nodes, &[NodeState::Running], |b, n| b.pause(n))?;
+                json!({"nodes": done})
+            }
+            Fault::CrashAll => {
+                let all = b.node_names();
+                let done = each(b, &all, &[NodeState::Running, NodeState::Paused], |b, n| {
+                    b.kill(n)
+                })?;
+                self.crashed_all = done.clone();
+                json!({"nodes": done})
+            }
+            Fault::AddNode { node } => {
+                if b.node_state(node)? == NodeState::NotStarted {
+                    b.start_new(node)?;
+                }
+                json!({"node": node, "id": b.node_id(node)?})
+            }
+            Fault::FailNode { node } => {
+                b.node_state(node)?;
+                b.stop_for_good(node)?;
+                json!({"node": node, "id": b.node_id(node)?})
+            }
+            Fault::Flaky {
+                links,
+                loss_pct,
+                duplicate_pct,
+            } => {
+                let l = known_links(b, links);
+                let lossy = Lossy {
+                    loss_pct: *loss_pct,
+                    duplicate_pct: *duplicate_pct,
+                };
+                for k in &l {
+                    self.links.lossy.insert(k.clone(), lossy);
+                }
+                b.apply_links(&self.links)?;
+                let mut v = json!({"links": l.len()});
+                degrade(&mut v, lossy_degradation(&b.link_caps(), &lossy));
+                v
+            }
+            Fault::Slow {
+                links,
+                delay_ms,
+                jitter_ms,
+            } => {
+                let l = known_links(b, links);
+                let slow = Slow {
+                    delay_ms: *delay_ms,
+                    jitter_ms: *jitter_ms,
+                };
+                for k in &l {
+                    self.links.slow.insert(k.clone(), slow);
+                }
+                b.apply_links(&self.links)?;
+                let mut v = json!({"links": l.len()});
+                degrade(&mut v, slow_degradation(&b.link_caps(), &slow));
+                v
+            }
+            Fault::DuplicateKey { node, duplicate } => {
+                b.node_state(node)?;
+                if matches!(b.node_state(duplicate), Err(BackendError::UnknownNode(_))) {
+                    b.add_twin(node, duplicate)?;
+                }
+                if b.node_state(duplicate)? == NodeState::NotStarted {
+                    b.start_new(duplicate)?;
+                }
+                json!({"node": node, "duplicate": duplicate, "id": b.node_id(duplicate)?})
+            }
+        })
+    }
+
+    /// Stops a fault started earlier (`fail-node` is for good: its stop does nothing).
+    pub fn stop<B: Target + ?Sized>(
+        &mut self,
+        b: &mut B,
+        fault: &Fault,
+    ) -> Result<Value, BackendError> {
+        Ok(match fault {
+            Fault::Partition { blocked, .. } => {
+                let l = known_links(b, blocked);
+                for k in &l {
+                    self.links.cut.remove(k);
+                }
+                b.apply_links(&self.links)?;
+                json!({"links_unblocked": l.len()})
+            }
+            Fault::Kill { nodes } => {
+                let done = each(b, nodes, &[NodeState::Killed], |b, n| b.restart(n))?;
+                json!({"nodes": done})
+            }
+            Fault::Pause { nodes } => {
+                let done = each(b, nodes, &[NodeState::Paused], |b, n| b.resume(n))?;
+                json!({"nodes": done})
+            }
+            Fault::CrashAll => {
+                let all = std::mem::take(&mut self.crashed_all);
+                each(b, &all, &[NodeState::Killed], |b, n| b.restart(n))?;
+                json!({"nodes": all})
+            }
+            Fault::AddNode { node } => json!({"node": node, "id": b.node_id(node)?}),
+            Fault::FailNode { node } => json!({"node": node}),
+            Fault::Flaky { links, .. } => {
+                let l = known_links(b, links);
+                for k in &l {
+                    self.links.lossy.remove(k);
+                }
+                b.apply_links(&self.links)?;
+                json!({"links": l.len()})
+            }
+            Fault::Slow { links, .. } => {
+                let l = known_links(b, links);
+                for k in &l {
+                    self.links.slow.remove(k);
+                }
+                b.apply_links(&self.links)?;
+                json!({"links": l.len()})
+            }
+            Fault::DuplicateKey { duplicate, .. } => {
+                b.node_state(duplicate)?;
+                b.stop_for_good(duplicate)?;
+                json!({"duplicate": duplicate, "stopped": true})
+            }
+        })
+    }
+
+    /// The final heal of harness.md §5: every link healed, twins stopped for good,
+    /// paused nodes resumed, killed ones restarted (not those failed for good).
+    pub fn heal_all<B: Target + ?Sized>(&mut self, b: &mut B) -> Result<Value, BackendError> {
+        self.links = LinkFaults::default();
+        b.apply_links(&self.links)?;
+        self.crashed_all.clear();
+        let (mut resumed, mut restarted, mut stopped) = (Vec::new(), Vec::new(), Vec::new());
+        for n in b.node_names() {
+            let state = b.node_state(&n)?;
+            if b.is_twin(&n) && state != NodeState::Failed {
+                b.stop_for_good(&n)?;
+                stopped.push(n);
+            } else if state == NodeState::Paused {
+                b.resume(&n)?;
+                resumed.push(n);
+            } else if state == NodeState::Killed {
+                b.restart(&n)?;
+                restarted.push(n);
+            }
+        }
+        Ok(json!({
+            "resumed": resumed,
+            "restarted": restarted,
+            "duplicates_stopped": stopped,
+        }))
+    }
+}
+
+/// Applies `act` to each named node whose state is one of `when`; returns their names.
+fn each<B: Target + ?Sized>(
+    b: &mut B,
+    nodes: &[String],
+    when: &[NodeState],
+    act: impl Fn(&mut B, &str) -> Result<(), BackendError>,
+) -> Result<Vec<String>, BackendError> {
+    let mut done = Vec::new();
+    for n in nodes {
+        if when.contains(&b.node_state(n)?) {
+            act(b, n)?;
+            done.push(n.clone());
+        }
+    }
+    Ok(done)
+}
+
+/// The links both of whose ends the backend knows (others are ignored, as a
+/// schedule written for a bigger cluster may name them).
+fn known_links<B: Target + ?Sized>(b: &B, links: &[DirectedLink]) -> Vec<DirectedLink> {
+    links
+        .iter()
+        .filter(|(x, y)| b.node_state(x).is_ok() && b.node_state(y).is_ok())
+        .cloned()
+        .collect()
+}
+
+fn degrade(v: &mut Value, reason: Option<String>) {
+    if let (Some(r), Value::Object(m)) = (reason, v) {
+        m.insert("degraded".into(), Value::from(r));
+    }
+}
+
+/// A one-way cut where the reverse link still carries traffic cannot stay one-way
+/// on a backend whose messages ride TCP connections.
+fn one_way_degradation(
+    caps: &LinkCaps,
+    all: &LinkFaults,
+    added: &[DirectedLink],
+) -> Option<String> {
+    if caps.one_way_messages {
+        return None;
+    }
+    let one_way: Vec<String> = added
+        .iter()
+        .filter(|(x, y)| !all.cut.contains(&(y.clone(), x.clone())))
+        .map(|(x, y)| format!("{x}->{y}"))
+        .collect();
+    (!one_way.is_empty()).then(|| {
+        format!(
+            "one-way cuts {} drop packets one way only, but TCP connections between those pairs stall both ways",
+            one_way.join(", ")
+        )
+    })
+}
+
+fn lossy_degradation(caps: &LinkCaps, l: &Lossy) -> Option<String> {
+    (l.duplicate_pct > 0 && !caps.duplicate)
+        .then(|| "no message duplication on this backend: loss only".to_string())
+}
+
+fn slow_degradation(caps: &LinkCaps, s: &Slow) -> Option<String> {
+    if !caps.delay && (s.delay_ms > 0 || s.jitter_ms > 0) {
+        return Some(match caps.rate_limit_kbit {
+            Some(k) => {
+                format!("no delay on this backend: links rate-limited to {k} kbit/s instead")
+            }
+            None => "no delay on this backend: links not slowed".to_string(),
+        });
+    }
+    (s.jitter_ms > 0 && !caps.jitter)
+        .then(|| "no jitter on this backend: constant delay only".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each fault's meaning over a recording fake backend: the primitives called
+    //! for the fault and for its heal, and what the history records.
+
+    use super::*;
+    use rollcall_workloads::faults::PartitionShape;
+
+    /// A backend that only records primitive calls and keeps node states.
+    struct Fake {
+        nodes: Vec<(String, NodeState, bool)>,
+        caps: LinkCaps,
+        calls: Vec<String>,
+    }
+
+    impl Fake {
+        fn new(caps: LinkCaps) -> Self {
+            let mut nodes: Vec<_> = (1..=4)
+                .map(|i| (format!("n{i}"), NodeState::Running, false))
+                .collect();
+            nodes.push(("n5".into(), NodeState::NotStarted, false));
+            Fake {
+                nodes,
+                caps,
+                calls: Vec::new(),
+            }
+        }
+        fn at(&self, n: &str) -> Result<usize, BackendError> {
+            (self.nodes.iter().position(|x| x.0 == n))
+                .ok_or_else(|| BackendError::UnknownNode(n.into()))
+        }
+        fn set(&mut self, call: &str, n: &str, s: NodeState) -> Result<(), BackendError> {
+            let i = self.at(n)?;
+            self.nodes[i].1 = s;
+            self.calls.push(format!("{call} {n}"));
+            Ok(())
+        }
+        fn take(&mut self) -> Vec<String> {
+            std::mem::take(&mut self.calls)
+        }
+    }
+
+    impl NodeControl for Fake {
+        fn node_names(&self) -> Vec<String> {
+            self.nodes.iter().map(|n| n.0.clone()).collect()
+        }
+        fn node_state(&self, node: &str) -> Result<NodeState, BackendError> {
+            Ok(self.nodes[self.at(node)?].1)
+        }
+        fn is_twin(&self, node: &str) -> bool {
+            self.at(node).is_ok_and(|i| self.nodes[i].2)
+        }
+        fn node_id(&self, node: &str) -> Result<String, BackendError> {
+            Ok(format!("id-{}", node.trim_end_matches("-dup")))
+        }
+        fn kill(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("kill", n, NodeState::Killed)
+        }
+        fn restart(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("restart", n, NodeState::Running)
+        }
+        fn pause(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("pause", n, NodeState::Paused)
+        }
+        fn resume(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("resume", n, NodeState::Running)
+        }
+        fn stop_for_good(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("stop-for-good", n, NodeState::Failed)
+        }
+        fn start_new(&mut self, n: &str) -> Result<(), BackendError> {
+            self.set("start-new", n, NodeState::Running)
+        }
+        fn add_twin(&mut self, of: &str, twin: &str) -> Result<(), BackendError> {
+            self.at(of)?;
+            self.nodes.push((twin.into(), NodeState::NotStarted, true));
+            self.calls.push(format!("add-twin {of} {twin}"));
+            Ok(())
+        }
+    }
+
+    impl LinkControl for Fake {
+        fn link_caps(&self) -> LinkCaps {
+            self.caps.clone()
+        }
+        fn apply_links(&mut self, w: &LinkFaults) -> Result<(), BackendError> {
+            let cut: Vec<String> = w.cut.iter().map(|(a, b)| format!("{a}>{b}")).collect();
+            let lossy: Vec<String> = (w.lossy.iter())
+                .map(|((a, b), l)| format!("{a}>{b}:{}/{}", l.loss_pct, l.duplicate_pct))
+                .collect();
+            let slow: Vec<String> = (w.slow.iter())
+                .map(|((a, b), s)| format!("{a}>{b}:{}+{}", s.delay_ms, s.jitter_ms))
+                .collect();
+            self.calls.push(format!(
+                "links cut=[{}] lossy=[{}] slow=[{}]",
+                cut.join(" "),
+                lossy.join(" "),
+                slow.join(" ")
+            ));
+            Ok(())
+        }
+    }
+
+    /// Docker's links: packets one way, no duplication, no netem here.
+    fn tcp_caps() -> LinkCaps {
+        LinkCaps {
+            one_way_messages: false,
+            duplicate: false,
+            delay: false,
+            jitter: false,
+            rate_limit_kbit: Some(256),
+        }
+    }
+
+    fn links(pairs: &[(&str, &str)]) -> Vec<DirectedLink> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn partition(pairs: &[(&str, &str)]) -> Fault {
+        Fault::Partition {
+            shape: PartitionShape::Random,
+            groups: Vec::new(),
+            blocked: links(pairs),
+        }
+    }
+
+    #[test]
+    fn partition_cuts_exactly_its_directed_links_and_heals_them() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        // A link to a node the backend does not know is ignored, not counted.
+        let f = partition(&[("n1", "n2"), ("n3", "n1"), ("n1", "n9")]);
+        let v = n.start(&mut b, &f).unwrap();
+        assert_eq!(v, json!({"links_blocked": 2}));
+        assert_eq!(b.take(), ["links cut=[n1>n2 n3>n1] lossy=[] slow=[]"]);
+        let v = n.stop(&mut b, &f).unwrap();
+        assert_eq!(v, json!({"links_unblocked": 2}));
+        assert_eq!(b.take(), ["links cut=[] lossy=[] slow=[]"]);
+    }
+
+    #[test]
+    fn one_way_cut_is_recorded_as_degraded_where_links_are_tcp() {
+        let mut b = Fake::new(tcp_caps());
+        let mut n = Nemesis::default();
+        let v = n.start(&mut b, &partition(&[("n1", "n2")])).unwrap();
+        let d = v["degraded"].as_str().unwrap_or_default();
+        assert!(d.contains("n1->n2") && d.contains("TCP"), "{v}");
+        // Both directions cut: nothing is degraded.
+        let mut n = Nemesis::default();
+        let v = n
+            .start(&mut b, &partition(&[("n1", "n2"), ("n2", "n1")]))
+            .unwrap();
+        assert_eq!(v.get("degraded"), None, "{v}");
+    }
+
+    #[test]
+    fn kill_kills_running_nodes_and_restarts_only_the_killed() {
+        let mut b = Fake::new(LinkCaps::exact());
+        b.nodes[1].1 = NodeState::Failed;
+        let mut n = Nemesis::default();
+        let f = Fault::Kill {
+            nodes: names(&["n1", "n2", "n3"]),
+        };
+        assert_eq!(n.start(&mut b, &f).unwrap(), json!({"nodes": ["n1", "n3"]}));
+        assert_eq!(b.take(), ["kill n1", "kill n3"]);
+        assert_eq!(n.stop(&mut b, &f).unwrap(), json!({"nodes": ["n1", "n3"]}));
+        assert_eq!(b.take(), ["restart n1", "restart n3"]);
+        let f = Fault::Kill {
+            nodes: names(&["n7"]),
+        };
+        assert!(matches!(
+            n.start(&mut b, &f),
+            Err(BackendError::UnknownNode(_))
+        ));
+    }
+
+    #[test]
+    fn pause_freezes_and_resumes() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::Pause {
+            nodes: names(&["n2", "n5"]),
+        };
+        assert_eq!(n.start(&mut b, &f).unwrap(), json!({"nodes": ["n2"]}));
+        assert_eq!(b.take(), ["pause n2"]);
+        assert_eq!(n.stop(&mut b, &f).unwrap(), json!({"nodes": ["n2"]}));
+        assert_eq!(b.take(), ["resume n2"]);
+    }
+
+    #[test]
+    fn crash_all_kills_every_live_node_and_restarts_those() {
+        let mut b = Fake::new(LinkCaps::exact());
+        b.nodes[2].1 = NodeState::Paused;
+        b.nodes[3].1 = NodeState::Failed;
+        let mut n = Nemesis::default();
+        let v = n.start(&mut b, &Fault::CrashAll).unwrap();
+        assert_eq!(v, json!({"nodes": ["n1", "n2", "n3"]}));
+        assert_eq!(b.take(), ["kill n1", "kill n2", "kill n3"]);
+        let v = n.stop(&mut b, &Fault::CrashAll).unwrap();
+        assert_eq!(v, json!({"nodes": ["n1", "n2", "n3"]}));
+        assert_eq!(b.take(), ["restart n1", "restart n2", "restart n3"]);
+    }
+
+    #[test]
+    fn add_node_starts_the_spare_once() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::AddNode { node: "n5".into() };
+        assert_eq!(
+            n.start(&mut b, &f).unwrap(),
+            json!({"node": "n5", "id": "id-n5"})
+        );
+        assert_eq!(b.take(), ["start-new n5"]);
+        n.start(&mut b, &f).unwrap();
+        assert!(b.take().is_empty(), "a running spare was started again");
+        n.stop(&mut b, &f).unwrap();
+        assert!(b.take().is_empty(), "add-node's stop touched a node");
+    }
+
+    #[test]
+    fn fail_node_stops_for_good_and_its_stop_does_nothing() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::FailNode { node: "n4".into() };
+        n.start(&mut b, &f).unwrap();
+        assert_eq!(b.take(), ["stop-for-good n4"]);
+        assert_eq!(n.stop(&mut b, &f).unwrap(), json!({"node": "n4"}));
+        n.heal_all(&mut b).unwrap();
+        assert!(!b.take().iter().any(|c| c.contains("n4")), "n4 came back");
+    }
+
+    /// Starts `f` on exact links (the state `want`, nothing degraded) and stops it.
+    fn link_fault_round_trip(f: &Fault, want: &str) {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        assert_eq!(n.start(&mut b, f).unwrap(), json!({"links": 1}));
+        assert_eq!(b.take(), [want]);
+        n.stop(&mut b, f).unwrap();
+        assert_eq!(b.take(), ["links cut=[] lossy=[] slow=[]"]);
+    }
+
+    fn assert_degraded(caps: &LinkCaps, f: &Fault, why: &str) {
+        let mut b = Fake::new(caps.clone());
+        let v = Nemesis::default().start(&mut b, f).unwrap();
+        let d = v["degraded"].as_str().unwrap_or_default();
+        assert!(d.contains(why), "{v}");
+    }
+
+    #[test]
+    fn flaky_makes_links_lossy_and_records_missing_duplication() {
+        let f = Fault::Flaky {
+            links: links(&[("n1", "n2")]),
+            loss_pct: 20,
+            duplicate_pct: 5,
+        };
+        link_fault_round_trip(&f, "links cut=[] lossy=[n1>n2:20/5] slow=[]");
+        assert_degraded(&tcp_caps(), &f, "duplication");
+    }
+
+    #[test]
+    fn slow_delays_links_and_records_a_rate_limit_instead() {
+        let f = Fault::Slow {
+            links: links(&[("n2", "n3")]),
+            delay_ms: 50,
+            jitter_ms: 10,
+        };
+        link_fault_round_trip(&f, "links cut=[] lossy=[] slow=[n2>n3:50+10]");
+        assert_degraded(&tcp_caps(), &f, "256 kbit/s");
+        let caps = LinkCaps {
+            jitter: false,
+            ..LinkCaps::exact()
+        };
+        assert_degraded(&caps, &f, "jitter");
+    }
+
+    #[test]
+    fn duplicate_key_starts_a_twin_and_stops_it_for_good() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::DuplicateKey {
+            node: "n2".into(),
+            duplicate: "n2-dup".into(),
+        };
+        let v = n.start(&mut b, &f).unwrap();
+        assert_eq!(
+            v,
+            json!({"node": "n2", "duplicate": "n2-dup", "id": "id-n2"})
+        );
+        assert_eq!(b.take(), ["add-twin n2 n2-dup", "start-new n2-dup"]);
+        let v = n.stop(&mut b, &f).unwrap();
+        assert_eq!(v, json!({"duplicate": "n2-dup", "stopped": true}));
+        assert_eq!(b.take(), ["stop-for-good n2-dup"]);
+    }
+
+    #[test]
+    fn faults_compose_and_the_final_heal_undoes_them_all() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let cut = partition(&[("n1", "n2")]);
+        let flaky = Fault::Flaky {
+            links: links(&[("n3", "n4")]),
+            loss_pct: 10,
+            duplicate_pct: 0,
+        };
+        n.start(&mut b, &cut).unwrap();
+        n.start(&mut b, &flaky).unwrap();
+        n.stop(&mut b, &flaky).unwrap();
+        assert_eq!(
+            b.take().last().map(String::as_str),
+            Some("links cut=[n1>n2] lossy=[] slow=[]"),
+            "stopping one link fault undid another"
+        );
+        let twin = Fault::DuplicateKey {
+            node: "n1".into(),
+            duplicate: "n1-dup".into(),
+        };
+        n.start(&mut b, &twin).unwrap();
+        b.nodes[1].1 = NodeState::Paused;
+        b.nodes[2].1 = NodeState::Killed;
+        b.take();
+        let v = n.heal_all(&mut b).unwrap();
+        assert_eq!(
+            b.take(),
+            [
+                "links cut=[] lossy=[] slow=[]",
+                "resume n2",
+                "restart n3",
+                "stop-for-good n1-dup"
+            ]
+        );
+        assert_eq!(
+            v,
+            json!({"resumed": ["n2"], "restarted": ["n3"], "duplicates_stopped": ["n1-dup"]})
+        );
+    }
+}
