@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use rollcall_node::crypto::{NodeId, Verifier};
-use rollcall_node::types::{CommittedBlock, Genesis};
+use rollcall_node_core::crypto::{NodeId, Verifier};
+use rollcall_node_core::types::{CommittedBlock, Genesis};
 use serde_json::{json, Value};
 
 use crate::history::{History, HistoryError, Process};

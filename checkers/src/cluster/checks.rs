@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use rollcall_node::crypto::{Hash, NodeId};
-use rollcall_node::types::RosterEntry;
+use rollcall_node_core::crypto::{Hash, NodeId};
+use rollcall_node_core::types::RosterEntry;
 use serde_json::{json, Map, Value};
 
 use super::replay::show;

@@ -9,10 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use rollcall_node::chain::check_add_node;
-use rollcall_node::crypto::{Hash, NodeId, Verifier};
-use rollcall_node::roster::Roster;
-use rollcall_node::types::{Certificate, CommittedBlock, Genesis, Params, TxBody, DOMAIN_VOTE};
+use rollcall_node_core::chain::check_add_node;
+use rollcall_node_core::crypto::{Hash, NodeId, Verifier};
+use rollcall_node_core::roster::Roster;
+use rollcall_node_core::types::{
+    Certificate, CommittedBlock, Genesis, Params, TxBody, DOMAIN_VOTE,
+};
 use serde_json::json;
 
 use super::{Finding, AGREEMENT, EVICTION, ROSTER};

@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use rollcall_node::chain::ChainState;
-use rollcall_node::crypto::{Bytes32, Keypair, NodeId};
-use rollcall_node::roster::Roster;
-use rollcall_node::types::{
+use rollcall_node_core::chain::ChainState;
+use rollcall_node_core::crypto::{Bytes32, Keypair, NodeId};
+use rollcall_node_core::roster::Roster;
+use rollcall_node_core::types::{
     AddNode, Block, Certificate, CommitSig, CommittedBlock, Genesis, Op, Params, RosterEntry, Tx,
     TxBody, DOMAIN_ADD_NODE, DOMAIN_VOTE,
 };
@@ -763,7 +763,7 @@ proptest! {
             }
         }
         let mut findings = Vec::new();
-        let verifier = rollcall_node::crypto::Verifier::new();
+        let verifier = rollcall_node_core::crypto::Verifier::new();
         let r = replay::replay(&b.genesis(), "n1", &b.chain, &verifier, &mut findings);
         prop_assert!(findings.is_empty(), "{:#?}", findings);
         for h in 1..=b.state.height + 1 {
