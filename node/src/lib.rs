@@ -1,18 +1,14 @@
-//! rollcall-node: a Tendermint-style BFT ledger whose consensus network changes while
-//! it runs (protocol.md). The consensus core ([`consensus`]) is sans-IO; the runtime
-//! ([`runtime`]) drives it with tokio TCP, an fsync'd store and an HTTP API.
+//! rollcall-node: the runtime of the rollcall BFT ledger node (protocol.md).
+//!
+//! Every decision lives in the I/O-free `rollcall-node-core` crate (re-exported
+//! here under its module names); this crate drives it with tokio TCP ([`net`]),
+//! real timers and an fsync'd store ([`runtime`]), and serves the HTTP API ([`api`]).
+
+pub use rollcall_node_core::{chain, consensus, crypto, eviction, kv, mempool, roster, types};
 
 pub mod api;
-pub mod chain;
 pub mod config;
-pub mod consensus;
-pub mod crypto;
-pub mod eviction;
-pub mod kv;
-pub mod mempool;
 pub mod net;
-pub mod roster;
 pub mod runtime;
 pub mod store;
 pub mod testnet;
-pub mod types;

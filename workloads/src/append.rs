@@ -4,7 +4,7 @@
 
 use crate::ops::{result_at, Completion, Invocation, Workload, WorkloadKind};
 use rand::{Rng, RngCore};
-use rollcall_node::types::{Op, OpResult, TxOutcome, Value};
+use rollcall_node_core::types::{Op, OpResult, TxOutcome, Value};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 

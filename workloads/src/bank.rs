@@ -10,7 +10,7 @@
 
 use crate::ops::{result_at, Completion, Invocation, Workload, WorkloadKind};
 use rand::{Rng, RngCore};
-use rollcall_node::types::{Op, OpResult, TxOutcome, Value};
+use rollcall_node_core::types::{Op, OpResult, TxOutcome, Value};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! carry it), its completion, and the [`Workload`] trait (harness.md §4, §6).
 
 use rand::RngCore;
-use rollcall_node::types::{Op, OpResult, TxOutcome, Value};
+use rollcall_node_core::types::{Op, OpResult, TxOutcome, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use std::fmt;

@@ -4,7 +4,7 @@
 
 use crate::ops::{read_json, result_at, Completion, Invocation, Workload, WorkloadKind};
 use rand::{Rng, RngCore};
-use rollcall_node::types::{Op, OpResult, TxOutcome};
+use rollcall_node_core::types::{Op, OpResult, TxOutcome};
 use serde_json::{json, Value as Json};
 
 /// Keys in use at once.

@@ -3,7 +3,7 @@
 //! and respect the cluster (harness.md §4, §5).
 
 use proptest::prelude::*;
-use rollcall_node::types::Op;
+use rollcall_node_core::types::Op;
 use rollcall_workloads::strategies::{fault_schedule, op_sequence, ops_from_seed};
 use rollcall_workloads::{Fault, NemesisKind, WorkloadKind};
 use serde_json::Value;

@@ -6,8 +6,8 @@
 //! acknowledges the same writes but loses those of the last [`LIE_WINDOW_NS`] of
 //! simulated time on a crash, like a disk that ignores fsync.
 
-use rollcall_node::consensus::SignState;
-use rollcall_node::types::CommittedBlock;
+use rollcall_node_core::consensus::SignState;
+use rollcall_node_core::types::CommittedBlock;
 
 /// How much a lying disk forgets on a crash.
 pub const LIE_WINDOW_NS: u64 = 1_000_000_000;
