@@ -98,6 +98,7 @@ pub fn simulate(opts: &TestOptions, quiet: bool) -> Result<Simulated, CommandErr
         SimOptions {
             timeouts: sim_timeouts(),
             lying_disk: opts.lying_disk,
+            no_sync: opts.no_sync,
         },
         ChaCha8Rng::seed_from_u64(Seeds::from_seed(opts.seed).backend),
     )
@@ -350,6 +351,7 @@ pub fn bench_sim(nodes: usize, seconds: f64, seed: u64) -> Result<(), CommandErr
         SimOptions {
             timeouts: sim_timeouts(),
             lying_disk: false,
+            no_sync: false,
         },
         ChaCha8Rng::seed_from_u64(seed),
     )

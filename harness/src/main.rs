@@ -71,6 +71,9 @@ struct TestArgs {
     /// Test-only: a simulated disk that acknowledges fsync but loses the last second on a crash.
     #[arg(long, hide = true)]
     sim_lying_disk: bool,
+    /// Test-only: the simulated nodes' stores skip their sync, so a crash loses acknowledged writes.
+    #[arg(long, hide = true)]
+    sim_no_sync: bool,
 }
 
 #[derive(Subcommand)]
@@ -269,6 +272,7 @@ fn options(a: &TestArgs) -> Result<TestOptions, CommandError> {
         name: a.name.clone(),
         model: a.model.clone(),
         lying_disk: a.sim_lying_disk,
+        no_sync: a.sim_no_sync,
         ..TestOptions::default()
     })
 }

@@ -51,6 +51,11 @@ pub struct TestOptions {
     pub recovery_s: u64,
     /// Sim only: the lying disk (test-only broken environment).
     pub lying_disk: bool,
+    /// Sim only: the nodes' stores skip their sync (test-only broken node: a crash
+    /// loses acknowledged writes). Recorded only when set, so `test.json` of every
+    /// honest run is unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_sync: bool,
     /// An explicit fault schedule instead of the one drawn from the seed: what
     /// `rollcall explore` shrinks, recorded in `test.json` so `replay` reproduces a
     /// shrunk run exactly.
@@ -78,6 +83,7 @@ impl Default for TestOptions {
             op_timeout_ms: 5000,
             recovery_s: 10,
             lying_disk: false,
+            no_sync: false,
             schedule: None,
         }
     }

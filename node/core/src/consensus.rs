@@ -5,13 +5,15 @@
 //! schedule a timeout, persist, commit) come out. No sockets, clocks or files live
 //! here, so the real runtime and the simulator drive the very same code.
 //!
-//! Effects are ordered: a runtime must make every `Persist*` effect durable before
-//! it performs any effect after it (protocol.md §6).
+//! Every input returns an [`Output`]: writes (`persist`) and effects. The effects
+//! may happen only once the writes are durable (protocol.md §6), so the only way to
+//! them is `Store::commit`, which writes, syncs, and then hands them back.
 
 use crate::chain::ChainState;
 use crate::crypto::{Hash, Keypair, NodeId, Verifier};
 use crate::mempool::Mempool;
 use crate::roster::Roster;
+use crate::store::{Device, Store, StoreError};
 use crate::types::{
     Announce, Block, Certificate, CommitSig, CommittedBlock, Genesis, Message, Proposal,
     SignedAnnounce, SignedProposal, SignedVote, Tx, TxBody, TxOutcome, Vote, VoteKind,
@@ -118,10 +120,6 @@ pub enum Effect {
         /// Delay.
         after_ms: u64,
     },
-    /// Make the signing state durable before anything after this effect (§6).
-    PersistSignState(Box<SignState>),
-    /// Make a committed block durable before anything after this effect (§6).
-    PersistBlock(Box<CommittedBlock>),
     /// A block was committed: answer clients of its transactions.
     Committed {
         /// Height.
@@ -140,6 +138,52 @@ pub enum Effect {
         /// Last height.
         to: u64,
     },
+}
+
+/// A write that must be durable before any effect of the same [`Output`] happens
+/// (protocol.md §6).
+#[derive(Clone, Debug)]
+pub enum Persist {
+    /// The signing state: what was signed last, the lock and its proof.
+    SignState(Box<SignState>),
+    /// A committed block with its certificate.
+    Block(Box<CommittedBlock>),
+}
+
+/// What the core hands back for one input: writes, and effects that may happen
+/// only once the writes are durable. The effects are reachable only through
+/// `Store::commit`, which makes `persist` durable first: durability is a type.
+#[must_use = "an output's effects must go through Store::commit"]
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    /// Durable before any effect (§6).
+    pub persist: Vec<Persist>,
+    /// In order, after the writes.
+    pub effects: Vec<Effect>,
+}
+
+impl Output {
+    /// Adds an effect.
+    pub fn push(&mut self, e: Effect) {
+        self.effects.push(e);
+    }
+
+    /// Adds a write.
+    pub fn persist(&mut self, p: Persist) {
+        self.persist.push(p);
+    }
+
+    /// Appends another output: its writes join ours, so all are durable before any
+    /// effect of either (a runtime batching inputs under one sync).
+    pub fn extend(&mut self, other: Output) {
+        self.persist.extend(other.persist);
+        self.effects.extend(other.effects);
+    }
+
+    /// Nothing to write or do.
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_empty() && self.effects.is_empty()
+    }
 }
 
 /// An input to the core.
@@ -433,6 +477,25 @@ impl RoundState {
     }
 }
 
+/// Why a node could not restart from its store.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored height that reads back empty.
+    #[error("stored block {0} is missing")]
+    Missing(u64),
+    /// A stored block that does not extend the chain before it.
+    #[error("stored block {height} does not replay: {source}")]
+    Replay {
+        /// Its height.
+        height: u64,
+        /// Why.
+        source: crate::chain::BlockError,
+    },
+}
+
 /// The node's consensus core.
 pub struct Core {
     key: Keypair,
@@ -441,7 +504,6 @@ pub struct Core {
     chain: ChainState,
     rs: RoundState,
     mempool: Mempool,
-    gossip: Vec<Tx>,
     last_signed: Option<(u64, u32, SignStep, Option<Hash>)>,
     future: Vec<(NodeId, Message)>,
     peer_heights: BTreeMap<NodeId, u64>,
@@ -453,8 +515,8 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core at the genesis. Replay stored blocks with [`Core::replay`] and restore
-    /// the signing state with [`Core::restore_sign_state`] before [`Core::start`].
+    /// A core at the genesis with nothing stored (a restarting node uses
+    /// [`Core::recover`]).
     pub fn new(genesis: Genesis, key: Keypair, timeouts: Timeouts, verifier: Verifier) -> Self {
         Core {
             key,
@@ -463,7 +525,6 @@ impl Core {
             chain: ChainState::new(genesis),
             rs: RoundState::new(1),
             mempool: Mempool::default(),
-            gossip: Vec::new(),
             last_signed: None,
             future: Vec::new(),
             peer_heights: BTreeMap::new(),
@@ -475,9 +536,31 @@ impl Core {
         }
     }
 
+    /// Restarts a node from its store (protocol.md §6): a core at the genesis, every
+    /// stored block re-applied, the signing state and lock restored. The one restart
+    /// sequence of the runtime, the simulator and the tests; [`Core::start`] follows.
+    pub fn recover<D: Device>(
+        genesis: Genesis,
+        key: Keypair,
+        timeouts: Timeouts,
+        verifier: Verifier,
+        store: &Store<D>,
+    ) -> Result<Core, RecoverError> {
+        let mut core = Core::new(genesis, key, timeouts, verifier);
+        for height in 1..=store.height() {
+            let cb = store.block(height)?.ok_or(RecoverError::Missing(height))?;
+            core.replay(cb)
+                .map_err(|source| RecoverError::Replay { height, source })?;
+        }
+        if let Some(s) = store.sign_state() {
+            core.restore_sign_state(s.clone());
+        }
+        Ok(core)
+    }
+
     /// Re-applies a block from this node's own store on restart (protocol.md §6). The
     /// store is trusted to hold what this node verified, so only linkage is checked.
-    pub fn replay(&mut self, cb: CommittedBlock) -> Result<(), crate::chain::BlockError> {
+    fn replay(&mut self, cb: CommittedBlock) -> Result<(), crate::chain::BlockError> {
         if cb.block.height != self.chain.height + 1 || cb.block.prev_hash != self.chain.last_hash {
             return Err(crate::chain::BlockError::PrevHash);
         }
@@ -495,7 +578,7 @@ impl Core {
     /// forbids signing there again, so nobody voted and no timeout fired); resuming a
     /// round later stalled too when that left one node alone ahead of peers that
     /// needed its vote.
-    pub fn restore_sign_state(&mut self, s: SignState) {
+    fn restore_sign_state(&mut self, s: SignState) {
         self.last_signed = Some((s.height, s.round, s.step, s.block));
         if s.height == self.chain.height + 1 {
             self.rs.round = s.round;
@@ -523,8 +606,8 @@ impl Core {
     }
 
     /// Starts the first height and the heartbeat.
-    pub fn start(&mut self) -> Vec<Effect> {
-        let mut fx = Vec::new();
+    pub fn start(&mut self) -> Output {
+        let mut fx = Output::default();
         self.started = true;
         fx.push(self.schedule(TimeoutKind::Tick, 0, 0, self.timeouts.tick_ms));
         let round = self.rs.round;
@@ -608,34 +691,26 @@ impl Core {
         }
     }
 
-    /// Takes transactions accepted since the last call, to gossip in one message.
-    pub fn take_gossip(&mut self) -> Option<Effect> {
-        if self.gossip.is_empty() {
-            None
-        } else {
-            Some(Effect::Broadcast(Message::Txs(std::mem::take(
-                &mut self.gossip,
-            ))))
-        }
-    }
-
     /// A client submits a transaction (protocol.md §3, §7 `POST /tx`).
-    pub fn submit(&mut self, tx: Tx) -> (Submit, Vec<Effect>) {
+    ///
+    /// An accepted transaction is gossiped to every peer by the last effect of the
+    /// output (a runtime may merge the gossip of several submissions into one frame).
+    pub fn submit(&mut self, tx: Tx) -> (Submit, Output) {
         if let Some(o) = self.chain.outcome(&tx.id) {
-            return (Submit::Committed(o.clone()), Vec::new());
+            return (Submit::Committed(o.clone()), Output::default());
         }
         if let Err(reason) = self.precheck(&tx) {
-            return (Submit::Rejected(reason), Vec::new());
+            return (Submit::Rejected(reason), Output::default());
         }
         if self.mempool.contains(&tx.id) {
-            return (Submit::Pending, Vec::new());
+            return (Submit::Pending, Output::default());
         }
         if !self.mempool.insert(tx.clone()) {
-            return (Submit::Busy, Vec::new());
+            return (Submit::Busy, Output::default());
         }
-        self.gossip.push(tx);
-        let mut fx = Vec::new();
+        let mut fx = Output::default();
         self.maybe_propose_now(&mut fx);
+        fx.push(Effect::Broadcast(Message::Txs(vec![tx])));
         (Submit::Pending, fx)
     }
 
@@ -659,8 +734,8 @@ impl Core {
     }
 
     /// Feeds one input.
-    pub fn handle(&mut self, input: Input) -> Vec<Effect> {
-        let mut fx = Vec::new();
+    pub fn handle(&mut self, input: Input) -> Output {
+        let mut fx = Output::default();
         match input {
             Input::Message { from, msg } => self.on_message(from, msg, &mut fx),
             Input::Timeout(t) => self.on_timeout(t, &mut fx),
@@ -685,7 +760,7 @@ impl Core {
 
     // ---- rounds -------------------------------------------------------------
 
-    fn start_round(&mut self, round: u32, fx: &mut Vec<Effect>) {
+    fn start_round(&mut self, round: u32, fx: &mut Output) {
         let h = self.rs.height;
         self.rs.round = round;
         self.rs.step = Step::Propose;
@@ -717,7 +792,7 @@ impl Core {
         self.evaluate(fx);
     }
 
-    fn maybe_propose_now(&mut self, fx: &mut Vec<Effect>) {
+    fn maybe_propose_now(&mut self, fx: &mut Output) {
         if self.rs.waiting_for_txs && self.rs.step == Step::Propose {
             self.rs.waiting_for_txs = false;
             self.propose(fx);
@@ -725,7 +800,7 @@ impl Core {
         }
     }
 
-    fn propose(&mut self, fx: &mut Vec<Effect>) {
+    fn propose(&mut self, fx: &mut Output) {
         let (h, r) = (self.rs.height, self.rs.round);
         self.rs.waiting_for_txs = false;
         let (block, valid_round) = match &self.rs.valid {
@@ -759,7 +834,7 @@ impl Core {
         }
     }
 
-    fn relay_polka(&self, round: u32, hash: Hash, fx: &mut Vec<Effect>) {
+    fn relay_polka(&self, round: u32, hash: Hash, fx: &mut Output) {
         if let Some(set) = self.rs.prevotes.get(&round) {
             for v in set.for_value(&Some(hash)) {
                 fx.push(Effect::Broadcast(Message::Vote(v.clone())));
@@ -804,10 +879,10 @@ impl Core {
         r: u32,
         step: SignStep,
         value: Option<Hash>,
-        fx: &mut Vec<Effect>,
+        fx: &mut Output,
     ) {
         self.last_signed = Some((h, r, step, value));
-        fx.push(Effect::PersistSignState(Box::new(SignState {
+        fx.persist(Persist::SignState(Box::new(SignState {
             height: h,
             round: r,
             step,
@@ -833,7 +908,7 @@ impl Core {
             .collect()
     }
 
-    fn vote(&mut self, kind: VoteKind, block: Option<Hash>, fx: &mut Vec<Effect>) {
+    fn vote(&mut self, kind: VoteKind, block: Option<Hash>, fx: &mut Output) {
         let (h, r) = (self.rs.height, self.rs.round);
         let step = match kind {
             VoteKind::Prevote => SignStep::Prevote,
@@ -897,7 +972,7 @@ impl Core {
     }
 
     /// Applies every rule of Tendermint's algorithm that is enabled, until none is.
-    fn evaluate(&mut self, fx: &mut Vec<Effect>) {
+    fn evaluate(&mut self, fx: &mut Output) {
         loop {
             if self.rs.step == Step::Committed || !self.is_member() {
                 // Non-members still learn decisions (they may be syncing).
@@ -917,7 +992,7 @@ impl Core {
     }
 
     /// The decision rule, for any round: a proposal with `q(n)` precommits for it.
-    fn try_decide(&mut self, fx: &mut Vec<Effect>) -> bool {
+    fn try_decide(&mut self, fx: &mut Output) -> bool {
         let q = self.chain.roster().quorum();
         let decided: Vec<(u32, Hash)> = self
             .rs
@@ -984,7 +1059,7 @@ impl Core {
     }
 
     /// One enabled rule of the current round, if any (Buchman et al. 2018, Alg. 1).
-    fn step_once(&mut self, fx: &mut Vec<Effect>) -> bool {
+    fn step_once(&mut self, fx: &mut Output) -> bool {
         let r = self.rs.round;
         let q = self.chain.roster().quorum();
         let h = self.rs.height;
@@ -1112,14 +1187,14 @@ impl Core {
 
     /// Commits a decided or synced block: apply, persist, answer clients, and on a
     /// membership change start the view change (protocol.md §4.2–4.3, §5).
-    fn apply_committed(&mut self, cb: CommittedBlock, fx: &mut Vec<Effect>) {
+    fn apply_committed(&mut self, cb: CommittedBlock, fx: &mut Output) {
         let h = cb.block.height;
         let applied = self.chain.apply(&cb.block, cb.cert.clone());
         for tx in &cb.block.txs {
             self.mempool.remove(&tx.id);
         }
         tracing::debug!(height = h, txs = cb.block.txs.len(), "committed");
-        fx.push(Effect::PersistBlock(Box::new(cb)));
+        fx.persist(Persist::Block(Box::new(cb)));
         let changed = applied.membership_changed();
         fx.push(Effect::Committed {
             height: h,
@@ -1140,7 +1215,7 @@ impl Core {
     }
 
     /// After a commit: start the next height now or after `commit_ms`.
-    fn next_height(&mut self, fx: &mut Vec<Effect>) {
+    fn next_height(&mut self, fx: &mut Output) {
         if self.timeouts.commit_ms == 0 {
             self.start_height(fx);
         } else {
@@ -1149,7 +1224,7 @@ impl Core {
         }
     }
 
-    fn start_height(&mut self, fx: &mut Vec<Effect>) {
+    fn start_height(&mut self, fx: &mut Output) {
         self.start_round(0, fx);
         let h = self.rs.height;
         let pending = std::mem::take(&mut self.future);
@@ -1176,7 +1251,7 @@ impl Core {
 
     // ---- inputs -------------------------------------------------------------
 
-    fn on_timeout(&mut self, t: Timeout, fx: &mut Vec<Effect>) {
+    fn on_timeout(&mut self, t: Timeout, fx: &mut Output) {
         if t.kind == TimeoutKind::Tick {
             self.on_tick(fx);
             return;
@@ -1208,7 +1283,7 @@ impl Core {
 
     /// Heartbeat: announce, re-send this round's own messages (lost messages are
     /// otherwise never repaired), and pull blocks from a peer that is ahead.
-    fn on_tick(&mut self, fx: &mut Vec<Effect>) {
+    fn on_tick(&mut self, fx: &mut Output) {
         self.ticks += 1;
         fx.push(self.schedule(TimeoutKind::Tick, 0, 0, self.timeouts.tick_ms));
         fx.push(Effect::Broadcast(Message::Announce(self.announce(false))));
@@ -1258,7 +1333,7 @@ impl Core {
         }
     }
 
-    fn request_sync(&mut self, fx: &mut Vec<Effect>) {
+    fn request_sync(&mut self, fx: &mut Output) {
         let my = self.chain.height;
         // The peer furthest ahead; ties to the lowest id for determinism.
         let best = self
@@ -1284,7 +1359,7 @@ impl Core {
         }
     }
 
-    fn on_message(&mut self, from: NodeId, msg: Message, fx: &mut Vec<Effect>) {
+    fn on_message(&mut self, from: NodeId, msg: Message, fx: &mut Output) {
         match msg {
             Message::Txs(txs) => {
                 for tx in txs {
@@ -1356,7 +1431,7 @@ impl Core {
         true
     }
 
-    fn on_proposal(&mut self, from: NodeId, sp: SignedProposal, fx: &mut Vec<Effect>) {
+    fn on_proposal(&mut self, from: NodeId, sp: SignedProposal, fx: &mut Output) {
         let p = &sp.proposal;
         let msg = Message::Proposal(Box::new(sp.clone()));
         if !self.screen_view(from, sp.proposer, p.epoch, p.height, &msg) {
@@ -1381,7 +1456,7 @@ impl Core {
         self.evaluate(fx);
     }
 
-    fn on_vote(&mut self, from: NodeId, sv: SignedVote, fx: &mut Vec<Effect>) {
+    fn on_vote(&mut self, from: NodeId, sv: SignedVote, fx: &mut Output) {
         let v = &sv.vote;
         let msg = Message::Vote(sv.clone());
         if !self.screen_view(from, v.validator, v.epoch, v.height, &msg) {
@@ -1417,7 +1492,7 @@ impl Core {
         }
     }
 
-    fn on_announce(&mut self, sa: SignedAnnounce, fx: &mut Vec<Effect>) {
+    fn on_announce(&mut self, sa: SignedAnnounce, fx: &mut Output) {
         let a = &sa.announce;
         // A heartbeat from a peer no further than we are, or than we knew it to be,
         // changes nothing: skip it without a signature check (heartbeats come from
@@ -1441,12 +1516,7 @@ impl Core {
         }
     }
 
-    fn on_sync_response(
-        &mut self,
-        from: NodeId,
-        blocks: Vec<CommittedBlock>,
-        fx: &mut Vec<Effect>,
-    ) {
+    fn on_sync_response(&mut self, from: NodeId, blocks: Vec<CommittedBlock>, fx: &mut Output) {
         if self.sync_inflight.is_some_and(|(p, _, _)| p == from) {
             self.sync_inflight = None;
         }
@@ -1522,6 +1592,7 @@ fn msg_height(m: &Message) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemDevice;
     use crate::types::{Op, Params};
     use std::collections::VecDeque;
 
@@ -1541,8 +1612,7 @@ mod tests {
         timers: Vec<(usize, Timeout)>,
         down: BTreeSet<usize>,
         committed: Vec<Vec<Hash>>,
-        blocks: Vec<Vec<CommittedBlock>>,
-        sign: Vec<Option<SignState>>,
+        stores: Vec<Store<MemDevice>>,
         clock: u64,
         seq: u64,
         due: Vec<(u64, u64, usize, Timeout)>,
@@ -1564,8 +1634,10 @@ mod tests {
                 .collect();
             let mut c = Cluster {
                 committed: vec![Vec::new(); cores.len()],
-                blocks: vec![Vec::new(); cores.len()],
-                sign: vec![None; cores.len()],
+                stores: cores
+                    .iter()
+                    .map(|_| Store::open(MemDevice::new(false)).unwrap())
+                    .collect(),
                 clock: 0,
                 seq: 0,
                 due: Vec::new(),
@@ -1583,16 +1655,20 @@ mod tests {
 
         /// The blocks node `i` persisted, with their certificates.
         fn stored(&self, i: usize) -> Vec<CommittedBlock> {
-            self.blocks[i].clone()
+            self.stores[i].blocks(1, self.stores[i].height()).unwrap()
         }
 
-        fn effects(&mut self, i: usize, fx: Vec<Effect>) {
+        fn effects(&mut self, i: usize, out: Output) {
             let from = self.cores[i].id();
+            for p in &out.persist {
+                if let Persist::Block(cb) = p {
+                    self.committed[i].push(cb.block.hash());
+                }
+            }
+            let fx = self.stores[i].commit(out).unwrap();
             for e in fx {
                 // A node that is down or cut off sends nothing.
-                if self.down.contains(&i)
-                    && !matches!(e, Effect::Schedule { .. } | Effect::PersistBlock(_))
-                {
+                if self.down.contains(&i) && !matches!(e, Effect::Schedule { .. }) {
                     continue;
                 }
                 match e {
@@ -1612,11 +1688,6 @@ mod tests {
                         self.timers.push((i, timeout));
                         self.seq += 1;
                         self.due.push((self.clock + after_ms, self.seq, i, timeout));
-                    }
-                    Effect::PersistSignState(st) => self.sign[i] = Some(*st),
-                    Effect::PersistBlock(cb) => {
-                        self.committed[i].push(cb.block.hash());
-                        self.blocks[i].push(*cb);
                     }
                     _ => {}
                 }
@@ -1689,14 +1760,15 @@ mod tests {
             for i in 0..self.cores.len() {
                 let g = self.cores[i].chain().genesis().clone();
                 let key = self.cores[i].key.clone();
-                let mut core = Core::new(g, key, Timeouts::default(), v.clone());
-                for cb in self.blocks[i].clone() {
-                    core.replay(cb).unwrap();
-                }
-                if let Some(st) = self.sign[i].clone() {
-                    core.restore_sign_state(st);
-                }
-                self.cores[i] = core;
+                let store = std::mem::replace(
+                    &mut self.stores[i],
+                    Store::open(MemDevice::new(false)).unwrap(),
+                );
+                let mut dev = store.into_device();
+                dev.crash(self.clock);
+                self.stores[i] = Store::open(dev).unwrap();
+                let core = Core::recover(g, key, Timeouts::default(), v.clone(), &self.stores[i]);
+                self.cores[i] = core.unwrap();
                 let fx = self.cores[i].start();
                 self.effects(i, fx);
             }
@@ -1710,9 +1782,6 @@ mod tests {
             };
             let (_, fx) = self.cores[i].submit(tx);
             self.effects(i, fx);
-            if let Some(g) = self.cores[i].take_gossip() {
-                self.effects(i, vec![g]);
-            }
             self.deliver_all();
         }
     }
@@ -1768,7 +1837,7 @@ mod tests {
     struct Solo {
         ks: Vec<Keypair>,
         core: Core,
-        out: Vec<Effect>,
+        out: Output,
     }
 
     impl Solo {
@@ -1870,8 +1939,9 @@ mod tests {
         // The lock is durable with the precommit (protocol.md §6).
         assert!(s
             .out
+            .persist
             .iter()
-            .any(|e| matches!(e, Effect::PersistSignState(st) if st.locked.is_some())));
+            .any(|p| matches!(p, Persist::SignState(st) if st.locked.is_some())));
         // Precommits split: next round.
         s.vote(1, VoteKind::Precommit, 0, None);
         s.vote(2, VoteKind::Precommit, 0, None);
@@ -1912,7 +1982,7 @@ mod tests {
         // total, so not even the prevote timeout: validator 3 is one voter, not two.
         assert_eq!(s.core.rs.prevotes[&0].count(&Some(bh)), 2);
         assert_eq!(s.core.rs.prevotes[&0].total(), 2);
-        assert!(!s.out.iter().any(|e| matches!(e, Effect::Schedule { timeout, .. } if timeout.kind == TimeoutKind::Prevote)));
+        assert!(!s.out.effects.iter().any(|e| matches!(e, Effect::Schedule { timeout, .. } if timeout.kind == TimeoutKind::Prevote)));
         assert_eq!(s.my_votes(VoteKind::Precommit, 0), None);
         assert!(s.core.rs.locked.is_none());
         // A third conflicting vote is not stored at all (memory bound).
@@ -1945,7 +2015,7 @@ mod tests {
             validator: k.id(),
         };
         let sig = k.sign(DOMAIN_VOTE, &early.sign_bytes());
-        s.core.handle(Input::Message {
+        let _ = s.core.handle(Input::Message {
             from: k.id(),
             msg: Message::Vote(SignedVote { vote: early, sig }),
         });
@@ -1978,7 +2048,7 @@ mod tests {
             validator: k.id(),
         };
         let bad = s.ks[2].sign(DOMAIN_VOTE, &vote.sign_bytes());
-        s.core.handle(Input::Message {
+        let _ = s.core.handle(Input::Message {
             from: k.id(),
             msg: Message::Vote(SignedVote {
                 vote: vote.clone(),
@@ -1992,14 +2062,14 @@ mod tests {
             ..vote.clone()
         };
         let sig = stranger.sign(DOMAIN_VOTE, &sv.sign_bytes());
-        s.core.handle(Input::Message {
+        let _ = s.core.handle(Input::Message {
             from: stranger.id(),
             msg: Message::Vote(SignedVote { vote: sv, sig }),
         });
         assert_eq!(s.core.dropped.unknown_signer, 1);
         vote.evict = Some(s.ks[3].id());
         let sig = k.sign(DOMAIN_VOTE, &vote.sign_bytes());
-        s.core.handle(Input::Message {
+        let _ = s.core.handle(Input::Message {
             from: k.id(),
             msg: Message::Vote(SignedVote { vote, sig }),
         });
@@ -2018,9 +2088,10 @@ mod tests {
         s.vote(2, VoteKind::Prevote, 0, Some(bh));
         let state = s
             .out
+            .persist
             .iter()
-            .find_map(|e| match e {
-                Effect::PersistSignState(st) => Some((**st).clone()),
+            .find_map(|p| match p {
+                Persist::SignState(st) => Some((**st).clone()),
                 _ => None,
             })
             .unwrap();
@@ -2041,7 +2112,7 @@ mod tests {
         fresh.restore_sign_state(state);
         // ...and restored, so the lock can be justified (relayed) after a restart.
         assert_eq!(fresh.rs.prevotes[&0].count(&Some(bh)), 3);
-        fresh.start();
+        let _ = fresh.start();
         assert!(matches!(fresh.rs.locked, Some((0, ref x)) if x.hash() == bh));
         // Round 0 votes for another value would be below/equal the last signed step: refused.
         assert!(!fresh.may_sign(1, 0, SignStep::Prevote, None));
@@ -2071,7 +2142,7 @@ mod tests {
         let stranger = Keypair::from_secret([77; 32]);
         let vote = forged[2].cert.vote_of(forged[2].cert.sigs[0].validator);
         forged[2].cert.sigs[0].sig = stranger.sign(DOMAIN_VOTE, &vote.sign_bytes());
-        newcomer.handle(Input::Message {
+        let _ = newcomer.handle(Input::Message {
             from: bad_peer,
             msg: Message::SyncResponse(forged),
         });
@@ -2084,14 +2155,14 @@ mod tests {
         // A certificate short of a quorum is refused too.
         let mut short = blocks.clone();
         short[2].cert.sigs.truncate(2);
-        newcomer.handle(Input::Message {
+        let _ = newcomer.handle(Input::Message {
             from: bad_peer,
             msg: Message::SyncResponse(short),
         });
         assert_eq!(newcomer.chain().height, 2);
         assert_eq!(newcomer.dropped.invalid_block, 2);
         // From an honest peer the same heights apply.
-        newcomer.handle(Input::Message {
+        let _ = newcomer.handle(Input::Message {
             from: ks[0].id(),
             msg: Message::SyncResponse(blocks.clone()),
         });
@@ -2166,7 +2237,7 @@ mod tests {
         c.down.remove(&3);
         let stored = c.stored(0);
         let from = c.cores[0].id();
-        c.cores[3].handle(Input::Message {
+        let _ = c.cores[3].handle(Input::Message {
             from,
             msg: Message::SyncResponse(stored),
         });
@@ -2201,7 +2272,7 @@ mod tests {
         c.run_until(0, 6);
         // Height 4 was decided after the restart, in a round after the signed ones
         // (before the fix every node sat in round 0 unable to sign: a permanent stall).
-        let b4 = &c.blocks[live[0]][3];
+        let b4 = &c.stored(live[0])[3];
         assert_eq!(b4.block.height, 4);
         assert!(b4.cert.round >= 1, "decided in round {}", b4.cert.round);
         let n = c.committed.iter().map(|v| v.len()).min().unwrap();
@@ -2231,7 +2302,7 @@ mod tests {
             validator: ks[3].id(),
         };
         let sig = ks[3].sign(DOMAIN_VOTE, &vote.sign_bytes());
-        newcomer.handle(Input::Message {
+        let _ = newcomer.handle(Input::Message {
             from: ks[0].id(),
             msg: Message::Vote(SignedVote { vote, sig }),
         });
@@ -2243,10 +2314,10 @@ mod tests {
             round: 0,
         });
         let fx = newcomer.handle(tick.clone());
-        assert!(fx.iter().any(|e| matches!(e, Effect::Send { to, msg: Message::SyncRequest { from: 1, .. } } if *to == ks[0].id())));
+        assert!(fx.effects.iter().any(|e| matches!(e, Effect::Send { to, msg: Message::SyncRequest { from: 1, .. } } if *to == ks[0].id())));
         // Node 0 never answers: after a few heartbeats its claim is forgotten.
         for _ in 0..4 {
-            newcomer.handle(tick.clone());
+            let _ = newcomer.handle(tick.clone());
         }
         assert!(!newcomer.peer_heights.contains_key(&ks[0].id()));
     }
