@@ -2,8 +2,9 @@
 //! nemesis injects faults, records the history, checks it and stores the run.
 //!
 //! The run loop ([`run`]) is backend-independent: it talks to a [`backend::Backend`],
-//! which the deterministic simulator ([`sim`]) implements now and the docker backend
-//! will implement later.
+//! which the deterministic simulator ([`sim`]: every node's real core and real
+//! store from `rollcall-node-core`, on a simulated disk) and the docker backend
+//! implement.
 
 #![warn(missing_docs)]
 

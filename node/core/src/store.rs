@@ -282,6 +282,13 @@ impl<D: Device> Store<D> {
     /// Only the newest signing state of one output matters: a crash either keeps
     /// it or a state older than the whole output, whose effects never happened.
     fn write_sign_state(&mut self, s: SignState) -> Result<(), StoreError> {
+        // Paired with the core's check when it signs.
+        debug_assert!(
+            self.sign_state
+                .as_ref()
+                .is_none_or(|o| { (o.height, o.round, o.step) <= (s.height, s.round, s.step) }),
+            "the stored signing state only moves forward"
+        );
         let file = LogFile::Sign;
         let payload = postcard::to_allocvec(&s).map_err(|_| StoreError::Corrupt(file.name()))?;
         debug_assert!(
@@ -385,12 +392,31 @@ mod tests {
             }
         }
         // A block already stored (a replayed height) is not written twice.
-        let _ = s.commit(output(2)).unwrap();
+        let again = Output {
+            persist: vec![Persist::Block(Box::new(cb(2)))],
+            effects: vec![],
+        };
+        let _ = s.commit(again).unwrap();
         s.device_mut().crash(0);
         s.reopen().unwrap();
         assert_eq!(s.height(), 3);
         assert_eq!(s.blocks(1, 9).unwrap(), (1..=3).map(cb).collect::<Vec<_>>());
-        assert_eq!(s.sign_state(), Some(&sign(3)));
+        assert_eq!(s.sign_state(), Some(&sign(4)));
+    }
+
+    /// The paired assertion on the store side: a signing state older than the
+    /// stored one (a core that forgot what it signed) stops a debug build.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "the stored signing state only moves forward")]
+    fn a_signing_state_going_back_trips_the_debug_assertion() {
+        let mut s = Store::open(MemDevice::new(false)).unwrap();
+        let _ = s.commit(output(3)).unwrap();
+        let back = Output {
+            persist: vec![Persist::SignState(Box::new(sign(2)))],
+            effects: vec![],
+        };
+        let _ = s.commit(back);
     }
 
     #[test]

@@ -7,7 +7,15 @@
 //!
 //! Every input returns an [`Output`]: writes (`persist`) and effects. The effects
 //! may happen only once the writes are durable (protocol.md §6), so the only way to
-//! them is `Store::commit`, which writes, syncs, and then hands them back.
+//! them is [`crate::store::Store::commit`], which writes, syncs, and then hands them
+//! back. A restarting node is rebuilt from its store by [`Core::recover`].
+//!
+//! By role: this module holds the core, its inputs and the screening of peer
+//! messages; `effect` what comes out; `votes` the tally; `round` Algorithm 1 of
+//! Buchman, Kwon, Milosevic 2018 (one function per rule, tagged with its lines);
+//! `sign_state` the double-sign guard; `sync` block sync; `heartbeat` the
+//! periodic re-sends; `status` the `/status` snapshot. `DESIGN R1`..`R6` cite the
+//! liveness rules of docs/DESIGN.md where they live.
 
 mod effect;
 mod heartbeat;

@@ -311,7 +311,7 @@ impl Core {
 
     /// The commit certificate: the precommits of `round` for `hash`.
     pub(super) fn make_cert(&self, round: u32, hash: Hash, block: &Block) -> Certificate {
-        let sigs = self
+        let sigs: Vec<CommitSig> = self
             .rs
             .precommits
             .get(&round)
@@ -324,6 +324,11 @@ impl Core {
                     .collect()
             })
             .unwrap_or_default();
+        // Paired with the tally's check in `VoteSet::add`.
+        debug_assert!(
+            sigs.windows(2).all(|w| w[0].validator < w[1].validator),
+            "a certificate never counts a validator twice"
+        );
         Certificate {
             epoch: self.chain.epoch(),
             height: self.rs.height,
@@ -546,7 +551,18 @@ impl Core {
     /// membership change start the view change (protocol.md §4.2–4.3, §5).
     pub(super) fn apply_committed(&mut self, cb: CommittedBlock, fx: &mut Output) {
         let h = cb.block.height;
+        // Paired with the check after `apply`: the chain only ever grows by one
+        // linked block.
+        debug_assert_eq!(h, self.chain.height + 1, "a committed block is height + 1");
+        debug_assert_eq!(
+            cb.block.prev_hash, self.chain.last_hash,
+            "a committed block links to the last one"
+        );
         let applied = self.chain.apply(&cb.block, cb.cert.clone());
+        debug_assert!(
+            self.chain.height == h && self.chain.last_hash == cb.block.hash(),
+            "the chain took the committed block as its head"
+        );
         for tx in &cb.block.txs {
             self.mempool.remove(&tx.id);
         }

@@ -108,6 +108,12 @@ impl Core {
         value: Option<Hash>,
         fx: &mut Output,
     ) {
+        // Paired with the store's check when it writes the state.
+        debug_assert!(
+            self.last_signed
+                .is_none_or(|(lh, lr, ls, _)| (lh, lr, ls) <= (h, r, step)),
+            "the signing state only moves forward"
+        );
         self.last_signed = Some((h, r, step, value));
         fx.persist(Persist::SignState(Box::new(SignState {
             height: h,

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::store::MemDevice;
 use crate::types::{Block, Op, Params, Proposal, Vote};

@@ -73,6 +73,15 @@ impl VoteSet {
                 .or_default()
                 .insert(who, v);
         }
+        // Paired with the certificate's check in `make_cert`.
+        debug_assert!(
+            self.by_value
+                .values()
+                .filter(|t| t.contains_key(&who))
+                .count()
+                <= MAX_VALUES_PER_VALIDATOR,
+            "a tally never counts a validator twice"
+        );
         Added::Equivocation { counted }
     }
     /// Votes for `value`.
