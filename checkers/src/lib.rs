@@ -8,7 +8,8 @@
 //! the final chain ([`set`]) and bank reads against the constant total ([`bank`]).
 //! Every checker returns a [`result::CheckResult`]; results combine as Jepsen's do
 //! ([`result::compose`]). [`gen`] makes valid and corrupted histories for tests and
-//! benchmarks.
+//! benchmarks. Node types and chain replay come from `rollcall-node-core`, the
+//! node's I/O-free core, not from the node binary's crate.
 
 #![warn(missing_docs)]
 

@@ -99,6 +99,7 @@ pub fn simulate(opts: &TestOptions, quiet: bool) -> Result<Simulated, CommandErr
             timeouts: sim_timeouts(),
             lying_disk: opts.lying_disk,
             panic_at_ns: opts.sim_panic_at_s.map(|s| s.saturating_mul(1_000_000_000)),
+            no_sync: opts.no_sync,
         },
         ChaCha8Rng::seed_from_u64(Seeds::from_seed(opts.seed).backend),
     )
@@ -389,6 +390,7 @@ pub fn bench_sim(nodes: usize, seconds: f64, seed: u64) -> Result<(), CommandErr
             timeouts: sim_timeouts(),
             lying_disk: false,
             panic_at_ns: None,
+            no_sync: false,
         },
         ChaCha8Rng::seed_from_u64(seed),
     )

@@ -684,8 +684,7 @@ impl DockerBackend {
 
     /// A stopped node's chain, read from its home (bind-mounted, so it survives).
     fn chain_from_disk(home: &Path) -> Result<Vec<CommittedBlock>, String> {
-        rollcall_node::store::Store::open(&home.join("data"))
-            .map(|(_, rec)| rec.blocks)
+        rollcall_node::store::read_chain(&home.join("data"))
             .map_err(|e| format!("{}: {e}", home.display()))
     }
 

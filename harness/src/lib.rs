@@ -2,9 +2,10 @@
 //! nemesis injects faults, records the history, checks it and stores the run.
 //!
 //! The run loop ([`run`]) is backend-independent: it talks to a [`backend::Backend`]
-//! (node, link and client primitives), which the deterministic simulator ([`sim`])
-//! and the docker backend ([`docker_backend`]) implement; [`nemesis`] gives every
-//! fault its meaning over those primitives, once.
+//! (node, link and client primitives), which the deterministic simulator ([`sim`]:
+//! every node's real core and real store from `rollcall-node-core`, on a simulated
+//! disk) and the docker backend ([`docker_backend`]) implement; [`nemesis`] gives
+//! every fault its meaning over those primitives, once.
 
 #![warn(missing_docs)]
 

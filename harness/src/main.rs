@@ -77,6 +77,9 @@ struct TestArgs {
     /// Test-only: the simulator panics at this simulated second (a `crash` verdict).
     #[arg(long, hide = true)]
     sim_panic_at: Option<u64>,
+    /// Test-only: the simulated nodes' stores skip their sync, so a crash loses acknowledged writes.
+    #[arg(long, hide = true)]
+    sim_no_sync: bool,
 }
 
 #[derive(Subcommand)]
@@ -288,6 +291,7 @@ fn options(a: &TestArgs) -> Result<TestOptions, CommandError> {
         model: a.model.clone(),
         lying_disk: a.sim_lying_disk,
         sim_panic_at_s: a.sim_panic_at,
+        no_sync: a.sim_no_sync,
         ..TestOptions::default()
     })
 }

@@ -55,6 +55,11 @@ pub struct TestOptions {
     /// that a panic becomes a stored, replayable `crash` verdict).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim_panic_at_s: Option<u64>,
+    /// Sim only: the nodes' stores skip their sync (test-only broken node: a crash
+    /// loses acknowledged writes). Recorded only when set, so `test.json` of every
+    /// honest run is unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_sync: bool,
     /// An explicit fault schedule instead of the one drawn from the seed: what
     /// `rollcall explore` shrinks, recorded in `test.json` so `replay` reproduces a
     /// shrunk run exactly.
@@ -83,6 +88,7 @@ impl Default for TestOptions {
             recovery_s: 10,
             lying_disk: false,
             sim_panic_at_s: None,
+            no_sync: false,
             schedule: None,
         }
     }

@@ -156,6 +156,21 @@ fn rollcall(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn lying_disk_with_crash_all_is_invalid() {
+    honest_valid_broken_invalid("--sim-lying-disk");
+}
+
+/// The test-only switch that removes the sync from `Store::commit`: the nodes run
+/// the real store, so without its sync a crash of every node loses acknowledged
+/// writes, and the `set` checker must say so; with the sync the same run is valid.
+#[test]
+fn store_without_sync_with_crash_all_is_invalid() {
+    honest_valid_broken_invalid("--sim-no-sync");
+}
+
+/// Runs a short crash-all test honestly, then with the broken-environment `flag`:
+/// the first keeps every acknowledged write, the second must be caught (exit 1,
+/// `set` invalid with lost writes).
+fn honest_valid_broken_invalid(flag: &str) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().to_str().unwrap();
     let base = [
@@ -180,11 +195,11 @@ fn lying_disk_with_crash_all_is_invalid() {
         let line = out.lines().find(|l| l.starts_with(c)).unwrap_or("");
         assert!(line.contains(" valid "), "honest disk, {c}: {out}{err}");
     }
-    // The same run on a disk that forgets the last second on a crash.
-    let mut lying = base.to_vec();
-    lying.push("--sim-lying-disk");
-    let (code, out, err) = rollcall(&lying);
-    assert_eq!(code, 1, "lying disk must be caught: {out}{err}");
+    // The same run, broken.
+    let mut broken = base.to_vec();
+    broken.push(flag);
+    let (code, out, err) = rollcall(&broken);
+    assert_eq!(code, 1, "{flag} must be caught: {out}{err}");
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("latest/results.json")).unwrap())
             .unwrap();

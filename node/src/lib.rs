@@ -2,7 +2,8 @@
 //!
 //! Every decision lives in the I/O-free `rollcall-node-core` crate (re-exported
 //! here under its module names); this crate drives it with tokio TCP ([`net`]),
-//! real timers and an fsync'd store ([`runtime`]), and serves the HTTP API ([`api`]).
+//! real timers and the core's store on files with fsync ([`store`]'s `FsDevice`)
+//! in [`runtime`], and serves the HTTP API ([`api`]).
 
 pub use rollcall_node_core::{chain, consensus, crypto, eviction, kv, mempool, roster, types};
 

@@ -1,18 +1,20 @@
 //! The real runtime: drives the sans-IO core with tokio TCP, real timers, an fsync'd
 //! store and the HTTP API.
 //!
-//! Effects are executed in order; persist effects are written and made durable
-//! (one fsync for a run of them) before the next effect leaves the node
-//! (protocol.md §6).
+//! The outputs of a batch of inputs are merged and go through `Store::commit`:
+//! their writes are made durable (one fsync per file) before any of their effects
+//! leaves the node (protocol.md §6), and the batch's transaction gossip is sent as
+//! one frame.
 
 use crate::api;
 use crate::config::Home;
-use crate::consensus::{Core, Effect, Input, Status, Submit};
+use crate::consensus::{Core, Effect, Input, Output, Status, Submit};
 use crate::crypto::{NodeId, Verifier};
 use crate::net::{encode_frame, Net};
-use crate::store::Store;
+use crate::store::FsDevice;
 use crate::types::{CommittedBlock, Message, RosterEntry, Tx, TxOutcome};
 use anyhow::Context;
+use rollcall_node_core::store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,7 +52,7 @@ pub struct NodeHandle {
     /// Commands to the driver.
     pub cmd: mpsc::Sender<Cmd>,
     /// Read access to committed blocks.
-    pub store: Arc<Mutex<Store>>,
+    pub store: Arc<Mutex<Store<FsDevice>>>,
     /// How long `POST /tx` waits for the commit.
     pub tx_timeout: Duration,
 }
@@ -74,22 +76,18 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
 
 async fn run_inner(home: Home) -> anyhow::Result<()> {
     let id = home.key.id();
-    let (store, rec) = Store::open(&home.data_dir())?;
-    let mut core = Core::new(
+    let store = crate::store::open(&home.data_dir())?;
+    let mut core = Core::recover(
         home.genesis.clone(),
         home.key.clone(),
         home.config.timeouts.clone(),
         Verifier::new(),
-    );
-    let replayed = rec.blocks.len();
-    for cb in rec.blocks {
-        core.replay(cb).context("replaying the stored chain")?;
-    }
-    if let Some(s) = rec.sign_state {
-        core.restore_sign_state(s);
-    }
+        &store,
+    )
+    .context("replaying the stored chain")?;
     tracing::info!(
-        height = replayed,
+        height = store.height(),
+        truncated_bytes = store.truncated_bytes(),
         epoch = core.chain().epoch(),
         "recovered from store"
     );
@@ -127,29 +125,26 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
         in_tx,
         waiters: HashMap::new(),
     };
-    let fx = core.start();
-    driver.execute(fx)?;
+    let out = core.start();
+    driver.execute(out)?;
     loop {
-        let mut fx = Vec::new();
+        let mut out = Output::default();
         tokio::select! {
-            Some(i) = in_rx.recv() => fx.extend(core.handle(i)),
-            Some(c) = cmd_rx.recv() => driver.command(&mut core, c, &mut fx),
+            Some(i) = in_rx.recv() => out.extend(core.handle(i)),
+            Some(c) = cmd_rx.recv() => driver.command(&mut core, c, &mut out),
             else => return Ok(()),
         }
         // Take what else is ready, so one fsync and one gossip frame serve many inputs.
         for _ in 0..512 {
             if let Ok(i) = in_rx.try_recv() {
-                fx.extend(core.handle(i));
+                out.extend(core.handle(i));
             } else if let Ok(c) = cmd_rx.try_recv() {
-                driver.command(&mut core, c, &mut fx);
+                driver.command(&mut core, c, &mut out);
             } else {
                 break;
             }
         }
-        if let Some(g) = core.take_gossip() {
-            fx.push(g);
-        }
-        driver.execute(fx)?;
+        driver.execute(out)?;
     }
 }
 
@@ -164,13 +159,13 @@ fn dial_roster(net: &Net, me: NodeId, entries: &[RosterEntry]) {
 struct Driver {
     me: NodeId,
     net: Net,
-    store: Arc<Mutex<Store>>,
+    store: Arc<Mutex<Store<FsDevice>>>,
     in_tx: mpsc::Sender<Input>,
     waiters: HashMap<String, Vec<oneshot::Sender<SubmitReply>>>,
 }
 
 impl Driver {
-    fn command(&mut self, core: &mut Core, c: Cmd, fx: &mut Vec<Effect>) {
+    fn command(&mut self, core: &mut Core, c: Cmd, fx: &mut Output) {
         match c {
             Cmd::Submit(tx, reply) => {
                 let id = tx.id.clone();
@@ -200,30 +195,28 @@ impl Driver {
         }
     }
 
-    fn execute(&mut self, fx: Vec<Effect>) -> anyhow::Result<()> {
+    /// Commits the batch's output (durable writes first, §6), then performs its
+    /// effects in order, with the transaction gossip merged into one frame last.
+    fn execute(&mut self, out: Output) -> anyhow::Result<()> {
         let store_arc = self.store.clone();
         let mut store = store_arc
             .lock()
             .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        let fx = store.commit(out)?;
+        let mut gossip = Vec::new();
         for e in fx {
             match e {
-                Effect::PersistSignState(s) => store.save_sign_state(&s)?,
-                Effect::PersistBlock(cb) => store.append_block(&cb)?,
-                other => {
-                    if store.is_dirty() {
-                        store.sync()?;
-                    }
-                    self.perform(&store, other);
-                }
+                Effect::Broadcast(Message::Txs(txs)) => gossip.extend(txs),
+                other => self.perform(&store, other),
             }
         }
-        if store.is_dirty() {
-            store.sync()?;
+        if !gossip.is_empty() {
+            self.perform(&store, Effect::Broadcast(Message::Txs(gossip)));
         }
         Ok(())
     }
 
-    fn perform(&mut self, store: &Store, e: Effect) {
+    fn perform(&mut self, store: &Store<FsDevice>, e: Effect) {
         match e {
             Effect::Send { to, msg } => self.net.send(&to, encode_frame(&msg)),
             Effect::Broadcast(msg) => self.net.broadcast(encode_frame(&msg)),
@@ -262,7 +255,6 @@ impl Driver {
                         .send(&to_peer, encode_frame(&Message::SyncResponse(blocks)));
                 }
             }
-            Effect::PersistBlock(_) | Effect::PersistSignState(_) => {}
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Generators draw from a caller-supplied RNG only, so a run is a pure function of
 //! its seed: the same seed yields the same operations and the same fault schedule,
-//! whichever backend executes them (harness.md §2).
+//! whichever backend executes them (harness.md §2). Operations are the node's own
+//! types, from `rollcall-node-core`.
 
 #![warn(missing_docs)]
 

@@ -1,11 +1,11 @@
-//! The `sim` backend (harness.md §2): every node's real sans-IO consensus core in
-//! one process, on a simulated network, clock and disk, driven by one seeded RNG.
+//! The `sim` backend (harness.md §2): every node's real sans-IO consensus core and
+//! real store in one process, on a simulated network, clock and disk
+//! ([`MemDevice`]), driven by one seeded RNG.
 //!
 //! Events (message deliveries, timers, client requests) sit in one queue ordered by
 //! (virtual time, sequence number), so the same seed and options replay the same
 //! run exactly. Nothing here iterates a hash map.
 
-pub mod disk;
 pub mod network;
 
 use crate::backend::{
@@ -13,12 +13,12 @@ use crate::backend::{
     LinkFaults, NodeControl, NodeDumpData, NodeState, Ticket,
 };
 use crate::cluster::ClusterSpec;
-use disk::Disk;
 use network::Network;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rollcall_node_core::consensus::{Core, Effect, Input, Submit, Timeout, Timeouts};
+use rollcall_node_core::consensus::{Core, Effect, Input, Output, Submit, Timeout, Timeouts};
 use rollcall_node_core::crypto::{Keypair, NodeId, Verifier};
+use rollcall_node_core::store::{MemDevice, Store};
 use rollcall_node_core::types::{Message, Tx};
 use serde_json::Value;
 use std::cmp::Ordering;
@@ -39,6 +39,9 @@ pub struct SimOptions {
     /// Test-only: panic once simulated time reaches this, to prove that a panic in a
     /// run becomes a stored, replayable `crash` verdict (harness/src/crash.rs).
     pub panic_at_ns: Option<u64>,
+    /// Test-only broken node: the store skips its sync, so a crash loses
+    /// acknowledged writes.
+    pub no_sync: bool,
 }
 
 /// Fast timeouts: simulated time costs nothing, but short rounds make faults and
@@ -114,7 +117,8 @@ struct SimNode {
     core: Option<Core>,
     /// Bumped on every crash: events for an older incarnation are dropped.
     inc: u64,
-    disk: Disk,
+    /// The node's real store on its simulated disk; it outlives crashes.
+    store: Store<MemDevice>,
     paused: bool,
     /// Events that arrived while paused, replayed in order on resume.
     deferred: Vec<EventKind>,
@@ -142,6 +146,16 @@ pub struct SimBackend {
     completions: Vec<Completed>,
     next_ticket: Ticket,
     abandoned: BTreeSet<Ticket>,
+    /// A store failure inside event processing, reported by the next `advance_to`.
+    store_error: Option<BackendError>,
+}
+
+/// A node's store on an empty simulated disk.
+fn new_store(opts: &SimOptions) -> Result<Store<MemDevice>, BackendError> {
+    let mut store = Store::open(MemDevice::new(opts.lying_disk))
+        .map_err(|e| BackendError::Other(e.to_string()))?;
+    store.set_sync(!opts.no_sync);
+    Ok(store)
 }
 
 impl SimBackend {
@@ -151,20 +165,22 @@ impl SimBackend {
             .names
             .iter()
             .zip(&spec.keys)
-            .map(|(name, key)| SimNode {
-                name: name.clone(),
-                key: key.clone(),
-                core: None,
-                inc: 0,
-                disk: Disk::new(opts.lying_disk),
-                paused: false,
-                deferred: Vec::new(),
-                failed: false,
-                started: false,
-                waiting: BTreeMap::new(),
-                duplicate: false,
+            .map(|(name, key)| {
+                Ok(SimNode {
+                    name: name.clone(),
+                    key: key.clone(),
+                    core: None,
+                    inc: 0,
+                    store: new_store(&opts)?,
+                    paused: false,
+                    deferred: Vec::new(),
+                    failed: false,
+                    started: false,
+                    waiting: BTreeMap::new(),
+                    duplicate: false,
+                })
             })
-            .collect();
+            .collect::<Result<_, BackendError>>()?;
         let mut sim = SimBackend {
             spec,
             opts,
@@ -178,6 +194,7 @@ impl SimBackend {
             completions: Vec::new(),
             next_ticket: 0,
             abandoned: BTreeSet::new(),
+            store_error: None,
         };
         for i in 0..sim.spec.roster_nodes {
             sim.start_node(i)?;
@@ -187,7 +204,7 @@ impl SimBackend {
 
     /// Last committed height of node `i`'s disk (for the benchmark).
     pub fn height(&self, i: usize) -> u64 {
-        self.nodes.get(i).map(|n| n.disk.height()).unwrap_or(0)
+        self.nodes.get(i).map(|n| n.store.height()).unwrap_or(0)
     }
 
     /// Events processed so far (sequence numbers handed out).
@@ -211,28 +228,24 @@ impl SimBackend {
             .ok_or_else(|| BackendError::UnknownNode(name.to_string()))
     }
 
-    /// Starts (or restarts) node `i` from its disk: `Core::new`, replay every
-    /// stored block, restore the signing state, `start` (protocol.md §6).
+    /// Starts (or restarts) node `i` from its store: `Core::recover`, `start`
+    /// (protocol.md §6).
     fn start_node(&mut self, i: usize) -> Result<(), BackendError> {
         let n = &mut self.nodes[i];
         if n.core.is_some() || n.failed {
             return Ok(());
         }
-        let mut core = Core::new(
+        let mut core = Core::recover(
             self.spec.genesis.clone(),
             n.key.clone(),
             self.opts.timeouts.clone(),
             self.verifier.clone(),
-        );
-        for cb in n.disk.blocks() {
-            core.replay(cb.clone()).map_err(|e| BackendError::Replay {
-                node: n.name.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        if let Some(s) = n.disk.sign_state() {
-            core.restore_sign_state(s);
-        }
+            &n.store,
+        )
+        .map_err(|e| BackendError::Replay {
+            node: n.name.clone(),
+            reason: e.to_string(),
+        })?;
         let fx = core.start();
         n.core = Some(core);
         n.started = true;
@@ -242,7 +255,8 @@ impl SimBackend {
     }
 
     /// Kills node `i`: the core and its timers and in-flight messages are gone, the
-    /// disk keeps what was durable, and waiting clients learn nothing (`info`).
+    /// disk keeps what was synced (the store reads it back as a restarted process
+    /// would), and waiting clients learn nothing (`info`).
     fn crash_node(&mut self, i: usize) {
         let now = self.now;
         let n = &mut self.nodes[i];
@@ -252,7 +266,13 @@ impl SimBackend {
         n.inc += 1;
         n.paused = false;
         n.deferred.clear();
-        n.disk.crash(now);
+        n.store.device_mut().crash(now);
+        if let Err(e) = n.store.reopen() {
+            self.store_error.get_or_insert(BackendError::Replay {
+                node: n.name.clone(),
+                reason: e.to_string(),
+            });
+        }
         let waiting = std::mem::take(&mut n.waiting);
         for (_, ticket) in waiting {
             self.complete(ticket, ClientOutcome::Info("node crashed".into()));
@@ -316,14 +336,25 @@ impl SimBackend {
         }
     }
 
-    /// Executes a core's effects in order, as the real runtime does: persist
-    /// effects are durable at once (before anything after them).
-    fn execute(&mut self, i: usize, fx: Vec<Effect>) {
+    /// Commits a core's output through the node's real store, as the runtime does
+    /// (writes, sync, then the effects: protocol.md §6), and executes the effects
+    /// in order.
+    fn execute(&mut self, i: usize, out: Output) {
         let now = self.now;
+        let store = &mut self.nodes[i].store;
+        store.device_mut().set_now(now);
+        let fx = match store.commit(out) {
+            Ok(fx) => fx,
+            Err(e) => {
+                let node = self.nodes[i].name.clone();
+                self.store_error.get_or_insert(BackendError::Other(format!(
+                    "node {node}: store commit failed: {e}"
+                )));
+                return;
+            }
+        };
         for e in fx {
             match e {
-                Effect::PersistSignState(s) => self.nodes[i].disk.save_sign_state(*s, now),
-                Effect::PersistBlock(cb) => self.nodes[i].disk.append_block(*cb, now),
                 Effect::Send { to, msg } => self.send(i, Some(to), msg),
                 Effect::Broadcast(msg) => self.send(i, None, msg),
                 Effect::Schedule { timeout, after_ms } => {
@@ -346,19 +377,21 @@ impl SimBackend {
                 }
                 Effect::RosterChanged(_) => {}
                 Effect::ServeBlocks { to_peer, from, to } => {
-                    let blocks = self.nodes[i].disk.range(from, to);
+                    let blocks = match self.nodes[i].store.blocks(from, to) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let node = self.nodes[i].name.clone();
+                            self.store_error.get_or_insert(BackendError::Other(format!(
+                                "node {node}: store read failed: {e}"
+                            )));
+                            Vec::new()
+                        }
+                    };
                     if !blocks.is_empty() {
                         self.send(i, Some(to_peer), Message::SyncResponse(blocks));
                     }
                 }
             }
-        }
-    }
-
-    fn gossip(&mut self, i: usize) {
-        let g = self.nodes[i].core.as_mut().and_then(|c| c.take_gossip());
-        if let Some(g) = g {
-            self.execute(i, vec![g]);
         }
     }
 
@@ -377,13 +410,11 @@ impl SimBackend {
                 let Some(core) = n.core.as_mut() else { return };
                 let fx = core.handle(Input::Message { from, msg });
                 self.execute(i, fx);
-                self.gossip(i);
             }
             EventKind::Timer { timeout, .. } => {
                 let Some(core) = n.core.as_mut() else { return };
                 let fx = core.handle(Input::Timeout(timeout));
                 self.execute(i, fx);
-                self.gossip(i);
             }
             EventKind::Submit { ticket, tx, .. } => {
                 let Some(core) = n.core.as_mut() else {
@@ -403,7 +434,6 @@ impl SimBackend {
                     }
                 }
                 self.execute(i, fx);
-                self.gossip(i);
             }
         }
     }
@@ -478,7 +508,7 @@ impl NodeControl for SimBackend {
             key,
             core: None,
             inc: 0,
-            disk: Disk::new(self.opts.lying_disk),
+            store: new_store(&self.opts)?,
             paused: false,
             deferred: Vec::new(),
             failed: false,
@@ -530,6 +560,9 @@ impl Backend for SimBackend {
                 panic!("test-only panic at simulated {} ns", self.now);
             }
             self.process(ev.kind);
+            if let Some(e) = self.store_error.take() {
+                return Err(e);
+            }
         }
         self.now = self.now.max(t_ns);
         Ok(())
@@ -588,19 +621,25 @@ impl Clients for SimBackend {
     }
 
     fn dump(&mut self) -> Result<Vec<NodeDumpData>, BackendError> {
-        Ok(self
-            .nodes
+        self.nodes
             .iter()
             .filter(|n| n.started)
-            .map(|n| NodeDumpData {
-                name: n.name.clone(),
-                chain: n.disk.blocks().cloned().collect(),
-                status: n
-                    .core
-                    .as_ref()
-                    .and_then(|c| serde_json::to_value(c.status()).ok()),
-                alive: n.core.is_some(),
+            .map(|n| {
+                Ok(NodeDumpData {
+                    name: n.name.clone(),
+                    chain: n.store.blocks(1, n.store.height()).map_err(|e| {
+                        BackendError::Replay {
+                            node: n.name.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?,
+                    status: n
+                        .core
+                        .as_ref()
+                        .and_then(|c| serde_json::to_value(c.status()).ok()),
+                    alive: n.core.is_some(),
+                })
             })
-            .collect())
+            .collect()
     }
 }

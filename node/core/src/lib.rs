@@ -16,4 +16,5 @@ pub mod eviction;
 pub mod kv;
 pub mod mempool;
 pub mod roster;
+pub mod store;
 pub mod types;

@@ -323,6 +323,35 @@ pub struct CommittedBlock {
     pub cert: Certificate,
 }
 
+impl CommittedBlock {
+    /// An empty block at `height` with an empty certificate: store tests frame and
+    /// read it back; it is never valid on a chain.
+    #[doc(hidden)]
+    pub fn for_test(height: u64) -> Self {
+        CommittedBlock {
+            block: Block {
+                height,
+                round: 0,
+                epoch: 0,
+                prev_hash: Default::default(),
+                proposer: Default::default(),
+                roster_hash: Default::default(),
+                txs: vec![],
+                evict: None,
+                last_commit: None,
+            },
+            cert: Certificate {
+                epoch: 0,
+                height,
+                round: 0,
+                block: Default::default(),
+                evict: None,
+                sigs: vec![],
+            },
+        }
+    }
+}
+
 /// A proposal (Tendermint's PROPOSAL message).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {

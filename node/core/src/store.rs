@@ -1,0 +1,483 @@
+//! Durable storage over a [`Device`]: an append-only block log and a signing-state
+//! log, both framed with a length and a CRC so a torn tail after a crash is detected
+//! and cut off (protocol.md §6).
+//!
+//! Durability is a type: the core hands back an [`Output`] whose `persist` writes
+//! must be durable before any of its `effects` happen, and [`Store::commit`] is the
+//! only way to get the effects out of it: it writes, syncs once, and only then
+//! returns them. The runtime (files + fsync) and the simulator ([`MemDevice`]) run
+//! this same code.
+
+use crate::consensus::{Effect, Output, Persist, SignState};
+use crate::types::CommittedBlock;
+use std::io;
+
+mod mem;
+
+pub use mem::{MemDevice, LIE_WINDOW_NS};
+
+/// The store's files; a [`Device`] maps them to whatever it stores bytes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogFile {
+    /// `blocks.log`: committed blocks with certificates, in height order.
+    Blocks,
+    /// `sign.log`: signing states, the last one in force.
+    Sign,
+}
+
+impl LogFile {
+    /// Both files.
+    pub const ALL: [LogFile; 2] = [LogFile::Blocks, LogFile::Sign];
+
+    /// The file name on a real disk (unchanged since the first store format).
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFile::Blocks => "blocks.log",
+            LogFile::Sign => "sign.log",
+        }
+    }
+}
+
+/// Where the store's bytes live: per named file, append, sync, read back, cut.
+///
+/// Only what [`Device::sync`] (or [`Device::truncate`] / [`Device::replace`], which
+/// are durable on return) acknowledged must survive a crash; appended but unsynced
+/// bytes may be lost (the store's frames detect a torn tail).
+pub trait Device {
+    /// The whole file (empty if it does not exist yet).
+    fn read(&self, file: LogFile) -> io::Result<Vec<u8>>;
+    /// Fills `buf` from `offset`; an error if the file is shorter.
+    fn read_at(&self, file: LogFile, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Appends at the end of the file (durable only after [`Device::sync`]).
+    fn append(&mut self, file: LogFile, data: &[u8]) -> io::Result<()>;
+    /// Makes every append so far durable (fsync).
+    fn sync(&mut self, file: LogFile) -> io::Result<()>;
+    /// Cuts the file to `len` bytes, durably.
+    fn truncate(&mut self, file: LogFile, len: u64) -> io::Result<()>;
+    /// Atomically replaces the file's contents, durably: a crash leaves either the
+    /// old or the new contents (a real disk writes a temporary file, syncs it and
+    /// renames it over the old one).
+    fn replace(&mut self, file: LogFile, data: &[u8]) -> io::Result<()>;
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The device failed.
+    #[error("{file}: {source}")]
+    Io {
+        /// File.
+        file: &'static str,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A record that does not decode.
+    #[error("{0}: corrupt record")]
+    Corrupt(&'static str),
+}
+
+/// Largest record accepted when reading back.
+const MAX_RECORD: u32 = 256 << 20;
+/// The signing log is rewritten once it grows past this.
+const SIGN_LOG_ROTATE: u64 = 1 << 20;
+/// Bytes of a frame header: length and CRC32, little-endian.
+const HEADER: u64 = 8;
+
+fn io<T>(file: LogFile, r: io::Result<T>) -> Result<T, StoreError> {
+    r.map_err(|source| StoreError::Io {
+        file: file.name(),
+        source,
+    })
+}
+
+/// Appends one frame: length, CRC32 of the payload, payload.
+fn frame(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+fn le32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(b);
+    u32::from_le_bytes(a)
+}
+
+/// Reads whole frames; returns (payload offset, length) of each good frame and the
+/// offset where the good prefix ends.
+fn scan(data: &[u8]) -> (Vec<(u64, u32)>, u64) {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos + HEADER as usize <= data.len() {
+        let len = le32(&data[pos..pos + 4]);
+        let crc = le32(&data[pos + 4..pos + 8]);
+        let start = pos + HEADER as usize;
+        let Some(end) = start.checked_add(len as usize) else {
+            break;
+        };
+        if len > MAX_RECORD || end > data.len() || crc32fast::hash(&data[start..end]) != crc {
+            break;
+        }
+        out.push((start as u64, len));
+        pos = end;
+    }
+    (out, pos as u64)
+}
+
+/// The node's store over a device.
+pub struct Store<D: Device> {
+    dev: D,
+    /// (payload offset, length) of each stored block, by height - 1.
+    offsets: Vec<(u64, u32)>,
+    /// End of `blocks.log`.
+    end: u64,
+    /// Length of `sign.log`.
+    sign_len: u64,
+    /// The last signing state stored.
+    sign_state: Option<SignState>,
+    /// Torn-tail bytes cut off when opening.
+    truncated: u64,
+    /// Test-only: `false` skips the sync in [`Store::commit`].
+    sync: bool,
+}
+
+impl<D: Device> Store<D> {
+    /// Opens the store on `dev`, cutting off a torn tail of either log. Blocks are
+    /// checked only by their frames here; [`crate::consensus::Core::recover`]
+    /// decodes and links them.
+    pub fn open(dev: D) -> Result<Self, StoreError> {
+        let mut s = Store {
+            dev,
+            offsets: Vec::new(),
+            end: 0,
+            sign_len: 0,
+            sign_state: None,
+            truncated: 0,
+            sync: true,
+        };
+        s.load()?;
+        Ok(s)
+    }
+
+    /// Forgets what this process knew and reads the device again, as a restarted
+    /// process does (the simulator calls it after crashing the device).
+    pub fn reopen(&mut self) -> Result<(), StoreError> {
+        self.load()
+    }
+
+    fn load(&mut self) -> Result<(), StoreError> {
+        let dev = &mut self.dev;
+        let mut truncated = 0;
+        let data = io(LogFile::Blocks, dev.read(LogFile::Blocks))?;
+        let (offsets, end) = scan(&data);
+        if (data.len() as u64) > end {
+            truncated += data.len() as u64 - end;
+            tracing::warn!(
+                bytes = data.len() as u64 - end,
+                "cutting torn tail of blocks.log"
+            );
+            io(LogFile::Blocks, dev.truncate(LogFile::Blocks, end))?;
+        }
+        drop(data);
+        let sdata = io(LogFile::Sign, dev.read(LogFile::Sign))?;
+        let (sframes, sign_len) = scan(&sdata);
+        let sign_state = sframes.last().and_then(|(off, len)| {
+            postcard::from_bytes(&sdata[*off as usize..(*off + *len as u64) as usize]).ok()
+        });
+        if (sdata.len() as u64) > sign_len {
+            truncated += sdata.len() as u64 - sign_len;
+            io(LogFile::Sign, dev.truncate(LogFile::Sign, sign_len))?;
+        }
+        self.offsets = offsets;
+        self.end = end;
+        self.sign_len = sign_len;
+        self.sign_state = sign_state;
+        self.truncated = truncated;
+        Ok(())
+    }
+
+    /// Last stored height.
+    pub fn height(&self) -> u64 {
+        self.offsets.len() as u64
+    }
+
+    /// The last signing state stored (what a restarted node must honour, §6).
+    pub fn sign_state(&self) -> Option<&SignState> {
+        self.sign_state.as_ref()
+    }
+
+    /// Bytes of torn tail cut off when the store was opened.
+    pub fn truncated_bytes(&self) -> u64 {
+        self.truncated
+    }
+
+    /// The device, for inspection.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// The device, e.g. to set a simulated clock.
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
+    /// Gives the device back (the simulator crashes it and reopens the store).
+    pub fn into_device(self) -> D {
+        self.dev
+    }
+
+    /// Test-only broken environment: `false` removes the sync from
+    /// [`Store::commit`], so acknowledged writes are not durable. A test shows the
+    /// harness catches it; nothing else may call this.
+    #[doc(hidden)]
+    pub fn set_sync(&mut self, on: bool) {
+        self.sync = on;
+    }
+
+    /// Makes `out.persist` durable (written, then one sync per written file) and
+    /// only then hands back the effects, which may now leave the node (§6).
+    pub fn commit(&mut self, out: Output) -> Result<Vec<Effect>, StoreError> {
+        let Output { persist, effects } = out;
+        if persist.is_empty() {
+            return Ok(effects);
+        }
+        let mut blocks = Vec::new();
+        let mut sign = None;
+        for p in persist {
+            match p {
+                Persist::Block(cb) => self.encode_block(&cb, &mut blocks)?,
+                Persist::SignState(s) => sign = Some(*s),
+            }
+        }
+        if !blocks.is_empty() {
+            io(LogFile::Blocks, self.dev.append(LogFile::Blocks, &blocks))?;
+            if self.sync {
+                io(LogFile::Blocks, self.dev.sync(LogFile::Blocks))?;
+            }
+        }
+        if let Some(s) = sign {
+            self.write_sign_state(s)?;
+        }
+        Ok(effects)
+    }
+
+    /// Frames a block into `buf` if it extends the log (a block at a stored height
+    /// is already there, from before a restart).
+    fn encode_block(&mut self, cb: &CommittedBlock, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        if cb.block.height != self.height() + 1 {
+            return Ok(());
+        }
+        let name = LogFile::Blocks.name();
+        let payload = postcard::to_allocvec(cb).map_err(|_| StoreError::Corrupt(name))?;
+        debug_assert!(
+            postcard::from_bytes::<CommittedBlock>(&payload).is_ok_and(|d| d == *cb),
+            "the store decodes the block it just encoded"
+        );
+        frame(buf, &payload);
+        self.offsets.push((self.end + HEADER, payload.len() as u32));
+        self.end += payload.len() as u64 + HEADER;
+        Ok(())
+    }
+
+    /// Only the newest signing state of one output matters: a crash either keeps
+    /// it or a state older than the whole output, whose effects never happened.
+    fn write_sign_state(&mut self, s: SignState) -> Result<(), StoreError> {
+        // Paired with the core's check when it signs.
+        debug_assert!(
+            self.sign_state
+                .as_ref()
+                .is_none_or(|o| { (o.height, o.round, o.step) <= (s.height, s.round, s.step) }),
+            "the stored signing state only moves forward"
+        );
+        let file = LogFile::Sign;
+        let payload = postcard::to_allocvec(&s).map_err(|_| StoreError::Corrupt(file.name()))?;
+        debug_assert!(
+            postcard::from_bytes::<SignState>(&payload).is_ok_and(|d| d == s),
+            "the store decodes the signing state it just encoded"
+        );
+        let mut f = Vec::with_capacity(payload.len() + HEADER as usize);
+        frame(&mut f, &payload);
+        if self.sign_len > SIGN_LOG_ROTATE {
+            // Rewrite the log with just the latest state, atomically.
+            io(file, self.dev.replace(file, &f))?;
+            self.sign_len = f.len() as u64;
+        } else {
+            io(file, self.dev.append(file, &f))?;
+            if self.sync {
+                io(file, self.dev.sync(file))?;
+            }
+            self.sign_len += f.len() as u64;
+        }
+        self.sign_state = Some(s);
+        Ok(())
+    }
+
+    /// A stored block (everything [`Store::commit`] returned from is visible).
+    pub fn block(&self, height: u64) -> Result<Option<CommittedBlock>, StoreError> {
+        let file = LogFile::Blocks;
+        let Some(&(off, len)) = height
+            .checked_sub(1)
+            .and_then(|i| self.offsets.get(i as usize))
+        else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; len as usize];
+        io(file, self.dev.read_at(file, off, &mut buf))?;
+        postcard::from_bytes(&buf)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(file.name()))
+    }
+
+    /// Stored blocks `from..=to` (heights start at 1), stopping at the first
+    /// missing one.
+    pub fn blocks(&self, from: u64, to: u64) -> Result<Vec<CommittedBlock>, StoreError> {
+        let mut out = Vec::new();
+        for h in from.max(1)..=to.min(self.height()) {
+            match self.block(h)? {
+                Some(cb) => out.push(cb),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{SignStep, Timeout, TimeoutKind};
+
+    fn cb(h: u64) -> CommittedBlock {
+        CommittedBlock::for_test(h)
+    }
+
+    fn sign(height: u64) -> SignState {
+        SignState {
+            height,
+            round: 0,
+            step: SignStep::Precommit,
+            block: None,
+            locked: None,
+            pol: vec![],
+            own: vec![],
+        }
+    }
+
+    fn output(h: u64) -> Output {
+        Output {
+            persist: vec![
+                Persist::Block(Box::new(cb(h))),
+                Persist::SignState(Box::new(sign(h + 1))),
+            ],
+            effects: vec![Effect::Schedule {
+                timeout: Timeout {
+                    kind: TimeoutKind::Tick,
+                    height: 0,
+                    round: 0,
+                },
+                after_ms: h,
+            }],
+        }
+    }
+
+    #[test]
+    fn commit_makes_the_writes_durable_before_returning_the_effects() {
+        let mut s = Store::open(MemDevice::new(false)).unwrap();
+        for h in 1..=3 {
+            let fx = s.commit(output(h)).unwrap();
+            assert_eq!(fx.len(), 1);
+            // By the time the effects are handed back, a crash keeps the writes.
+            for f in LogFile::ALL {
+                assert_eq!(s.device().synced_len(f), s.device().len(f));
+            }
+        }
+        // A block already stored (a replayed height) is not written twice.
+        let again = Output {
+            persist: vec![Persist::Block(Box::new(cb(2)))],
+            effects: vec![],
+        };
+        let _ = s.commit(again).unwrap();
+        s.device_mut().crash(0);
+        s.reopen().unwrap();
+        assert_eq!(s.height(), 3);
+        assert_eq!(s.blocks(1, 9).unwrap(), (1..=3).map(cb).collect::<Vec<_>>());
+        assert_eq!(s.sign_state(), Some(&sign(4)));
+    }
+
+    /// The paired assertion on the store side: a signing state older than the
+    /// stored one (a core that forgot what it signed) stops a debug build.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "the stored signing state only moves forward")]
+    fn a_signing_state_going_back_trips_the_debug_assertion() {
+        let mut s = Store::open(MemDevice::new(false)).unwrap();
+        let _ = s.commit(output(3)).unwrap();
+        let back = Output {
+            persist: vec![Persist::SignState(Box::new(sign(2)))],
+            effects: vec![],
+        };
+        let _ = s.commit(back);
+    }
+
+    #[test]
+    fn without_its_sync_a_crash_loses_acknowledged_writes() {
+        let mut s = Store::open(MemDevice::new(false)).unwrap();
+        let _ = s.commit(output(1)).unwrap();
+        s.set_sync(false);
+        let _ = s.commit(output(2)).unwrap();
+        assert_eq!(s.height(), 2);
+        s.device_mut().crash(0);
+        s.reopen().unwrap();
+        assert_eq!(s.height(), 1, "block 2 was acknowledged but never synced");
+        assert_eq!(s.sign_state(), Some(&sign(2)));
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_the_log_grows_on() {
+        let mut s = Store::open(MemDevice::new(false)).unwrap();
+        let _ = s.commit(output(1)).unwrap();
+        // Half a frame appended and synced: what a torn write leaves.
+        s.device_mut()
+            .append(LogFile::Blocks, &[50, 0, 0, 0, 1, 2])
+            .unwrap();
+        s.device_mut().sync(LogFile::Blocks).unwrap();
+        s.reopen().unwrap();
+        assert_eq!(s.truncated_bytes(), 6);
+        assert_eq!(s.height(), 1);
+        let _ = s.commit(output(2)).unwrap();
+        s.reopen().unwrap();
+        assert_eq!(s.blocks(1, 2).unwrap(), vec![cb(1), cb(2)]);
+    }
+
+    #[test]
+    fn the_sign_log_rotates_and_keeps_the_latest_state() {
+        let mut s = Store::open(MemDevice::new(false)).unwrap();
+        let big = SignState {
+            own: vec![],
+            pol: vec![],
+            locked: Some((0, cb(1).block)),
+            ..sign(1)
+        };
+        let mut h = 0;
+        while s.device().len(LogFile::Sign) <= SIGN_LOG_ROTATE {
+            h += 1;
+            let out = Output {
+                persist: vec![Persist::SignState(Box::new(SignState {
+                    height: h,
+                    ..big.clone()
+                }))],
+                effects: vec![],
+            };
+            let _ = s.commit(out).unwrap();
+        }
+        let out = Output {
+            persist: vec![Persist::SignState(Box::new(sign(h + 1)))],
+            effects: vec![],
+        };
+        let _ = s.commit(out).unwrap();
+        assert!(s.device().len(LogFile::Sign) < 1024, "rewritten");
+        s.device_mut().crash(0);
+        s.reopen().unwrap();
+        assert_eq!(s.sign_state(), Some(&sign(h + 1)));
+    }
+}
