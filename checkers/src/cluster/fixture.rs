@@ -294,11 +294,21 @@ pub const HEIGHTS: u64 = 30;
 /// The standard chain: 4 nodes, n5 added at height 3, n4 dead from height 4 and
 /// evicted at height 12 by the rule, 30 blocks. `hook(h, block)` corrupts.
 pub fn build_chain(hook: &mut dyn FnMut(u64, &mut Block)) -> Builder {
-    let mut b = Builder::new(4, params());
+    build_buggy(Bugs::default(), &|b| b.add_tx(5), hook)
+}
+
+/// The standard chain built by a model node with `bugs`; `add` makes the AddNode
+/// of n5 committed at height 3.
+pub fn build_buggy(
+    bugs: Bugs,
+    add: &dyn Fn(&Builder) -> Tx,
+    hook: &mut dyn FnMut(u64, &mut Block),
+) -> Builder {
+    let mut b = Builder::buggy(4, params(), bugs);
     for h in 1..=HEIGHTS {
         let mut txs = vec![kv(h)];
         if h == 3 {
-            txs.push(b.add_tx(5));
+            txs.push(add(&b));
         }
         if h == 4 {
             b.dead.insert(key(4).id());
