@@ -146,10 +146,6 @@ pub struct Builder {
 }
 
 impl Builder {
-    pub fn new(n: u8, params: Params) -> Builder {
-        Builder::buggy(n, params, Bugs::default())
-    }
-
     pub fn buggy(n: u8, params: Params, bugs: Bugs) -> Builder {
         let genesis = Genesis {
             chain_id: "test-chain".into(),
