@@ -6,23 +6,17 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map};
 
 use super::{result, Analysis, ClusterRun, Finding, AGREEMENT};
-use crate::oracle::wire::Hash;
 use crate::result::{CheckResult, Validity};
 
 /// harness.md §7 `chain-agreement`: per-block findings of the replays, plus forks
 /// (two nodes holding blocks with different hashes at one height).
 pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     let mut findings = an.findings_of(AGREEMENT);
-    let max = an.replays.iter().map(|r| r.len()).max().unwrap_or(0);
+    let max = an.max_height();
     let mut first_fork = None;
     let mut forked_heights = 0u64;
     for h in 1..=max {
-        let mut groups: BTreeMap<Hash, Vec<&str>> = BTreeMap::new();
-        for r in &an.replays {
-            if let Some(rec) = r.at(h) {
-                groups.entry(rec.hash).or_default().push(&r.name);
-            }
-        }
+        let groups = an.groups_at(h, |r| r.at(h).map(|rec| rec.hash).unwrap_or_default());
         if groups.len() > 1 {
             forked_heights += 1;
             first_fork.get_or_insert(h);
