@@ -155,10 +155,7 @@ fn judge_add(an: &Analysis, add: &AddEvent<'_>, findings: &mut Vec<Finding>) -> 
         ));
         return None;
     };
-    let applied = (1..=c.len())
-        .filter(|&h| c.at(h).is_some_and(|r| r.added.contains(&v)))
-        .min_by_key(|&h| e.height.map(|a| a.abs_diff(h)).unwrap_or(h));
-    let Some(join) = applied else {
+    let Some(join) = applied_at(c, v, e.height) else {
         let why = missing(format!(
             "the chain (up to height {}) never adds it to the roster",
             c.len()
@@ -193,6 +190,14 @@ fn judge_add(an: &Analysis, add: &AddEvent<'_>, findings: &mut Vec<Finding>) -> 
     Some(
         json!({"node": add.name, "id": v.to_hex(), "acknowledged": true, "joined_at": join, "first_participation": participated, "evicted_at": evicted_at}),
     )
+}
+
+/// The height at which the chain added `v`: the one nearest to the height the
+/// history acknowledged, else the first.
+fn applied_at(c: &NodeReplay, v: NodeId, acknowledged: Option<u64>) -> Option<u64> {
+    (1..=c.len())
+        .filter(|&h| c.at(h).is_some_and(|r| r.added.contains(&v)))
+        .min_by_key(|&h| acknowledged.map(|a| a.abs_diff(h)).unwrap_or(h))
 }
 
 /// The added node is in the roster from `join + 1` until an eviction removes it;

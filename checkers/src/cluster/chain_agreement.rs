@@ -130,6 +130,35 @@ mod tests {
     }
 
     #[test]
+    fn repeated_transactions_and_oversized_blocks_are_caught() {
+        // protocol.md §3: an id already committed at height 5 again at 9.
+        let b = build_chain(&mut |h, blk| {
+            if h == 9 {
+                blk.txs.push(kv(5));
+            }
+        });
+        let run = run_of(&b, history("ok", 30, &[]));
+        assert_caught(&run, AGREEMENT, "duplicate-tx", Some(9));
+        // Twice in one block.
+        let b = build_chain(&mut |h, blk| {
+            if h == 7 {
+                blk.txs.push(blk.txs[0].clone());
+            }
+        });
+        let run = run_of(&b, history("ok", 30, &[]));
+        assert_caught(&run, AGREEMENT, "duplicate-tx", Some(7));
+        // Over max_block_txs (100 in the fixture).
+        let b = build_chain(&mut |h, blk| {
+            if h == 6 {
+                blk.txs.extend((1000..1100).map(kv));
+            }
+        });
+        let run = run_of(&b, history("ok", 30, &[]));
+        assert_caught(&run, AGREEMENT, "too-many-txs", Some(6));
+        assert!(!has(&check_cluster(&run)[0], "duplicate-tx", None));
+    }
+
+    #[test]
     fn wrong_prev_hash_is_caught() {
         let b = build_chain(&mut |h, blk| {
             if h == 15 {
