@@ -10,10 +10,10 @@
 //! history supplies the nemesis events (add-node, fail-node, heal-all) and the
 //! client operations the liveness checks look at.
 //!
-//! One file per checker: [`chain_agreement`], [`roster_agreement`], [`eviction`],
-//! [`add_node`], [`liveness`]; shared: [`replay`], [`analysis`], [`finding`],
-//! [`run`]. [`ClusterRun::load`] reads a stored run directory; [`check_cluster`]
-//! returns one [`CheckResult`] per checker.
+//! One file per checker: `chain_agreement.rs`, `roster_agreement.rs`,
+//! `eviction.rs`, `add_node.rs`, `liveness.rs`; shared: [`replay`], `analysis.rs`,
+//! `finding.rs`, `run.rs`. [`ClusterRun::load`] reads a stored run directory;
+//! [`check_cluster`] returns one [`CheckResult`] per checker.
 
 use crate::history::Process;
 use crate::result::{timed, CheckResult};
