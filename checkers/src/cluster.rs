@@ -66,7 +66,8 @@ pub trait ClusterChecker {
 /// height; every certificate (`cert` and `last_commit`) has `q(n)` valid distinct
 /// signatures from the roster of its epoch (protocol.md §2); every `prev_hash` links
 /// to the previous block (the genesis hash for height 1); every proposer is
-/// `roster[(h + r) mod n]` (protocol.md §1).
+/// `roster[(h + r) mod n]` (protocol.md §1); no transaction id is committed twice
+/// and no block exceeds `max_block_txs` (protocol.md §3).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ChainAgreement;
 
