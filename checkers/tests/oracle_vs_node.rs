@@ -339,3 +339,48 @@ fn an_add_node_reusing_a_nonce_is_judged_by_the_spec() {
         "{roster:#?}"
     );
 }
+
+/// AddNodes the spec rejects (unsigned, signed by another key, for a member, with
+/// a malformed address) next to one it accepts: the oracle and the node agree on
+/// every roster, and the chain is valid.
+#[test]
+fn rejected_add_nodes_leave_both_rosters_alike() {
+    let mut b = Builder::new(4, params());
+    let with = |mut tx: Tx, f: &dyn Fn(&mut AddNode, &mut Option<rollcall_node::crypto::Sig>)| {
+        if let TxBody::AddNode { req, sig } = &mut tx.body {
+            f(req, sig);
+        }
+        tx
+    };
+    let unsigned = with(b.add_tx(5, 1), &|_, s| *s = None);
+    let other_key = with(b.add_tx(6, 2), &|r, s| {
+        *s = Some(key(9).sign(DOMAIN_ADD_NODE, &r.sign_bytes("test-chain")));
+    });
+    let member = b.add_tx(2, 3);
+    let bad_addr = with(b.add_tx(7, 4), &|r, s| {
+        r.addr = "no-port".into();
+        *s = Some(operator().sign(DOMAIN_ADD_NODE, &r.sign_bytes("test-chain")));
+    });
+    let good = b.add_tx(8, 5);
+    b.block(
+        vec![unsigned, other_key, member, bad_addr, good],
+        &|_, _| false,
+    )
+    .expect("commits");
+    for _ in 0..4 {
+        b.block(vec![], &|_, _| false).expect("commits");
+    }
+    assert_eq!(
+        b.state.roster().len(),
+        5,
+        "the node applied only the good one"
+    );
+    let rs = check_cluster(&b.run());
+    for r in rs.iter().take(3) {
+        assert_eq!(r.validity, Validity::Valid, "{r:#?}");
+    }
+    let roster = rs.iter().find(|r| r.checker == ROSTER).expect("ran");
+    let last = &roster.details["eras"][1]["roster"];
+    assert_eq!(last.as_array().map(Vec::len), Some(5), "{roster:#?}");
+    assert_eq!(last[4], json!(key(8).id().to_hex()));
+}
