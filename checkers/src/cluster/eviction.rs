@@ -18,6 +18,7 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     for (n, own) in run.nodes.iter().zip(&an.replays) {
         if let Some(status) = &n.status {
             check_abnormal(&n.name, status, own, &mut findings);
+            check_role(&n.name, status, own, an.ids.get(&n.name), &mut findings);
         }
     }
     let mut victims = Vec::new();
@@ -69,6 +70,63 @@ fn check_abnormal(name: &str, status: &Value, own: &NodeReplay, findings: &mut V
             show(own.next_expected_evict)
         );
         let (kind, h) = ("status-abnormal-mismatch", Some(own.len() + 1));
+        findings.push(Finding::new(
+            EVICTION,
+            kind,
+            Validity::Invalid,
+            h,
+            name,
+            why,
+            json!({}),
+        ));
+    }
+}
+
+/// protocol.md §5: a running node that an eviction deleted (and no AddNode brought
+/// back) says `role: "evicted"` in its final `/status`; no other node does, and a
+/// node outside the roster is never a `validator`. Judged on the node's own chain,
+/// when its status is at the height of its dump.
+fn check_role(
+    name: &str,
+    status: &Value,
+    own: &NodeReplay,
+    id: Option<&NodeId>,
+    findings: &mut Vec<Finding>,
+) {
+    let (Some(id), Some(role)) = (id, status.get("role").and_then(Value::as_str)) else {
+        return;
+    };
+    if status_u64(status, "height") != Some(own.len()) {
+        return;
+    }
+    let last = |hit: &dyn Fn(&super::replay::HeightRec) -> bool| {
+        own.heights
+            .iter()
+            .zip(1u64..)
+            .filter(|(r, _)| hit(r))
+            .map(|(_, h)| h)
+            .last()
+    };
+    let evicted = last(&|r| r.evicted == Some(*id));
+    let added = last(&|r| r.added.contains(id));
+    let member = own.era_at(own.len() + 1).roster.contains(id);
+    let deleted = !member && evicted.is_some_and(|e| added.is_none_or(|a| a < e));
+    let fits = match role {
+        "evicted" => deleted,
+        "validator" => member,
+        _ => !deleted,
+    };
+    if !fits {
+        let why = format!(
+            "final status says role {role:?} at height {} but the chain {}",
+            own.len(),
+            match (member, deleted) {
+                (true, _) => "has it in the roster".to_string(),
+                (false, true) => format!("evicted it at height {}", evicted.unwrap_or(0)),
+                (false, false) => "has it outside the roster without evicting it".to_string(),
+            }
+        );
+        let (kind, h) = ("status-role-mismatch", Some(own.len() + 1));
         findings.push(Finding::new(
             EVICTION,
             kind,
@@ -256,5 +314,30 @@ mod tests {
         let r = by_name(&check_cluster(&run), EVICTION).clone();
         assert_eq!(r.validity, Validity::Unknown, "{r:#?}");
         assert!(has(&r, "victim-eviction-unknown", None));
+    }
+
+    #[test]
+    fn status_role_must_follow_the_eviction() {
+        // n4 is evicted at 12; give it the full chain and a status.
+        let with_n4 = |role: &str| {
+            let mut run = standard();
+            run.nodes[3].chain = run.nodes[0].chain.clone();
+            run.nodes[3].alive = true;
+            run.nodes[3].status = Some(json!({
+                "id": key(4).id().to_hex(), "height": 30, "epoch": 2, "role": role,
+            }));
+            run
+        };
+        let r = by_name(&check_cluster(&with_n4("evicted")), EVICTION).clone();
+        assert_eq!(r.validity, Validity::Valid, "{r:#?}");
+        for wrong in ["validator", "syncing"] {
+            assert_caught(&with_n4(wrong), EVICTION, "status-role-mismatch", Some(31));
+        }
+        // A member that claims to be evicted.
+        let mut run = standard();
+        if let Some(s) = run.nodes[0].status.as_mut() {
+            s["role"] = json!("evicted");
+        }
+        assert_caught(&run, EVICTION, "status-role-mismatch", Some(31));
     }
 }
