@@ -132,12 +132,22 @@ impl Builder {
         Some(())
     }
 
+    /// n1's `/status` as the node derives it (its role the way
+    /// `rollcall_node::consensus` computes it for an up-to-date node).
     fn status(&self) -> Value {
+        let me = key(1).id();
+        let role = if self.state.roster().contains(&me) {
+            "validator"
+        } else if self.state.was_evicted(&me) {
+            "evicted"
+        } else {
+            "syncing"
+        };
         json!({
-            "id": key(1).id().to_hex(),
+            "id": me.to_hex(),
             "height": self.state.height,
             "epoch": self.state.epoch(),
-            "role": "validator",
+            "role": role,
             "roster": self.state.roster().entries(),
             "abnormal": self.state.expected_evict().map(|x| x.to_hex()),
         })
