@@ -10,10 +10,10 @@
 //! history supplies the nemesis events (add-node, fail-node, heal-all) and the
 //! client operations the liveness checks look at.
 //!
-//! One file per checker: [`chain_agreement`], [`roster_agreement`], [`eviction`],
-//! [`add_node`], [`liveness`]; shared: [`replay`], [`analysis`], [`finding`],
-//! [`run`]. [`ClusterRun::load`] reads a stored run directory; [`check_cluster`]
-//! returns one [`CheckResult`] per checker.
+//! One file per checker: `chain_agreement.rs`, `roster_agreement.rs`,
+//! `eviction.rs`, `add_node.rs`, `liveness.rs`; shared: [`replay`], `analysis.rs`,
+//! `finding.rs`, `run.rs`. [`ClusterRun::load`] reads a stored run directory;
+//! [`check_cluster`] returns one [`CheckResult`] per checker.
 
 use crate::history::Process;
 use crate::result::{timed, CheckResult};
@@ -66,7 +66,8 @@ pub trait ClusterChecker {
 /// height; every certificate (`cert` and `last_commit`) has `q(n)` valid distinct
 /// signatures from the roster of its epoch (protocol.md §2); every `prev_hash` links
 /// to the previous block (the genesis hash for height 1); every proposer is
-/// `roster[(h + r) mod n]` (protocol.md §1).
+/// `roster[(h + r) mod n]` (protocol.md §1); no transaction id is committed twice
+/// and no block exceeds `max_block_txs` (protocol.md §3).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ChainAgreement;
 

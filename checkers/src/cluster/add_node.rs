@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 use super::analysis::event_id;
-use super::{is_client, result, Analysis, ClusterRun, Finding, Nemesis, ADD_NODE};
+use super::{is_client, result, Analysis, ClusterRun, Finding, Nemesis, NodeReplay, ADD_NODE};
 use crate::history::OpType;
+use crate::oracle::wire::NodeId;
 use crate::result::{CheckResult, Validity};
 
 /// Faults during which a pause in commits is expected (harness.md §5).
@@ -57,7 +58,6 @@ fn disruptions(an: &Analysis) -> Vec<(u64, u64)> {
 pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     let mut findings = Vec::new();
     let mut adds = Vec::new();
-    let bound = run.liveness_bound_ns;
     let faults = disruptions(an);
     let mut starts: BTreeMap<Option<String>, &Nemesis> = BTreeMap::new();
     for e in an.nemesis.iter().filter(|e| e.f == "add-node") {
@@ -66,210 +66,12 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
             continue;
         }
         let start = starts.remove(&e.node);
-        let name = e.node.clone().unwrap_or_default();
-        let id = event_id(an, e).or_else(|| start.and_then(|s| event_id(an, s)));
-        let mut ops = vec![e.index];
-        if let Some(s) = start {
-            ops.insert(0, s.index);
-        }
+        let add = AddEvent::new(an, e, start);
         // The network committed throughout (protocol.md §4.5).
         if let Some(s) = start {
-            check_commits_during(
-                run,
-                &faults,
-                s.time,
-                e.time,
-                bound,
-                &name,
-                &ops,
-                &mut findings,
-            );
+            check_commits_during(run, &faults, (s.time, e.time), &add, &mut findings);
         }
-        if e.acknowledged != Some(true) {
-            adds.push(json!({"node": name, "acknowledged": false}));
-            continue;
-        }
-        let Some(v) = id else {
-            findings.push(
-                Finding::new(
-                    ADD_NODE,
-                    "add-node-id-unknown",
-                    Validity::Unknown,
-                    None,
-                    &name,
-                    "acknowledged add-node event names no node id".into(),
-                    json!({}),
-                )
-                .with_ops(ops),
-            );
-            continue;
-        };
-        let Some(c) = an.canonical() else {
-            findings.push(
-                Finding::new(
-                    ADD_NODE,
-                    "acknowledged-add-missing",
-                    Validity::Invalid,
-                    e.height,
-                    &name,
-                    format!(
-                        "AddNode of {} was acknowledged but no node dumped a chain",
-                        v.short()
-                    ),
-                    json!({}),
-                )
-                .with_ops(ops),
-            );
-            continue;
-        };
-        let applied = c
-            .heights
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.added.contains(&v))
-            .map(|(i, _)| i as u64 + 1)
-            .min_by_key(|&h| e.height.map(|a| a.abs_diff(h)).unwrap_or(h));
-        let Some(join) = applied else {
-            findings.push(
-                Finding::new(
-                    ADD_NODE,
-                    "acknowledged-add-missing",
-                    Validity::Invalid,
-                    e.height,
-                    &name,
-                    format!(
-                        "AddNode of {} was acknowledged{} but the chain (up to height {}) never adds it to the roster",
-                        v.short(),
-                        e.height.map(|h| format!(" at height {h}")).unwrap_or_default(),
-                        c.len()
-                    ),
-                    json!({"id": v.to_hex()}),
-                )
-                .with_ops(ops),
-            );
-            continue;
-        };
-        if let Some(h) = e.height.filter(|&h| h != join) {
-            findings.push(
-                Finding::new(
-                    ADD_NODE,
-                    "acknowledged-add-wrong-height",
-                    Validity::Invalid,
-                    Some(h),
-                    &name,
-                    format!(
-                        "AddNode of {} was acknowledged at height {h} but the chain applies it at height {join}",
-                        v.short()
-                    ),
-                    json!({"id": v.to_hex(), "applied_at": join}),
-                )
-                .with_ops(ops.clone()),
-            );
-        }
-        // In the roster from join+1 on, until an eviction removes it.
-        let evicted_at = c
-            .heights
-            .iter()
-            .enumerate()
-            .skip(join as usize)
-            .find(|(_, r)| r.evicted == Some(v))
-            .map(|(i, _)| i as u64 + 1);
-        let member_until = evicted_at.unwrap_or(c.len() + 1);
-        if let Some(h) = (join + 1..=member_until)
-            .find(|&h| !c.era_at(h).roster.contains(&v) && h <= c.len() + 1)
-        {
-            findings.push(
-                Finding::new(
-                    ADD_NODE,
-                    "added-node-not-in-roster",
-                    Validity::Invalid,
-                    Some(h),
-                    &name,
-                    format!(
-                        "acknowledged node {} (added at height {join}) is missing from the roster at height {h}",
-                        v.short()
-                    ),
-                    json!({"id": v.to_hex()}),
-                )
-                .with_ops(ops.clone()),
-            );
-        }
-        // Its own chain equals the others' (from its dump).
-        if let Some(mine) = an.replay_of(&name) {
-            if let Some(h) = (1..=mine.len().min(c.len()))
-                .find(|&h| mine.at(h).map(|r| r.hash) != c.at(h).map(|r| r.hash))
-            {
-                findings.push(
-                    Finding::new(
-                        ADD_NODE,
-                        "new-node-chain-differs",
-                        Validity::Invalid,
-                        Some(h),
-                        &name,
-                        format!(
-                            "the new node's block at height {h} differs from {}'s",
-                            c.name
-                        ),
-                        json!({}),
-                    )
-                    .with_ops(ops.clone()),
-                );
-            }
-        }
-        // It proposes or signs after joining.
-        let n = c.era_at(join + 1).roster.len() as u64;
-        let last = evicted_at.unwrap_or(c.len()).min(c.len());
-        let participated = (join + 1..=last).find(|&h| {
-            c.at(h).is_some_and(|r| {
-                r.proposer == v || r.signers.contains(&v) || r.later_signers.contains(&v)
-            })
-        });
-        if participated.is_none() {
-            let hurt_later = an.nemesis.iter().any(|x| {
-                x.time >= e.time
-                    && x.node == e.node
-                    && e.node.is_some()
-                    && matches!(x.f.as_str(), "fail-node" | "kill" | "pause" | "crash-all")
-            });
-            if last >= join + 2 * n && !hurt_later {
-                findings.push(
-                    Finding::new(
-                        ADD_NODE,
-                        "new-node-silent",
-                        Validity::Invalid,
-                        Some(join),
-                        &name,
-                        format!(
-                            "node {} joined at height {join} but neither proposed nor signed any of the {} blocks after it",
-                            v.short(),
-                            last - join
-                        ),
-                        json!({"id": v.to_hex()}),
-                    )
-                    .with_ops(ops.clone()),
-                );
-            } else {
-                findings.push(
-                    Finding::new(
-                        ADD_NODE,
-                        "new-node-participation-unknown",
-                        Validity::Unknown,
-                        Some(join),
-                        &name,
-                        format!(
-                            "node {} joined at height {join}; only {} blocks followed (2n = {}){} and it neither proposed nor signed",
-                            v.short(),
-                            last - join,
-                            2 * n,
-                            if hurt_later { ", a fault hit it" } else { "" }
-                        ),
-                        json!({"id": v.to_hex()}),
-                    )
-                    .with_ops(ops.clone()),
-                );
-            }
-        }
-        adds.push(json!({"node": name, "id": v.to_hex(), "acknowledged": true, "joined_at": join, "first_participation": participated, "evicted_at": evicted_at}));
+        adds.extend(judge_add(an, &add, &mut findings));
     }
     let mut details = Map::new();
     details.insert("adds".into(), json!(adds));
@@ -281,19 +83,238 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     )
 }
 
+/// One add-node of the history: its stop event, node name, id and op indices.
+struct AddEvent<'a> {
+    stop: &'a Nemesis,
+    name: String,
+    id: Option<NodeId>,
+    ops: Vec<u64>,
+}
+
+impl<'a> AddEvent<'a> {
+    fn new(an: &Analysis, stop: &'a Nemesis, start: Option<&Nemesis>) -> AddEvent<'a> {
+        let mut ops = vec![stop.index];
+        if let Some(s) = start {
+            ops.insert(0, s.index);
+        }
+        AddEvent {
+            stop,
+            name: stop.node.clone().unwrap_or_default(),
+            id: event_id(an, stop).or_else(|| start.and_then(|s| event_id(an, s))),
+            ops,
+        }
+    }
+
+    fn finding(
+        &self,
+        kind: &str,
+        v: Validity,
+        h: Option<u64>,
+        why: String,
+        extra: Value,
+    ) -> Finding {
+        Finding::new(ADD_NODE, kind, v, h, &self.name, why, extra).with_ops(self.ops.clone())
+    }
+}
+
+/// The verdict on one acknowledged add: applied by the chain (at the height the
+/// history names), a member from then on, the new node agrees and takes part.
+fn judge_add(an: &Analysis, add: &AddEvent<'_>, findings: &mut Vec<Finding>) -> Option<Value> {
+    let e = add.stop;
+    if e.acknowledged != Some(true) {
+        return Some(json!({"node": add.name, "acknowledged": false}));
+    }
+    let Some(v) = add.id else {
+        let why = "acknowledged add-node event names no node id".into();
+        findings.push(add.finding(
+            "add-node-id-unknown",
+            Validity::Unknown,
+            None,
+            why,
+            json!({}),
+        ));
+        return None;
+    };
+    let missing = |upto: String| {
+        format!(
+            "AddNode of {} was acknowledged{} but {upto}",
+            v.short(),
+            e.height
+                .map(|h| format!(" at height {h}"))
+                .unwrap_or_default()
+        )
+    };
+    let Some(c) = an.canonical() else {
+        let why = missing("no node dumped a chain".into());
+        findings.push(add.finding(
+            "acknowledged-add-missing",
+            Validity::Invalid,
+            e.height,
+            why,
+            json!({}),
+        ));
+        return None;
+    };
+    let Some(join) = applied_at(c, v, e.height) else {
+        let why = missing(format!(
+            "the chain (up to height {}) never adds it to the roster",
+            c.len()
+        ));
+        let extra = json!({"id": v.to_hex()});
+        findings.push(add.finding(
+            "acknowledged-add-missing",
+            Validity::Invalid,
+            e.height,
+            why,
+            extra,
+        ));
+        return None;
+    };
+    if let Some(h) = e.height.filter(|&h| h != join) {
+        let why = format!(
+            "AddNode of {} was acknowledged at height {h} but the chain applies it at height {join}",
+            v.short()
+        );
+        let extra = json!({"id": v.to_hex(), "applied_at": join});
+        findings.push(add.finding(
+            "acknowledged-add-wrong-height",
+            Validity::Invalid,
+            Some(h),
+            why,
+            extra,
+        ));
+    }
+    let evicted_at = check_membership(c, add, v, join, findings);
+    check_new_chain(an, c, add, findings);
+    let participated = check_participation(an, c, add, (v, join, evicted_at), findings);
+    Some(
+        json!({"node": add.name, "id": v.to_hex(), "acknowledged": true, "joined_at": join, "first_participation": participated, "evicted_at": evicted_at}),
+    )
+}
+
+/// The height at which the chain added `v`: the one nearest to the height the
+/// history acknowledged, else the first.
+fn applied_at(c: &NodeReplay, v: NodeId, acknowledged: Option<u64>) -> Option<u64> {
+    (1..=c.len())
+        .filter(|&h| c.at(h).is_some_and(|r| r.added.contains(&v)))
+        .min_by_key(|&h| acknowledged.map(|a| a.abs_diff(h)).unwrap_or(h))
+}
+
+/// The added node is in the roster from `join + 1` until an eviction removes it;
+/// returns the height of that eviction.
+fn check_membership(
+    c: &NodeReplay,
+    add: &AddEvent<'_>,
+    v: NodeId,
+    join: u64,
+    findings: &mut Vec<Finding>,
+) -> Option<u64> {
+    let evicted_at = (join + 1..=c.len()).find(|&h| c.at(h).is_some_and(|r| r.evicted == Some(v)));
+    let member_until = evicted_at.unwrap_or(c.len() + 1);
+    if let Some(h) = (join + 1..=member_until).find(|&h| !c.era_at(h).roster.contains(&v)) {
+        let why = format!(
+            "acknowledged node {} (added at height {join}) is missing from the roster at height {h}",
+            v.short()
+        );
+        let extra = json!({"id": v.to_hex()});
+        findings.push(add.finding(
+            "added-node-not-in-roster",
+            Validity::Invalid,
+            Some(h),
+            why,
+            extra,
+        ));
+    }
+    evicted_at
+}
+
+/// The new node's own chain (from its dump) equals the canonical one.
+fn check_new_chain(an: &Analysis, c: &NodeReplay, add: &AddEvent<'_>, findings: &mut Vec<Finding>) {
+    let Some(mine) = an.replay_of(&add.name) else {
+        return;
+    };
+    if let Some(h) = (1..=mine.len().min(c.len()))
+        .find(|&h| mine.at(h).map(|r| r.hash) != c.at(h).map(|r| r.hash))
+    {
+        let why = format!(
+            "the new node's block at height {h} differs from {}'s",
+            c.name
+        );
+        findings.push(add.finding(
+            "new-node-chain-differs",
+            Validity::Invalid,
+            Some(h),
+            why,
+            json!({}),
+        ));
+    }
+}
+
+/// The new node proposes or signs after joining: silent for `2n` blocks with no
+/// fault on it is invalid, fewer blocks (or a fault) unknown. Returns the first
+/// height it took part in.
+fn check_participation(
+    an: &Analysis,
+    c: &NodeReplay,
+    add: &AddEvent<'_>,
+    (v, join, evicted_at): (NodeId, u64, Option<u64>),
+    findings: &mut Vec<Finding>,
+) -> Option<u64> {
+    let n = c.era_at(join + 1).roster.len() as u64;
+    let last = evicted_at.unwrap_or(c.len()).min(c.len());
+    let participated = (join + 1..=last).find(|&h| {
+        c.at(h).is_some_and(|r| {
+            r.proposer == v || r.signers.contains(&v) || r.later_signers.contains(&v)
+        })
+    });
+    if participated.is_some() {
+        return participated;
+    }
+    let e = add.stop;
+    let hurt_later = an.nemesis.iter().any(|x| {
+        x.time >= e.time
+            && x.node == e.node
+            && e.node.is_some()
+            && matches!(x.f.as_str(), "fail-node" | "kill" | "pause" | "crash-all")
+    });
+    let extra = json!({"id": v.to_hex()});
+    let f = if last >= join + 2 * n && !hurt_later {
+        let why = format!(
+            "node {} joined at height {join} but neither proposed nor signed any of the {} blocks after it",
+            v.short(),
+            last - join
+        );
+        add.finding("new-node-silent", Validity::Invalid, Some(join), why, extra)
+    } else {
+        let why = format!(
+            "node {} joined at height {join}; only {} blocks followed (2n = {}){} and it neither proposed nor signed",
+            v.short(),
+            last - join,
+            2 * n,
+            if hurt_later { ", a fault hit it" } else { "" }
+        );
+        add.finding(
+            "new-node-participation-unknown",
+            Validity::Unknown,
+            Some(join),
+            why,
+            extra,
+        )
+    };
+    findings.push(f);
+    None
+}
+
 /// "The network committed throughout" (protocol.md §4.5): a client op completes
 /// `ok` inside `[from, to]`, or the window is shorter than the bound.
-#[allow(clippy::too_many_arguments)]
 fn check_commits_during(
     run: &ClusterRun,
     faults: &[(u64, u64)],
-    from: u64,
-    to: u64,
-    bound: u64,
-    name: &str,
-    ops: &[u64],
+    (from, to): (u64, u64),
+    add: &AddEvent<'_>,
     findings: &mut Vec<Finding>,
 ) {
+    let bound = run.liveness_bound_ns;
     if to.saturating_sub(from) < bound {
         return;
     }
@@ -327,23 +348,22 @@ fn check_commits_during(
             "no client operation completed ok",
         )
     };
-    let mut all = ops.to_vec();
+    let mut all = add.ops.clone();
     all.extend(invoked.iter().take(20));
-    findings.push(
-        Finding::new(
-            ADD_NODE,
-            kind,
-            severity,
-            None,
-            name,
-            format!(
-                "between the add-node start ({from} ns) and stop ({to} ns), {} ns ≥ the bound {bound} ns, {why}",
-                to - from
-            ),
-            json!({"from": from, "to": to}),
-        )
-        .with_ops(all),
+    let why = format!(
+        "between the add-node start ({from} ns) and stop ({to} ns), {} ns ≥ the bound {bound} ns, {why}",
+        to - from
     );
+    let f = Finding::new(
+        ADD_NODE,
+        kind,
+        severity,
+        None,
+        &add.name,
+        why,
+        json!({"from": from, "to": to}),
+    );
+    findings.push(f.with_ops(all));
 }
 
 #[cfg(test)]

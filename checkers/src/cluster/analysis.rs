@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::replay::{self, NodeReplay};
 use super::{ClusterRun, Finding};
 use crate::history::History;
-use crate::oracle::wire::{NodeId, Verifier};
+use crate::oracle::wire::{Hash, NodeId, Verifier};
 
 /// A nemesis event of the history, with the fields of the harness convention.
 #[derive(Debug, Clone)]
@@ -102,6 +102,25 @@ impl Analysis {
     /// The replay of the node named `name`.
     pub(crate) fn replay_of(&self, name: &str) -> Option<&NodeReplay> {
         self.replays.iter().find(|r| r.name == name)
+    }
+
+    /// The longest replayed height.
+    pub(crate) fn max_height(&self) -> u64 {
+        self.replays.iter().map(|r| r.len()).max().unwrap_or(0)
+    }
+
+    /// The nodes that replayed height `h`, grouped by what `key` derives there
+    /// (a block hash, a roster hash): more than one group is a disagreement.
+    pub(crate) fn groups_at(
+        &self,
+        h: u64,
+        key: impl Fn(&NodeReplay) -> Hash,
+    ) -> BTreeMap<Hash, Vec<&str>> {
+        let mut groups: BTreeMap<Hash, Vec<&str>> = BTreeMap::new();
+        for r in self.replays.iter().filter(|r| h <= r.len()) {
+            groups.entry(key(r)).or_default().push(&r.name);
+        }
+        groups
     }
 
     pub(crate) fn findings_of(&self, checker: &str) -> Vec<Finding> {

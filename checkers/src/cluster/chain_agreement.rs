@@ -6,23 +6,17 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map};
 
 use super::{result, Analysis, ClusterRun, Finding, AGREEMENT};
-use crate::oracle::wire::Hash;
 use crate::result::{CheckResult, Validity};
 
 /// harness.md §7 `chain-agreement`: per-block findings of the replays, plus forks
 /// (two nodes holding blocks with different hashes at one height).
 pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     let mut findings = an.findings_of(AGREEMENT);
-    let max = an.replays.iter().map(|r| r.len()).max().unwrap_or(0);
+    let max = an.max_height();
     let mut first_fork = None;
     let mut forked_heights = 0u64;
     for h in 1..=max {
-        let mut groups: BTreeMap<Hash, Vec<&str>> = BTreeMap::new();
-        for r in &an.replays {
-            if let Some(rec) = r.at(h) {
-                groups.entry(rec.hash).or_default().push(&r.name);
-            }
-        }
+        let groups = an.groups_at(h, |r| r.at(h).map(|rec| rec.hash).unwrap_or_default());
         if groups.len() > 1 {
             forked_heights += 1;
             first_fork.get_or_insert(h);
@@ -133,6 +127,35 @@ mod tests {
             sig: outsider.sign(DOMAIN_VOTE, &c.vote_of(outsider.id()).sign_bytes()),
         };
         assert_caught(&run, AGREEMENT, "unknown-signer", Some(21));
+    }
+
+    #[test]
+    fn repeated_transactions_and_oversized_blocks_are_caught() {
+        // protocol.md §3: an id already committed at height 5 again at 9.
+        let b = build_chain(&mut |h, blk| {
+            if h == 9 {
+                blk.txs.push(kv(5));
+            }
+        });
+        let run = run_of(&b, history("ok", 30, &[]));
+        assert_caught(&run, AGREEMENT, "duplicate-tx", Some(9));
+        // Twice in one block.
+        let b = build_chain(&mut |h, blk| {
+            if h == 7 {
+                blk.txs.push(blk.txs[0].clone());
+            }
+        });
+        let run = run_of(&b, history("ok", 30, &[]));
+        assert_caught(&run, AGREEMENT, "duplicate-tx", Some(7));
+        // Over max_block_txs (100 in the fixture).
+        let b = build_chain(&mut |h, blk| {
+            if h == 6 {
+                blk.txs.extend((1000..1100).map(kv));
+            }
+        });
+        let run = run_of(&b, history("ok", 30, &[]));
+        assert_caught(&run, AGREEMENT, "too-many-txs", Some(6));
+        assert!(!has(&check_cluster(&run)[0], "duplicate-tx", None));
     }
 
     #[test]

@@ -10,7 +10,6 @@ use super::*;
 use crate::history::History;
 use crate::oracle::add_node::{Rejection, UsedNonces};
 use crate::oracle::membership::Membership;
-use crate::oracle::quorum::quorum;
 use crate::oracle::roster::Roster;
 use crate::oracle::wire::{
     AddNode, Block, Certificate, CommitSig, CommittedBlock, Genesis, Hash, Keypair, NodeId, Op,
@@ -100,11 +99,13 @@ impl Model {
         self.membership.epoch()
     }
 
+    /// protocol.md §1, restated here rather than taken from the oracle so that a
+    /// bug in the oracle's rotation fails these tests: `roster[(h + r) mod n]`.
     pub fn proposer(&self, h: u64, r: u32) -> NodeId {
-        let shifted = u32::try_from(self.bugs.proposer_shift).unwrap_or(0);
-        self.roster()
-            .proposer(h, r.wrapping_add(shifted))
-            .unwrap_or_default()
+        let entries = self.roster().entries();
+        let n = entries.len().max(1) as u64;
+        let i = (h + u64::from(r) + self.bugs.proposer_shift) % n;
+        entries.get(i as usize).map(|e| e.id).unwrap_or_default()
     }
 
     /// The `evict` the model puts in the block it proposes at the next height.
@@ -122,9 +123,13 @@ impl Model {
         self.membership.expected_evict()
     }
 
+    /// How many precommits the model puts in a certificate: the smallest `q` with
+    /// `3q > 2n` (protocol.md §1, restated independently of the oracle), plus the
+    /// bug's offset.
     pub fn signatures(&self) -> usize {
-        let q = quorum(self.roster().len()) as i64 + self.bugs.quorum_delta;
-        usize::try_from(q.max(0)).unwrap_or(0)
+        let n = self.roster().len();
+        let q = (1..=n).find(|q| 3 * q > 2 * n).unwrap_or(n) as i64;
+        usize::try_from(q + self.bugs.quorum_delta).unwrap_or(0)
     }
 
     fn apply(&mut self, block: &Block, cert: Certificate) {
@@ -146,10 +151,6 @@ pub struct Builder {
 }
 
 impl Builder {
-    pub fn new(n: u8, params: Params) -> Builder {
-        Builder::buggy(n, params, Bugs::default())
-    }
-
     pub fn buggy(n: u8, params: Params, bugs: Bugs) -> Builder {
         let genesis = Genesis {
             chain_id: "test-chain".into(),
@@ -294,11 +295,21 @@ pub const HEIGHTS: u64 = 30;
 /// The standard chain: 4 nodes, n5 added at height 3, n4 dead from height 4 and
 /// evicted at height 12 by the rule, 30 blocks. `hook(h, block)` corrupts.
 pub fn build_chain(hook: &mut dyn FnMut(u64, &mut Block)) -> Builder {
-    let mut b = Builder::new(4, params());
+    build_buggy(Bugs::default(), &|b| b.add_tx(5), hook)
+}
+
+/// The standard chain built by a model node with `bugs`; `add` makes the AddNode
+/// of n5 committed at height 3.
+pub fn build_buggy(
+    bugs: Bugs,
+    add: &dyn Fn(&Builder) -> Tx,
+    hook: &mut dyn FnMut(u64, &mut Block),
+) -> Builder {
+    let mut b = Builder::buggy(4, params(), bugs);
     for h in 1..=HEIGHTS {
         let mut txs = vec![kv(h)];
         if h == 3 {
-            txs.push(b.add_tx(5));
+            txs.push(add(&b));
         }
         if h == 4 {
             b.dead.insert(key(4).id());

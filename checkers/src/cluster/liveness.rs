@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::analysis::status_u64;
-use super::{is_client, result, Analysis, ClusterRun, Finding, LIVENESS};
+use super::{is_client, result, Analysis, ClusterRun, Finding, Nemesis, LIVENESS};
 use crate::history::OpType;
 use crate::result::{CheckResult, Validity};
 
@@ -33,19 +33,40 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     let bound = run.liveness_bound_ns;
     details.insert("bound_ns".into(), json!(bound));
     let Some(heal) = an.nemesis.iter().rev().find(|e| e.f == "heal-all") else {
-        findings.push(Finding::new(
+        let why = "the history has no heal-all nemesis event".into();
+        let f = Finding::new(
             LIVENESS,
             "no-heal-all",
             Validity::Unknown,
             None,
             "",
-            "the history has no heal-all nemesis event".into(),
+            why,
             json!({}),
-        ));
-        return result(LIVENESS, findings, details, String::new());
+        );
+        return result(LIVENESS, vec![f], details, String::new());
     };
-    let t = heal.time;
-    details.insert("heal_time".into(), json!(t));
+    details.insert("heal_time".into(), json!(heal.time));
+    let recovery = check_recovery(run, heal, &mut findings);
+    details.insert("recovery_ns".into(), json!(recovery));
+    let known = height_known_at(run, heal.time);
+    details.insert("height_at_heal".into(), json!(known));
+    let finals = check_growth(run, an, known, &mut findings);
+    details.insert("final_heights".into(), json!(finals));
+    result(
+        LIVENESS,
+        findings,
+        details,
+        format!(
+            "the cluster committed again {} ns after the final heal (bound {bound} ns)",
+            recovery.unwrap_or(0)
+        ),
+    )
+}
+
+/// A client op completes `ok` within the bound after the heal; returns how long
+/// after the heal the first one did.
+fn check_recovery(run: &ClusterRun, heal: &Nemesis, findings: &mut Vec<Finding>) -> Option<u64> {
+    let (t, bound) = (heal.time, run.liveness_bound_ns);
     let client: Vec<_> = run
         .history
         .ops()
@@ -61,64 +82,78 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
                 .map(|c| (c, o.invoke_index))
         })
         .min();
-    details.insert("recovery_ns".into(), json!(first_ok.map(|(c, _)| c - t)));
     match first_ok {
         Some((c, _)) if c - t <= bound => {}
-        Some((c, i)) => findings.push(
-            Finding::new(
+        Some((c, i)) => {
+            let why = format!(
+                "the first client op to complete ok after the heal did so {} ns after it, beyond the bound {bound} ns",
+                c - t
+            );
+            let f = Finding::new(
                 LIVENESS,
                 "slow-recovery",
                 Validity::Invalid,
                 None,
                 "",
-                format!(
-                    "the first client op to complete ok after the heal did so {} ns after it, beyond the bound {bound} ns",
-                    c - t
-                ),
+                why,
                 json!({}),
-            )
-            .with_ops(vec![heal.index, i]),
-        ),
+            );
+            findings.push(f.with_ops(vec![heal.index, i]));
+        }
         None => {
-            let last_time = run.history.events().iter().map(|e| e.time).max().unwrap_or(0);
             let after: Vec<u64> = client
                 .iter()
                 .filter(|o| o.invoke_time >= t || o.complete_time.is_none_or(|c| c >= t))
                 .map(|o| o.invoke_index)
                 .collect();
-            let (kind, severity, why) = if after.is_empty() {
-                (
-                    "no-client-ops-after-heal",
-                    Validity::Unknown,
-                    "no client operation ran after the heal".to_string(),
-                )
-            } else if last_time.saturating_sub(t) < bound {
-                (
-                    "history-too-short",
-                    Validity::Unknown,
-                    format!(
-                        "nothing completed ok after the heal, but the history ends {} ns after it, before the bound",
-                        last_time.saturating_sub(t)
-                    ),
-                )
-            } else {
-                (
-                    "no-commit-after-heal",
-                    Validity::Invalid,
-                    format!(
-                        "{} client operations ran after the heal and none completed ok",
-                        after.len()
-                    ),
-                )
-            };
+            let (kind, severity, why) = no_recovery(run, t, &after);
             let mut ops = vec![heal.index];
             ops.extend(after.iter().take(20));
-            findings.push(Finding::new(LIVENESS, kind, severity, None, "", why, json!({})).with_ops(ops));
+            findings.push(
+                Finding::new(LIVENESS, kind, severity, None, "", why, json!({})).with_ops(ops),
+            );
         }
     }
-    // The alive roster members' chains grew past the height known at the heal.
-    let known = height_known_at(run, t);
-    details.insert("height_at_heal".into(), json!(known));
+    first_ok.map(|(c, _)| c - t)
+}
+
+/// Why nothing completed ok after the heal at `t`, given the client ops that ran
+/// after it: none ran or the history ended too soon (unknown), or they all
+/// failed to commit (invalid).
+fn no_recovery(run: &ClusterRun, t: u64, after: &[u64]) -> (&'static str, Validity, String) {
+    let last_time = run
+        .history
+        .events()
+        .iter()
+        .map(|e| e.time)
+        .max()
+        .unwrap_or(0);
+    if after.is_empty() {
+        let why = "no client operation ran after the heal".to_string();
+        ("no-client-ops-after-heal", Validity::Unknown, why)
+    } else if last_time.saturating_sub(t) < run.liveness_bound_ns {
+        let why = format!(
+            "nothing completed ok after the heal, but the history ends {} ns after it, before the bound",
+            last_time.saturating_sub(t)
+        );
+        ("history-too-short", Validity::Unknown, why)
+    } else {
+        let why = format!(
+            "{} client operations ran after the heal and none completed ok",
+            after.len()
+        );
+        ("no-commit-after-heal", Validity::Invalid, why)
+    }
+}
+
+/// The alive roster members' chains grew past the height `known` at the heal;
+/// returns every node's final height.
+fn check_growth(
+    run: &ClusterRun,
+    an: &Analysis,
+    known: Option<u64>,
+    findings: &mut Vec<Finding>,
+) -> BTreeMap<String, u64> {
     let final_roster = an.canonical().map(|c| c.era_at(c.len() + 1).roster.clone());
     let mut finals = BTreeMap::new();
     for (n, r) in run.nodes.iter().zip(&an.replays) {
@@ -129,32 +164,23 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
             (Some(id), Some(roster)) => roster.contains(id),
             _ => true,
         };
-        if let Some(k) = known {
-            if n.alive && member && h <= k {
-                findings.push(Finding::new(
-                    LIVENESS,
-                    "node-stalled-after-heal",
-                    Validity::Invalid,
-                    Some(h),
-                    &n.name,
-                    format!(
-                        "alive roster member ends at height {h}, not past height {k} known at the heal"
-                    ),
-                    json!({}),
-                ));
-            }
+        if let Some(k) = known.filter(|&k| n.alive && member && h <= k) {
+            let why = format!(
+                "alive roster member ends at height {h}, not past height {k} known at the heal"
+            );
+            let kind = "node-stalled-after-heal";
+            findings.push(Finding::new(
+                LIVENESS,
+                kind,
+                Validity::Invalid,
+                Some(h),
+                &n.name,
+                why,
+                json!({}),
+            ));
         }
     }
-    details.insert("final_heights".into(), json!(finals));
-    result(
-        LIVENESS,
-        findings,
-        details,
-        format!(
-            "the cluster committed again {} ns after the final heal (bound {bound} ns)",
-            first_ok.map(|(c, _)| c - t).unwrap_or(0)
-        ),
-    )
+    finals
 }
 
 #[cfg(test)]

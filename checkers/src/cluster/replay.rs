@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::{Finding, AGREEMENT, EVICTION, ROSTER};
-use crate::oracle::ledger::Ledger;
+use crate::oracle::ledger::{Effect, Ledger};
 use crate::oracle::membership::{Change, Era, Membership};
 use crate::oracle::wire::{
     Block, Certificate, CommittedBlock, Genesis, Hash, NodeId, Verifier, DOMAIN_VOTE,
@@ -405,7 +405,9 @@ pub(crate) fn replay(
             }
         }
         check_evict(b, h, expected, m, &mut sink);
-        let (_, change) = ledger.apply(h, b);
+        let limit = u64::from(ledger.membership().genesis().params.max_block_txs);
+        let (effects, change) = ledger.apply(h, b);
+        check_txs(&effects, limit, h, &mut sink);
         report_bad_evict(&change, h, &mut sink);
         heights.push(HeightRec {
             hash,
@@ -427,6 +429,32 @@ pub(crate) fn replay(
         heights,
         eras: m.eras().to_vec(),
         next_expected_evict: m.expected_evict(),
+    }
+}
+
+/// protocol.md §3: a transaction id is committed once ("resubmitting the same id
+/// never applies it twice"), and a block stays within `max_block_txs`.
+fn check_txs(effects: &[(String, Effect)], limit: u64, h: u64, sink: &mut Sink<'_>) {
+    let repeats: Vec<&str> = effects
+        .iter()
+        .filter(|(_, e)| *e == Effect::Duplicate)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if !repeats.is_empty() {
+        let shown: Vec<&str> = repeats.iter().take(10).copied().collect();
+        let why = format!(
+            "block {h} holds {} transaction(s) whose id was already committed: {}",
+            repeats.len(),
+            shown.join(", ")
+        );
+        sink.push(AGREEMENT, "duplicate-tx", h, why, json!({"tx_ids": shown}));
+    }
+    if effects.len() as u64 > limit {
+        let why = format!(
+            "block {h} holds {} transactions, more than max_block_txs {limit}",
+            effects.len()
+        );
+        sink.push(AGREEMENT, "too-many-txs", h, why, json!({}));
     }
 }
 

@@ -108,64 +108,14 @@ impl ClusterRun {
             source,
         })?;
         let ndir = run_dir.join("nodes");
-        let mut nodes = Vec::new();
-        if ndir.exists() {
-            let entries = std::fs::read_dir(&ndir).map_err(|source| ClusterError::Io {
-                path: ndir.clone(),
-                source,
-            })?;
-            let mut dirs = Vec::new();
-            for e in entries {
-                let e = e.map_err(|source| ClusterError::Io {
-                    path: ndir.clone(),
-                    source,
-                })?;
-                let p = e.path();
-                if p.is_dir() && p.join("chain.json").exists() {
-                    dirs.push(p);
-                }
-            }
-            dirs.sort();
-            for d in dirs {
-                let name = d
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let chain: Vec<CommittedBlock> = read_json(
-                    &d.join("chain.json"),
-                    "chain dump (array of CommittedBlock)",
-                )?;
-                let spath = d.join("status.json");
-                let status = if spath.exists() {
-                    Some(read_json::<Value>(&spath, "status JSON")?)
-                } else {
-                    None
-                };
-                let apath = d.join("alive");
-                let alive = if apath.exists() {
-                    let raw = read(&apath)?;
-                    let text = String::from_utf8_lossy(&raw);
-                    match text.trim() {
-                        "true" => true,
-                        "false" => false,
-                        other => {
-                            return Err(ClusterError::BadAlive {
-                                path: apath,
-                                found: other.chars().take(40).collect(),
-                            })
-                        }
-                    }
-                } else {
-                    true
-                };
-                nodes.push(NodeDump {
-                    name,
-                    chain,
-                    status,
-                    alive,
-                });
-            }
-        }
+        let nodes = if ndir.exists() {
+            node_dirs(&ndir)?
+                .iter()
+                .map(|d| load_node(d))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
         Ok(ClusterRun {
             genesis,
             nodes,
@@ -173,6 +123,64 @@ impl ClusterRun {
             liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
         })
     }
+}
+
+/// The directories under `nodes/` that hold a `chain.json`, sorted by name.
+fn node_dirs(ndir: &Path) -> Result<Vec<PathBuf>, ClusterError> {
+    let io = |source| ClusterError::Io {
+        path: ndir.to_path_buf(),
+        source,
+    };
+    let mut dirs = Vec::new();
+    for e in std::fs::read_dir(ndir).map_err(io)? {
+        let p = e.map_err(io)?.path();
+        if p.is_dir() && p.join("chain.json").exists() {
+            dirs.push(p);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// One node's dump: `chain.json`, `status.json` (optional), `alive` (optional,
+/// "true"/"false", default true).
+fn load_node(d: &Path) -> Result<NodeDump, ClusterError> {
+    let name = d
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let chain: Vec<CommittedBlock> = read_json(
+        &d.join("chain.json"),
+        "chain dump (array of CommittedBlock)",
+    )?;
+    let spath = d.join("status.json");
+    let status = if spath.exists() {
+        Some(read_json::<Value>(&spath, "status JSON")?)
+    } else {
+        None
+    };
+    let apath = d.join("alive");
+    let alive = if apath.exists() {
+        let raw = read(&apath)?;
+        match String::from_utf8_lossy(&raw).trim() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(ClusterError::BadAlive {
+                    found: other.chars().take(40).collect(),
+                    path: apath,
+                })
+            }
+        }
+    } else {
+        true
+    };
+    Ok(NodeDump {
+        name,
+        chain,
+        status,
+        alive,
+    })
 }
 
 #[cfg(test)]

@@ -188,6 +188,24 @@ mod tests {
             check(&g, &roster, &none, &bad, Some(&signed(200, "c1", &bad)), &v),
             Err(Rejection::BadAddr(_))
         ));
+        // An id that is no ed25519 public key names no node.
+        let not_a_key = (0..=255u8)
+            .map(|i| crate::oracle::wire::Bytes32([i; 32]))
+            .find(|id| check_public_key(id).is_err())
+            .expect("some [i; 32] is not a curve point");
+        let mut bad_id = req(5, 1);
+        bad_id.id = not_a_key;
+        assert!(matches!(
+            check(
+                &g,
+                &roster,
+                &none,
+                &bad_id,
+                Some(&signed(200, "c1", &bad_id)),
+                &v
+            ),
+            Err(Rejection::BadId(_))
+        ));
         let used: UsedNonces = [(op, 1)].into_iter().collect();
         assert!(matches!(
             check(&g, &roster, &used, &r, Some(&signed(200, "c1", &r)), &v),

@@ -2,7 +2,7 @@
 //! list of micro-ops executed atomically in block order. `r` reads, `w` writes a
 //! register, `cas` compares-and-sets a register, `append` appends to a list.
 //!
-//! The spec is silent on type errors; the choice (docs/DESIGN.md, and the node's):
+//! The spec is silent on type errors; the choice (written down in docs/DESIGN.md):
 //! a `cas` on a list or an `append` to a register aborts the whole transaction and
 //! nothing of it applies; a `w` replaces whatever the key held; a `cas` on an absent
 //! key does not apply.

@@ -129,3 +129,78 @@ pub fn tx_counts(genesis: &Genesis, chain: &[CommittedBlock]) -> BTreeMap<String
     }
     counts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::wire::{Certificate, Hash, Op, Params, Tx};
+
+    fn genesis() -> Genesis {
+        Genesis {
+            chain_id: "c".into(),
+            roster: Vec::new(),
+            operators: Vec::new(),
+            params: Params::default(),
+        }
+    }
+
+    fn kv(id: &str, ops: Vec<Op>) -> Tx {
+        Tx {
+            id: id.into(),
+            body: TxBody::Kv(ops),
+        }
+    }
+
+    fn committed(txs: Vec<Tx>) -> CommittedBlock {
+        let block = Block {
+            height: 1,
+            round: 0,
+            epoch: 0,
+            prev_hash: Hash::default(),
+            proposer: Hash::default(),
+            roster_hash: Hash::default(),
+            txs,
+            evict: None,
+            last_commit: None,
+        };
+        let cert = Certificate {
+            epoch: 0,
+            height: 1,
+            round: 0,
+            block: block.hash(),
+            evict: None,
+            sigs: Vec::new(),
+        };
+        CommittedBlock { block, cert }
+    }
+
+    #[test]
+    fn counts_what_took_effect_and_every_repeat() {
+        let chain = vec![
+            committed(vec![
+                kv("w", vec![Op::Write("x".into(), 1)]),
+                kv("cas-no", vec![Op::Cas("x".into(), 5, 6)]),
+                kv("cas-yes", vec![Op::Cas("x".into(), 1, 2)]),
+                kv("aborted", vec![Op::Append("x".into(), 1)]),
+                kv("read", vec![Op::Read("x".into())]),
+            ]),
+            committed(vec![
+                kv("w", vec![Op::Write("x".into(), 9)]),
+                kv("w", vec![Op::Write("x".into(), 10)]),
+                kv("cas-no", vec![Op::Write("x".into(), 11)]),
+            ]),
+        ];
+        let counts = tx_counts(&genesis(), &chain);
+        let want: BTreeMap<String, usize> = [("w", 3), ("cas-yes", 1), ("read", 1), ("cas-no", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(counts, want);
+        // The repeats were not executed: x is still 2.
+        let mut l = Ledger::new(&genesis());
+        for (i, cb) in chain.iter().enumerate() {
+            l.apply(i as u64 + 1, &cb.block);
+        }
+        assert_eq!(l.kv().get("x"), Some(&crate::oracle::wire::Value::Int(2)));
+    }
+}

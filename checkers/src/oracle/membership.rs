@@ -180,3 +180,107 @@ impl Membership {
         change
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::wire::{Hash, Keypair, Params, RosterEntry, Tx, DOMAIN_ADD_NODE};
+
+    fn key(i: u8) -> Keypair {
+        Keypair::from_secret([i; 32])
+    }
+
+    fn genesis() -> Genesis {
+        Genesis {
+            chain_id: "c".into(),
+            roster: (1..=4)
+                .map(|i| RosterEntry {
+                    number: 0,
+                    id: key(i).id(),
+                    addr: format!("n{i}:1"),
+                })
+                .collect(),
+            operators: vec![key(200).id()],
+            params: Params {
+                eviction_total: 4,
+                ..Params::default()
+            },
+        }
+    }
+
+    fn add(i: u8, nonce: u64, signed: bool) -> Tx {
+        let req = AddNode {
+            id: key(i).id(),
+            addr: format!("n{i}:1"),
+            nonce,
+        };
+        let sig = signed.then(|| key(200).sign(DOMAIN_ADD_NODE, &req.sign_bytes("c")));
+        Tx {
+            id: format!("add-{i}-{nonce}"),
+            body: TxBody::AddNode { req, sig },
+        }
+    }
+
+    fn block(h: u64, proposer: u8, txs: Vec<Tx>, evict: Option<u8>) -> Block {
+        Block {
+            height: h,
+            round: 0,
+            epoch: 0,
+            prev_hash: Hash::default(),
+            proposer: key(proposer).id(),
+            roster_hash: Hash::default(),
+            txs,
+            evict: evict.map(|i| key(i).id()),
+            last_commit: None,
+        }
+    }
+
+    fn ids(r: &Roster) -> Vec<u8> {
+        r.entries()
+            .iter()
+            .map(|e| (1..=60).find(|&i| key(i).id() == e.id).unwrap_or(0))
+            .collect()
+    }
+
+    #[test]
+    fn every_change_is_one_epoch_and_resets_the_window() {
+        let v = Verifier::new();
+        let mut m = Membership::new(&genesis());
+        let none = |_| false;
+        for h in 1..=3 {
+            m.apply(h, &block(h, 1, vec![], None), &v, &none);
+        }
+        assert_eq!(m.window().total(), 3);
+        // Two adds in one block: +2, numbered n+1 and n+2; an unsigned one and a
+        // replayed nonce do nothing.
+        let txs = vec![
+            add(5, 1, true),
+            add(6, 2, true),
+            add(7, 3, false),
+            add(8, 1, true),
+        ];
+        let c = m.apply(4, &block(4, 1, txs, None), &v, &none);
+        assert_eq!(c.added, [key(5).id(), key(6).id()]);
+        assert_eq!(c.adds[2].1, Err(Rejection::Unsigned));
+        assert!(matches!(
+            c.adds[3].1,
+            Err(Rejection::NonceReused { nonce: 1, .. })
+        ));
+        assert_eq!((m.epoch(), ids(m.roster())), (2, vec![1, 2, 3, 4, 5, 6]));
+        assert_eq!(m.window().total(), 0, "reset on the change");
+        assert_eq!(m.era_at(4).epoch, 0);
+        assert_eq!(m.era_at(5).epoch, 2);
+        // An eviction renumbers; one of a non-member deletes nothing.
+        let c = m.apply(5, &block(5, 2, vec![], Some(3)), &v, &none);
+        assert_eq!(c.evicted, Some(key(3).id()));
+        assert_eq!((m.epoch(), ids(m.roster())), (3, vec![1, 2, 4, 5, 6]));
+        assert_eq!(m.roster().entries()[2].number, 3);
+        let c = m.apply(6, &block(6, 2, vec![], Some(3)), &v, &none);
+        assert_eq!(c.evict_not_member, Some(key(3).id()));
+        assert_eq!(m.epoch(), 3);
+        // A stale (already committed) AddNode is not executed.
+        let c = m.apply(7, &block(7, 2, vec![add(9, 9, true)], None), &v, &|_| true);
+        assert!(c.adds.is_empty() && c.added.is_empty());
+        assert_eq!(m.eras().len(), 3);
+    }
+}

@@ -16,6 +16,8 @@ mod tests {
         for (n, q) in [(4, 3), (5, 4), (6, 5), (7, 5)] {
             assert_eq!(quorum(n), q, "q({n})");
         }
+        // Seed 003 [0104]: with six nodes, "no less than 2×6/3+1 = 5" precommits.
+        assert_eq!(quorum(6), 5);
     }
 
     #[test]
