@@ -12,9 +12,9 @@ use proptest::prelude::*;
 use rollcall_checkers::cluster::{check_cluster, ClusterRun, NodeDump, ROSTER};
 use rollcall_checkers::oracle::ledger::tx_counts;
 use rollcall_checkers::{History, Validity};
-use rollcall_node::chain::ChainState;
-use rollcall_node::crypto::{Keypair, NodeId};
-use rollcall_node::types::{
+use rollcall_node_core::chain::ChainState;
+use rollcall_node_core::crypto::{Keypair, NodeId};
+use rollcall_node_core::types::{
     AddNode, Block, Certificate, CommitSig, CommittedBlock, Genesis, Op, OpResult, Params,
     RosterEntry, Tx, TxBody, DOMAIN_ADD_NODE, DOMAIN_VOTE,
 };
@@ -133,7 +133,7 @@ impl Builder {
     }
 
     /// n1's `/status` as the node derives it (its role the way
-    /// `rollcall_node::consensus` computes it for an up-to-date node).
+    /// `rollcall_node_core::consensus` computes it for an up-to-date node).
     fn status(&self) -> Value {
         let me = key(1).id();
         let role = if self.state.roster().contains(&me) {
@@ -356,12 +356,13 @@ fn an_add_node_reusing_a_nonce_is_judged_by_the_spec() {
 #[test]
 fn rejected_add_nodes_leave_both_rosters_alike() {
     let mut b = Builder::new(4, params());
-    let with = |mut tx: Tx, f: &dyn Fn(&mut AddNode, &mut Option<rollcall_node::crypto::Sig>)| {
-        if let TxBody::AddNode { req, sig } = &mut tx.body {
-            f(req, sig);
-        }
-        tx
-    };
+    let with =
+        |mut tx: Tx, f: &dyn Fn(&mut AddNode, &mut Option<rollcall_node_core::crypto::Sig>)| {
+            if let TxBody::AddNode { req, sig } = &mut tx.body {
+                f(req, sig);
+            }
+            tx
+        };
     let unsigned = with(b.add_tx(5, 1), &|_, s| *s = None);
     let other_key = with(b.add_tx(6, 2), &|r, s| {
         *s = Some(key(9).sign(DOMAIN_ADD_NODE, &r.sign_bytes("test-chain")));
