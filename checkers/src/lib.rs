@@ -22,5 +22,5 @@ pub mod linearizable;
 pub mod result;
 pub mod set;
 
-pub use history::{Event, History, HistoryError, Op, OpType, Process};
+pub use history::{Event, History, HistoryError, Op, OpType, Pairing, Process};
 pub use result::{compose, Anomaly, CheckResult, Checker, Validity};

@@ -67,6 +67,20 @@ pub struct CheckResult {
     pub elapsed_ms: f64,
 }
 
+impl CheckResult {
+    /// A checker that recognised none of the history's operations has checked
+    /// nothing and cannot call it valid (issue 14; harness.md §7 "a checker that
+    /// could not understand its input says unknown"): turn such a `valid` into
+    /// `unknown`, saying what was missing.
+    pub fn unknown_if_none(mut self, recognised: usize, what: &str) -> CheckResult {
+        if recognised == 0 && self.validity == Validity::Valid {
+            self.validity = Validity::Unknown;
+            self.summary = format!("no {what} in the history: nothing to check");
+        }
+        self
+    }
+}
+
 /// A history checker. Object-safe so the CLI can hold a `Vec<Box<dyn Checker>>`.
 pub trait Checker {
     /// The checker's name as it appears in results (harness.md §7).

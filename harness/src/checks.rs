@@ -120,13 +120,15 @@ pub fn check_run(
     Ok(Results { results, valid })
 }
 
-/// Guesses a history's workload from its operations' `f`.
+/// Guesses a history's workload from its operations' `f` (and, for `read`,
+/// the shape of what was read: a bank read sees every account at once).
 pub fn infer_workload(h: &History) -> Option<WorkloadKind> {
-    let mut fs = h.ops().iter().map(|o| o.f.as_str());
-    fs.find_map(|f| match f {
+    h.ops().iter().find_map(|o| match o.f.as_str() {
         "txn" => Some(WorkloadKind::Append),
         "transfer" => Some(WorkloadKind::Bank),
         "write" | "cas" => Some(WorkloadKind::Register),
+        "read" if o.value().is_object() => Some(WorkloadKind::Bank),
+        "read" => Some(WorkloadKind::Register),
         _ => None,
     })
 }
