@@ -136,3 +136,31 @@ fn a_closed_stdout_is_not_a_panic() {
     // The verdict still reaches the exit code: invalid (from a-invalid.edn).
     assert_eq!(out.status.code(), Some(1), "{err}");
 }
+
+#[test]
+fn options_that_overflow_nanoseconds_exit_254() {
+    for (args, msg) in [
+        (
+            vec!["test", "--time-limit", "18446744074"],
+            "--time-limit does not fit in nanoseconds",
+        ),
+        (
+            vec!["test", "--time-limit", "18446744073"],
+            "does not fit in nanoseconds (at most 18446744073 s in all)",
+        ),
+        (
+            vec!["test", "--nemesis-interval", "99999999999"],
+            "--nemesis-interval does not fit",
+        ),
+        (vec!["test", "--rate", "1e-15"], "gap between operations"),
+        (vec!["test", "--rate", "1e12"], "--rate must be at most"),
+        (
+            vec!["explore", "--time-limit", "18446744074", "--cases", "1"],
+            "--time-limit does not fit",
+        ),
+    ] {
+        let (code, _, err) = rollcall(&args);
+        assert_eq!(code, 254, "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
+}
