@@ -7,11 +7,10 @@ use rollcall_checkers::cluster::{check_cluster, ClusterRun, NodeDump, DEFAULT_LI
 use rollcall_checkers::elle::ElleChecker;
 use rollcall_checkers::linearizable::LinearizableChecker;
 use rollcall_checkers::set::SetChecker;
-use rollcall_checkers::{compose, CheckResult, Checker, History, Validity};
+use rollcall_checkers::{CheckResult, Checker, History};
 use rollcall_node::chain::ChainState;
 use rollcall_node::types::{CommittedBlock, Genesis, OpResult};
 use rollcall_workloads::WorkloadKind;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// How often each transaction id took effect in a chain (the `set` checker's
@@ -75,23 +74,9 @@ pub fn node_dumps(dumps: &[NodeDumpData]) -> Vec<NodeDump> {
         .collect()
 }
 
-/// Every checker's result and the composed verdict: `results.json`.
-pub struct Results {
-    /// One per checker.
-    pub results: Vec<CheckResult>,
-    /// Invalid beats unknown beats valid (harness.md §7).
-    pub valid: Validity,
-}
-
-impl Results {
-    /// The `results.json` document.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "valid": self.valid,
-            "checkers": self.results,
-        })
-    }
-}
+/// Every checker's result and the composed verdict: `results.json` (one type,
+/// owned by `rollcall-history`, issue 11).
+pub use rollcall_checkers::Results;
 
 /// Runs every checker on a run.
 pub fn check_run(
@@ -116,8 +101,7 @@ pub fn check_run(
         liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
     };
     results.extend(check_cluster(&run));
-    let valid = compose(&results);
-    Ok(Results { results, valid })
+    Ok(Results::new(results))
 }
 
 /// Guesses a history's workload from its operations' `f` (and, for `read`,

@@ -171,7 +171,7 @@ pub fn save_run(
             genesis: &spec.genesis,
             schedule: &out.schedule,
             history: &out.history,
-            results: &results.to_json(),
+            results: &results,
             dumps: &out.dumps,
         },
     )

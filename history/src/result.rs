@@ -98,6 +98,34 @@ pub fn compose(results: &[CheckResult]) -> Validity {
         .fold(Validity::Valid, Validity::and)
 }
 
+/// Every checker's result on a run and their composed verdict: what
+/// `results.json` holds (harness.md §7, §8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Results {
+    /// One per checker, in the order they ran.
+    pub results: Vec<CheckResult>,
+    /// Invalid beats unknown beats valid (harness.md §7).
+    pub valid: Validity,
+}
+
+impl Results {
+    /// The results with their composed verdict.
+    pub fn new(results: Vec<CheckResult>) -> Results {
+        Results {
+            valid: compose(&results),
+            results,
+        }
+    }
+
+    /// The `results.json` document: `{"checkers": [...], "valid": ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "valid": self.valid,
+            "checkers": self.results,
+        })
+    }
+}
+
 /// Run `f` and stamp its result with the elapsed time, so every checker is timed
 /// the same way.
 pub fn timed(f: impl FnOnce() -> CheckResult) -> CheckResult {

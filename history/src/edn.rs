@@ -688,48 +688,6 @@ pub fn parse_history(text: &str) -> Result<History, HistoryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn reads_jepsen_list_append() {
-        let text = r#"{:type :invoke, :f :txn, :value [[:append 5 1] [:r 5 nil]], :process 0, :time 10, :index 0}
-{:type :ok, :f :txn, :value [[:append 5 1] [:r 5 [1]]], :process 0, :time 20, :index 1}
-; a comment
-#jepsen.history.Op{:index 2, :time 30, :type :info, :process :nemesis, :f :start-partition, :value "majority"}
-"#;
-        let h = parse_history(text).unwrap();
-        assert_eq!(h.ops().len(), 1);
-        assert_eq!(
-            h.ops()[0].value(),
-            &json!([["append", 5, 1], ["r", 5, [1]]])
-        );
-        assert_eq!(h.nemesis_events().count(), 1);
-        let r = crate::Checker::check(&crate::elle::ElleChecker::default(), &h);
-        assert_eq!(r.validity, crate::Validity::Valid, "{r:#?}");
-    }
-
-    #[test]
-    fn reads_registers_single_and_independent() {
-        let single = "[{:type :invoke :f :write :value 3 :process 0 :time 1}\n {:type :ok :f :write :value 3 :process 0 :time 2}\n {:type :invoke :f :cas :value [3 4] :process 1 :time 3}\n {:type :ok :f :cas :value [3 4] :process 1 :time 4}\n {:type :invoke :f :read :value nil :process 1 :time 5}\n {:type :ok :f :read :value 3 :process 1 :time 6}]";
-        let h = parse_history(single).unwrap();
-        assert_eq!(h.ops()[0].invoke_value, json!(["0", 3]));
-        assert_eq!(h.ops()[1].invoke_value, json!(["0", [3, 4]]));
-        assert_eq!(h.ops()[2].value(), &json!(["0", 3]));
-        let lin = crate::linearizable::LinearizableChecker::default();
-        // read 3 after cas 3->4 completed: not linearizable
-        assert_eq!(
-            crate::Checker::check(&lin, &h).validity,
-            crate::Validity::Invalid
-        );
-
-        let indep = "{:type :invoke :f :cas :value [7 [nil 1]] :process 0 :index 0}\n{:type :ok :f :cas :value [7 [nil 1]] :process 0 :index 1}\n{:type :invoke :f :read :value [7 nil] :process 0 :index 2}\n{:type :ok :f :read :value [7 1] :process 0 :index 3}\n";
-        let h = parse_history(indep).unwrap();
-        assert_eq!(h.ops()[0].invoke_value, json!([7, [null, 1]]));
-        assert_eq!(
-            crate::Checker::check(&lin, &h).validity,
-            crate::Validity::Valid
-        );
-    }
 
     #[test]
     fn parses_edn_scalars_and_reports_lines() {

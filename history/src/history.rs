@@ -610,12 +610,27 @@ impl History {
         self.events.iter().filter(|e| e.process == Process::Nemesis)
     }
 
-    /// Serialise back to JSON Lines; `parse_jsonl(to_jsonl(h)) == h`.
+    /// Serialise back to JSON Lines through the harness's own writer
+    /// ([`crate::jsonl::write_line`], harness.md §6 field order), so
+    /// `parse_jsonl(to_jsonl(h)) == h` and a recorded history round-trips byte for byte.
     pub fn to_jsonl(&self) -> String {
         let mut s = String::new();
         for e in &self.events {
-            s.push_str(&e.to_json().to_string());
-            s.push('\n');
+            let process = e.process.to_json();
+            crate::jsonl::write_line(
+                &mut s,
+                &crate::jsonl::Line {
+                    index: e.index,
+                    time: e.time,
+                    process: &process,
+                    kind: e.kind.as_str(),
+                    f: &e.f,
+                    value: &e.value,
+                    node: e.node.as_deref(),
+                    tx_id: e.tx_id.as_deref(),
+                    extra: Some(&e.extra),
+                },
+            );
         }
         s
     }
