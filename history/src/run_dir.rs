@@ -214,30 +214,30 @@ impl RunDir {
         self.write_bytes(&Self::node_file(n.name, "alive"), alive)
     }
 
-    /// The node directories under `nodes/`, sorted by name.
-    pub fn node_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.root.join("nodes"))
+    /// The sorted names of the folders (`dirs`) or files in `dir`; none if unreadable.
+    fn entries(dir: &Path, dirs: bool) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter(|e| {
+                e.file_type()
+                    .is_ok_and(|t| if dirs { t.is_dir() } else { t.is_file() })
+            })
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
         names
     }
 
+    /// The node directories under `nodes/`, sorted by name.
+    pub fn node_names(&self) -> Vec<String> {
+        Self::entries(&self.root.join("nodes"), true)
+    }
+
     /// The files in `nodes/<name>/`, sorted (for links to logs and dumps).
     pub fn node_file_names(&self, name: &str) -> Vec<String> {
-        let mut files: Vec<String> = std::fs::read_dir(self.root.join("nodes").join(name))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
-        files
+        Self::entries(&self.root.join("nodes").join(name), false)
     }
 
     /// Reads `nodes/<name>/chain.json` as the node's chain type (or a JSON value).
