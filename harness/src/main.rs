@@ -38,7 +38,7 @@ struct TestArgs {
     /// Operations per second over all clients.
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
-    /// append, register or bank.
+    /// append, register, bank or rw-register.
     #[arg(long, default_value = "append")]
     workload: String,
     /// Comma list: partition,kill,pause,crash-all,add-node,fail-node,flaky,slow,duplicate-key (or all, none).
@@ -82,7 +82,7 @@ enum Cmd {
         /// Run folders, history files, or directories of them.
         #[arg(required = true, num_args = 1..)]
         paths: Vec<PathBuf>,
-        /// append, register or bank (default: from test.json or the history).
+        /// append, register, bank or rw-register (default: from test.json or the history).
         #[arg(long)]
         workload: Option<String>,
         /// jsonl or jepsen-edn (default: by file extension).
@@ -150,7 +150,7 @@ struct ExploreArgs {
     /// Operations per second over all clients.
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
-    /// append, register or bank.
+    /// append, register, bank or rw-register.
     #[arg(long, default_value = "append")]
     workload: String,
     /// Comma list of nemeses (default all).
@@ -242,7 +242,7 @@ fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
 fn workload(s: &str) -> Result<WorkloadKind, CommandError> {
     if s == "mixed" {
         return Err(CommandError::args(
-            "--workload mixed is not yet available (append, register, bank)",
+            "--workload mixed is not yet available (append, register, bank, rw-register)",
         ));
     }
     s.parse()

@@ -160,6 +160,7 @@ impl TestOptions {
         }
         rollcall_checkers::elle::ElleChecker::with_model(&self.model)
             .map_err(|e| OptionsError::Model(e.to_string()))?;
+        crate::checks::can_check(self.workload, &self.model).map_err(OptionsError::Range)?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ pub mod bank;
 pub mod faults;
 pub mod ops;
 pub mod register;
+pub mod rw_register;
 pub mod strategies;
 
 pub use faults::{plan, Fault, NemesisKind, PartitionShape, PlanSpec, PlannedFault};
