@@ -10,6 +10,7 @@
 pub mod append;
 pub mod bank;
 pub mod faults;
+pub mod keys;
 pub mod ops;
 pub mod register;
 pub mod rw_register;

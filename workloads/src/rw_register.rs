@@ -5,11 +5,11 @@
 //! rw-register analysis recover write-read and version order (jepsen-io/elle
 //! `elle.rw-register`). Checked by `elle-rw-register` (harness.md §7).
 
+use crate::keys::RotatingKeys;
 use crate::ops::{read_json, result_at, Completion, Invocation, Workload, WorkloadKind};
 use rand::{Rng, RngCore};
 use rollcall_node::types::{Op, OpResult, TxOutcome};
 use serde_json::{json, Value as Json};
-use std::collections::BTreeMap;
 
 /// Keys open for writes at once: few, so transactions conflict.
 pub const ACTIVE_KEYS: usize = 3;
@@ -20,38 +20,14 @@ pub const WRITES_PER_KEY: i64 = 32;
 /// The rw-register generator.
 #[derive(Debug, Clone)]
 pub struct RwRegister {
-    active: Vec<u64>,
-    next_key: u64,
-    /// Last value written per key.
-    last_value: BTreeMap<u64, i64>,
+    keys: RotatingKeys,
 }
 
 impl Default for RwRegister {
     fn default() -> Self {
         RwRegister {
-            active: (0..ACTIVE_KEYS as u64).collect(),
-            next_key: ACTIVE_KEYS as u64,
-            last_value: BTreeMap::new(),
+            keys: RotatingKeys::new("x", ACTIVE_KEYS, WRITES_PER_KEY),
         }
-    }
-}
-
-fn key_name(k: u64) -> String {
-    format!("x{k}")
-}
-
-impl RwRegister {
-    /// The next unique value for the key in `slot`; retires the key when used up.
-    fn next_write(&mut self, slot: usize) -> (String, i64) {
-        let k = self.active[slot];
-        let v = self.last_value.entry(k).or_insert(0);
-        *v += 1;
-        let v = *v;
-        if v >= WRITES_PER_KEY {
-            self.active[slot] = self.next_key;
-            self.next_key += 1;
-        }
-        (key_name(k), v)
     }
 }
 
@@ -65,15 +41,16 @@ impl Workload for RwRegister {
         let mut ops = Vec::with_capacity(n);
         let mut value = Vec::with_capacity(n);
         for _ in 0..n {
-            let slot = rng.gen_range(0..self.active.len());
-            if rng.gen_bool(0.5) {
-                let name = key_name(self.active[slot]);
-                ops.push(Op::Read(name.clone()));
-                value.push(json!(["r", name, null]));
-            } else {
-                let (name, v) = self.next_write(slot);
-                ops.push(Op::Write(name.clone(), v));
-                value.push(json!(["w", name, v]));
+            let (name, write) = self.keys.draw(rng);
+            match write {
+                None => {
+                    ops.push(Op::Read(name.clone()));
+                    value.push(json!(["r", name, null]));
+                }
+                Some(v) => {
+                    ops.push(Op::Write(name.clone(), v));
+                    value.push(json!(["w", name, v]));
+                }
             }
         }
         Invocation {
@@ -102,14 +79,7 @@ impl Workload for RwRegister {
     }
 
     fn final_reads(&self) -> Vec<Invocation> {
-        let keys: Vec<String> = (0..self.next_key).map(key_name).collect();
-        keys.chunks(64)
-            .map(|chunk| Invocation {
-                f: "txn".into(),
-                value: Json::Array(chunk.iter().map(|k| json!(["r", k, null])).collect()),
-                ops: chunk.iter().map(|k| Op::Read(k.clone())).collect(),
-            })
-            .collect()
+        self.keys.final_reads()
     }
 }
 
@@ -144,7 +114,7 @@ mod tests {
             }
         }
         assert!(keys.len() > ACTIVE_KEYS, "keys never rotated: {keys:?}");
-        assert_eq!(w.final_reads()[0].ops.len(), w.next_key as usize);
+        assert_eq!(w.final_reads()[0].ops.len(), w.keys.used() as usize);
     }
 
     #[test]
