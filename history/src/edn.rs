@@ -510,6 +510,34 @@ fn pad_micro_ops(value: &mut Value) {
     }
 }
 
+/// Whether any transaction appends: then the history is Elle's list-append, whose
+/// `nil` read means an empty list.
+fn is_list_append(events: &[(usize, Event)]) -> bool {
+    events.iter().any(|(_, e)| {
+        e.f == "txn"
+            && e.value.as_array().is_some_and(|m| {
+                m.iter()
+                    .any(|x| x.get(0).and_then(Value::as_str) == Some("append"))
+            })
+    })
+}
+
+/// Jepsen's list-append writes a read of an empty key as `[:r k nil]` in the
+/// `:ok` completion; the harness writes `["r", k, []]` (harness.md §6). Made the
+/// same so Elle sees the read (a `nil` would say "value unknown").
+fn empty_list_reads(e: &mut Event) {
+    if e.kind != OpType::Ok || e.f != "txn" {
+        return;
+    }
+    for m in e.value.as_array_mut().into_iter().flatten() {
+        if let Some([f, _, v]) = m.as_array_mut().map(Vec::as_mut_slice) {
+            if f == "r" && v.is_null() {
+                *v = Value::Array(Vec::new());
+            }
+        }
+    }
+}
+
 /// The fields of one op map by name, absent and `nil` alike treated as missing.
 struct Fields<'e> {
     line: usize,
@@ -669,7 +697,8 @@ fn op_maps(forms: &[(usize, Edn)]) -> Result<Vec<LinedMap<'_>>, HistoryError> {
 /// in one vector. Lenient where Jepsen is: a missing `:index` counts up, a
 /// missing (or Jepsen's `-1`) `:time` is 0, a missing `:process` is
 /// [`IMPLICIT_PROCESS`], a missing `:f` on a transaction is `txn`, `[:r k]`
-/// micro-ops gain their `nil`, completions without an invoke stand alone (Elle
+/// micro-ops gain their `nil`, a list-append `:ok` read of `nil` is the empty
+/// list, completions without an invoke stand alone (Elle
 /// checks completed ops by themselves), extra keys land in `extra`.
 /// Every error carries the line it is on.
 pub fn parse_history(text: &str) -> Result<History, HistoryError> {
@@ -681,6 +710,9 @@ pub fn parse_history(text: &str) -> Result<History, HistoryError> {
         let e = map_to_event(line, pairs, next_index)?;
         next_index = e.index.saturating_add(1);
         events.push((line, e));
+    }
+    if is_list_append(&events) {
+        events.iter_mut().for_each(|(_, e)| empty_list_reads(e));
     }
     History::from_lined_events(events, Pairing::Lenient)
 }
