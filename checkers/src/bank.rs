@@ -116,6 +116,7 @@ impl Checker for BankChecker {
                 }),
                 elapsed_ms: 0.0,
             }
+            .unknown_if_none(reads + malformed.len(), "ok reads")
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The history model and every history checker of the rollcall harness
+//! Every history checker of the rollcall harness
 //! (harness.md §6 History, §7 Checkers).
 //!
 //! The harness records a JSON Lines history ([`history`]), or reads a Jepsen EDN
@@ -15,14 +15,15 @@
 
 pub mod bank;
 pub mod cluster;
-pub mod edn;
 pub mod elle;
 pub mod gen;
-pub mod history;
 pub mod linearizable;
 pub mod oracle;
-pub mod result;
 pub mod set;
 
-pub use history::{Event, History, HistoryError, Op, OpType, Process};
-pub use result::{compose, Anomaly, CheckResult, Checker, Validity};
+// The history model, EDN import and verdict types live in `rollcall-history`
+// (issue 11); re-exported so `rollcall_checkers::history::...` paths keep working.
+pub use rollcall_history::{edn, history, result};
+
+pub use history::{Event, History, HistoryError, Op, OpType, Pairing, Process};
+pub use result::{compose, Anomaly, CheckResult, Checker, Results, Validity};

@@ -475,5 +475,6 @@ impl LinearizableChecker {
             }),
             elapsed_ms: 0.0,
         }
+        .unknown_if_none(n_ops + malformed.len(), "register operations")
     }
 }

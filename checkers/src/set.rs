@@ -141,6 +141,7 @@ impl Checker for SetChecker {
                 }),
                 elapsed_ms: 0.0,
             }
+            .unknown_if_none(by_id.len(), "operations with a transaction id")
         })
     }
 }

@@ -10,7 +10,7 @@ use crate::store::{self, RunFiles};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rollcall_checkers::cluster::ClusterRun;
-use rollcall_checkers::{compose, History, Validity};
+use rollcall_checkers::{compose, CheckResult, History, Validity};
 use rollcall_workloads::WorkloadKind;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -195,7 +195,7 @@ pub fn save_run(
             genesis: &spec.genesis,
             schedule: &out.schedule,
             history: &out.history,
-            results: &results.to_json(),
+            results: &results,
             dumps: &out.dumps,
         },
     )
@@ -209,17 +209,30 @@ pub fn save_run(
     })
 }
 
+/// Prints a line on stdout; a closed stdout (`rollcall check ... | head -1`) is
+/// not an error worth a panic, as `println!` would make it: the verdict still
+/// reaches the exit code.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_fmt(format_args!($($arg)*));
+        let _ = out.write_all(b"\n");
+    }};
+}
+
 /// Prints a run's verdicts on stdout.
 pub fn print_results(r: &Results) {
     for c in &r.results {
-        println!(
+        say!(
             "{:<18} {:<8} {}",
             c.checker,
-            format!("{:?}", c.validity).to_lowercase(),
+            verdict_name(c.validity),
             c.summary
         );
     }
-    println!("verdict: {}", format!("{:?}", r.valid).to_lowercase());
+    say!("verdict: {}", verdict_name(r.valid));
 }
 
 /// `rollcall test`: `test_count` runs with seeds `seed, seed+1, ...`, stopping at
@@ -246,7 +259,7 @@ pub fn test(
         eprintln!("rollcall: seed {} ({:?} backend)", o.seed, o.backend);
         let r = run_one(&o, store_dir, command, quiet)?;
         print_results(&r.results);
-        println!(
+        say!(
             "run {} (seed {}) in {:.2} s wall: {}",
             r.dir.display(),
             o.seed,
@@ -262,7 +275,7 @@ pub fn test(
         }
         if r.valid == Validity::Invalid {
             // Like Jepsen: stop at the first invalid run and say how to reproduce it.
-            println!("reproduce with: rollcall replay {}", r.dir.display());
+            say!("reproduce with: rollcall replay {}", r.dir.display());
             break;
         }
     }
@@ -300,7 +313,7 @@ pub fn replay(run_dir: &Path, quiet: bool) -> Result<Validity, CommandError> {
     let same_h = r.history == old_history;
     let same_s = r.schedule == old_schedule;
     if same_h && same_s {
-        println!(
+        say!(
             "replay {}: history and schedule byte-identical",
             r.dir.display()
         );
@@ -322,54 +335,224 @@ pub fn replay(run_dir: &Path, quiet: bool) -> Result<Validity, CommandError> {
     }
 }
 
-/// `rollcall check RUN_DIR|HISTORY_FILE`: re-checks a stored run or a history file.
-pub fn check(
-    path: &Path,
-    workload: Option<WorkloadKind>,
-    edn: bool,
-    model: Option<&str>,
-) -> Result<Validity, CommandError> {
-    if path.is_dir() {
-        let run = ClusterRun::load(path).map_err(|e| CommandError::args(e.to_string()))?;
-        let stored = store::load_options(path).ok();
-        let workload = workload
-            .or(stored.as_ref().map(|o| o.workload))
-            .or_else(|| infer_workload(&run.history))
-            .ok_or_else(|| CommandError::args("cannot tell the workload: give --workload"))?;
-        let model = model
-            .map(str::to_string)
-            .or(stored.map(|o| o.model))
-            .unwrap_or_else(|| "strict-serializable".into());
-        let r = check_run(workload, &model, &run.genesis, run.history, run.nodes)
-            .map_err(CommandError::args)?;
-        print_results(&r);
-        return Ok(r.valid);
+/// How `rollcall check` reads a history file: by extension, or forced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryFormat {
+    /// The harness's JSON Lines (harness.md §6).
+    Jsonl,
+    /// Jepsen's `history.edn` (issue 15).
+    JepsenEdn,
+}
+
+/// One thing `rollcall check` judges: a stored run folder or one history file.
+enum Target {
+    Run(PathBuf),
+    File(PathBuf),
+}
+
+impl Target {
+    fn path(&self) -> &Path {
+        match self {
+            Target::Run(p) | Target::File(p) => p,
+        }
     }
-    let history = if edn {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CommandError::args(format!("{}: {e}", path.display())))?;
-        rollcall_checkers::edn::parse_history(&text)
-    } else {
-        History::from_file(path)
+}
+
+/// A folder written by `rollcall test` (harness.md §8): checked as a whole run.
+fn is_run_dir(p: &Path) -> bool {
+    p.join("history.jsonl").is_file() && p.join("genesis.json").is_file()
+}
+
+/// The histories a directory holds: `*.edn`, `*.jsonl` and run folders, sorted.
+fn dir_targets(dir: &Path) -> Result<Vec<Target>, CommandError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| CommandError::args(format!("{}: {e}", dir.display())))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    let out: Vec<Target> = paths
+        .into_iter()
+        .filter_map(|p| {
+            if is_run_dir(&p) {
+                Some(Target::Run(p))
+            } else if p.is_file() && p.extension().is_some_and(|e| e == "edn" || e == "jsonl") {
+                Some(Target::File(p))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if out.is_empty() {
+        return Err(CommandError::args(format!(
+            "{}: no run folder, *.edn or *.jsonl history in this directory",
+            dir.display()
+        )));
     }
-    .map_err(|e| CommandError::args(format!("{}: {e}", path.display())))?;
-    let workload = workload
+    Ok(out)
+}
+
+fn targets(paths: &[PathBuf]) -> Result<Vec<Target>, CommandError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if is_run_dir(p) {
+            out.push(Target::Run(p.clone()));
+        } else if p.is_dir() {
+            out.extend(dir_targets(p)?);
+        } else if p.is_file() {
+            out.push(Target::File(p.clone()));
+        } else {
+            return Err(CommandError::args(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// What `rollcall check` was told beyond the paths.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckArgs<'a> {
+    /// The workload, else from `test.json` or the history.
+    pub workload: Option<WorkloadKind>,
+    /// The file format, else by extension.
+    pub format: Option<HistoryFormat>,
+    /// Elle's consistency model, else from `test.json` or strict-serializable.
+    pub model: Option<&'a str>,
+}
+
+/// A history with no client operation checks nothing: `unknown`, never `valid`
+/// (issue 14).
+fn nothing_to_check(why: String) -> Results {
+    let results = vec![CheckResult {
+        checker: "history".into(),
+        validity: Validity::Unknown,
+        summary: why,
+        anomalies: Vec::new(),
+        details: serde_json::Value::Null,
+        elapsed_ms: 0.0,
+    }];
+    Results {
+        valid: Validity::Unknown,
+        results,
+    }
+}
+
+fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
+    let run = ClusterRun::load(dir).map_err(|e| e.to_string())?;
+    if run.history.ops().is_empty() {
+        return Ok(nothing_to_check(
+            "the history has no client operations".into(),
+        ));
+    }
+    let stored = store::load_options(dir).ok();
+    let workload = a
+        .workload
+        .or(stored.as_ref().map(|o| o.workload))
+        .or_else(|| infer_workload(&run.history))
+        .ok_or("cannot tell the workload: give --workload")?;
+    let model = a
+        .model
+        .map(str::to_string)
+        .or(stored.map(|o| o.model))
+        .unwrap_or_else(|| "strict-serializable".into());
+    check_run(workload, &model, &run.genesis, run.history, run.nodes)
+}
+
+fn check_file(path: &Path, a: CheckArgs) -> Result<Results, String> {
+    let format = a
+        .format
+        .unwrap_or(if path.extension().is_some_and(|e| e == "edn") {
+            HistoryFormat::JepsenEdn
+        } else {
+            HistoryFormat::Jsonl
+        });
+    let history = match format {
+        HistoryFormat::JepsenEdn => std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                rollcall_checkers::edn::parse_history(&String::from_utf8_lossy(&b))
+                    .map_err(|e| e.to_string())
+            }),
+        HistoryFormat::Jsonl => History::from_file(path).map_err(|e| e.to_string()),
+    }?;
+    if history.ops().is_empty() {
+        return Ok(nothing_to_check(format!(
+            "the history has no client operations ({} events)",
+            history.len()
+        )));
+    }
+    let workload = a
+        .workload
         .or_else(|| infer_workload(&history))
-        .ok_or_else(|| CommandError::args("cannot tell the workload: give --workload"))?;
+        .ok_or("cannot tell the workload: give --workload")?;
     let checkers =
-        crate::checks::history_checkers(workload, model.unwrap_or("strict-serializable"), None)
-            .map_err(CommandError::args)?;
+        crate::checks::history_checkers(workload, a.model.unwrap_or("strict-serializable"), None)?;
     let results: Vec<_> = checkers.iter().map(|c| c.check(&history)).collect();
-    let r = Results {
+    Ok(Results {
         valid: compose(&results),
         results,
-    };
-    print_results(&r);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&r.to_json()).unwrap_or_default()
+    })
+}
+
+/// `rollcall check PATH...` (harness.md §3): re-checks stored runs and history
+/// files (JSON Lines or Jepsen EDN), a directory meaning every run folder and
+/// history in it, all in one process. Each prints its checkers and its verdict; a
+/// file that cannot be read is `unknown` with the reason (and its line). The last
+/// line sums up; the verdict, and so the exit code, is the composition of all
+/// (harness.md §7). A path that does not exist is a bad argument (254).
+pub fn check(paths: &[PathBuf], a: CheckArgs) -> Result<Validity, CommandError> {
+    if let Some(m) = a.model {
+        rollcall_checkers::elle::ElleChecker::with_model(m)
+            .map_err(|e| CommandError::args(e.to_string()))?;
+    }
+    let targets = targets(paths)?;
+    let mut counts = [0usize; 3];
+    let mut worst = Validity::Valid;
+    for t in &targets {
+        let shown = t.path().display();
+        let checked = match t {
+            Target::Run(p) => check_run_dir(p, a),
+            Target::File(p) => check_file(p, a),
+        };
+        let valid = match checked {
+            Ok(r) => {
+                say!("== {shown}");
+                print_results(&r);
+                if targets.len() == 1 {
+                    say!(
+                        "{}",
+                        serde_json::to_string_pretty(&r.to_json()).unwrap_or_default()
+                    );
+                }
+                r.valid
+            }
+            Err(e) => {
+                say!("== {shown}");
+                say!("verdict: unknown: cannot check: {e}");
+                Validity::Unknown
+            }
+        };
+        counts[valid as usize] += 1;
+        worst = worst.and(valid);
+    }
+    say!(
+        "summary: {} checked: {} valid, {} invalid, {} unknown; verdict {}",
+        targets.len(),
+        counts[Validity::Valid as usize],
+        counts[Validity::Invalid as usize],
+        counts[Validity::Unknown as usize],
+        verdict_name(worst)
     );
-    Ok(r.valid)
+    Ok(worst)
+}
+
+/// The lowercase spelling of a verdict, as results.json writes it.
+fn verdict_name(v: Validity) -> &'static str {
+    match v {
+        Validity::Valid => "valid",
+        Validity::Invalid => "invalid",
+        Validity::Unknown => "unknown",
+    }
 }
 
 /// `rollcall bench-sim`: committed heights per wall-clock second of a fault-free
@@ -405,7 +588,7 @@ pub fn bench_sim(nodes: usize, seconds: f64, seed: u64) -> Result<(), CommandErr
     }
     let wall = start.elapsed().as_secs_f64();
     let h = sim.height(0);
-    println!(
+    say!(
         "bench-sim: {nodes} nodes, no faults: {h} heights in {wall:.2} s wall ({:.0} heights/s), {:.1} s simulated ({:.1}x real time), {} events",
         h as f64 / wall,
         t as f64 / 1e9,

@@ -38,7 +38,7 @@ struct TestArgs {
     /// Operations per second over all clients.
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
-    /// append, register or bank.
+    /// append, register, bank or rw-register.
     #[arg(long, default_value = "append")]
     workload: String,
     /// Comma list: partition,kill,pause,crash-all,add-node,fail-node,flaky,slow,duplicate-key (or all, none).
@@ -86,11 +86,12 @@ struct TestArgs {
 enum Cmd {
     /// Run a test (harness.md §3).
     Test(TestArgs),
-    /// Re-check a stored run or a history file.
+    /// Re-check stored runs and history files (JSON Lines or Jepsen EDN); a directory means every run and history in it.
     Check {
-        /// A run folder or a history file.
-        path: PathBuf,
-        /// append, register or bank (default: from test.json or the history).
+        /// Run folders, history files, or directories of them.
+        #[arg(required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
+        /// append, register, bank or rw-register (default: from test.json or the history).
         #[arg(long)]
         workload: Option<String>,
         /// jsonl or jepsen-edn (default: by file extension).
@@ -158,7 +159,7 @@ struct ExploreArgs {
     /// Operations per second over all clients.
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
-    /// append, register or bank.
+    /// append, register, bank or rw-register.
     #[arg(long, default_value = "append")]
     workload: String,
     /// Comma list of nemeses (default all).
@@ -226,7 +227,7 @@ fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
         let suite = rollcall::explore::junit_suite(seed, &r.outcomes);
         rollcall::junit::write(path, &[suite]).map_err(CommandError::harness)?;
     }
-    println!(
+    rollcall::say!(
         "explore: seed {seed}: {} cases of {} simulated s in {:.1} s wall ({:.0} runs/minute)",
         r.cases_run,
         a.time_limit,
@@ -234,11 +235,11 @@ fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
         r.cases_run as f64 / r.search_secs.max(1e-9) * 60.0
     );
     let Some(f) = r.failure else {
-        println!("explore: no invalid run");
+        rollcall::say!("explore: no invalid run");
         return Ok(0);
     };
     let faults = |o: &TestOptions| o.schedule.as_ref().map_or(0, |s| s.len());
-    println!(
+    rollcall::say!(
         "explore: case {} (seed {}) is invalid ({}); shrunk in {} re-runs from {} faults, {} s, {} nodes, {} clients to {} faults, {} s, {} nodes, {} clients",
         f.case,
         f.original.seed,
@@ -254,15 +255,15 @@ fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
         f.minimal.concurrency,
     );
     commands::print_results(&f.stored.results);
-    println!("minimal failing run: {}", f.stored.dir.display());
-    println!("reproduce with: rollcall replay {}", f.stored.dir.display());
+    rollcall::say!("minimal failing run: {}", f.stored.dir.display());
+    rollcall::say!("reproduce with: rollcall replay {}", f.stored.dir.display());
     Ok(f.stored.valid.exit_code())
 }
 
 fn workload(s: &str) -> Result<WorkloadKind, CommandError> {
     if s == "mixed" {
         return Err(CommandError::args(
-            "--workload mixed is not yet available (append, register, bank)",
+            "--workload mixed is not yet available (append, register, bank, rw-register)",
         ));
     }
     s.parse()
@@ -311,23 +312,27 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
             )?
         }
         Cmd::Check {
-            path,
+            paths,
             workload: w,
             format,
             model,
         } => {
-            let w = w.as_deref().map(workload).transpose()?;
-            let edn = match format.as_deref() {
-                None => path.extension().is_some_and(|e| e == "edn"),
-                Some("jsonl") => false,
-                Some("jepsen-edn") => true,
+            let format = match format.as_deref() {
+                None => None,
+                Some("jsonl") => Some(commands::HistoryFormat::Jsonl),
+                Some("jepsen-edn" | "edn") => Some(commands::HistoryFormat::JepsenEdn),
                 Some(other) => {
                     return Err(CommandError::args(format!(
                         "unknown --format {other:?} (jsonl, jepsen-edn)"
                     )))
                 }
             };
-            commands::check(&path, w, edn, model.as_deref())?
+            let args = commands::CheckArgs {
+                workload: w.as_deref().map(workload).transpose()?,
+                format,
+                model: model.as_deref(),
+            };
+            commands::check(&paths, args)?
         }
         Cmd::Replay { run_dir, quiet } => commands::replay(&run_dir, quiet)?,
         Cmd::Clean => {
@@ -338,7 +343,7 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
         Cmd::Serve { store, port } => {
             let rt = tokio::runtime::Runtime::new()
                 .map_err(|e| CommandError::harness(format!("tokio: {e}")))?;
-            println!("serving {} on http://127.0.0.1:{port}/", store.display());
+            rollcall::say!("serving {} on http://127.0.0.1:{port}/", store.display());
             rt.block_on(rollcall_reports::serve(store, port))
                 .map_err(|e| CommandError::harness(e.to_string()))?;
             return Ok(0);

@@ -153,6 +153,7 @@ impl TestOptions {
                 && !self.name.starts_with('.'),
             "--name must be a plain folder name",
         )?;
+        self.validate_time()?;
         if self.nemesis.contains(&NemesisKind::AddNode) && self.spare == 0 {
             return Err(OptionsError::NoSpare);
         }
@@ -170,6 +171,119 @@ impl TestOptions {
         }
         rollcall_checkers::elle::ElleChecker::with_model(&self.model)
             .map_err(|e| OptionsError::Model(e.to_string()))?;
+        crate::checks::can_check(self.workload, &self.model).map_err(OptionsError::Range)?;
         Ok(())
+    }
+
+    /// The run loop counts time in u64 nanoseconds (harness.md §6 `time`): the
+    /// workload phase, the recovery wait, a nemesis step and an invoke gap (with
+    /// its 1.5x jitter, twice for slack) must all fit, or the arithmetic would wrap
+    /// (issue 14). Each option is named in the message with its largest value.
+    fn validate_time(&self) -> Result<(), OptionsError> {
+        const NS: u64 = 1_000_000_000;
+        let too_big = |opt: &str, max: u64, unit: &str| {
+            OptionsError::Range(format!(
+                "{opt} does not fit in nanoseconds: at most {max} {unit}"
+            ))
+        };
+        let limit = self
+            .time_limit_s
+            .checked_mul(NS)
+            .ok_or_else(|| too_big("--time-limit", u64::MAX / NS, "s"))?;
+        let interval = self
+            .nemesis_interval_s
+            .checked_mul(NS)
+            .ok_or_else(|| too_big("--nemesis-interval", u64::MAX / NS, "s"))?;
+        let recovery = self
+            .recovery_s
+            .checked_mul(NS)
+            .ok_or_else(|| too_big("the recovery wait", u64::MAX / NS, "s"))?;
+        self.op_timeout_ms
+            .checked_mul(1_000_000)
+            .ok_or_else(|| too_big("the op timeout", u64::MAX / 1_000_000, "ms"))?;
+        if self.rate > 1e9 {
+            return Err(OptionsError::Range(
+                "--rate must be at most 1000000000 (one operation per nanosecond)".into(),
+            ));
+        }
+        // Checked in f64 first: 1e9 / a tiny rate is beyond any u64.
+        let gap = 1e9 / self.rate;
+        if gap >= (u64::MAX / 4) as f64 {
+            return Err(OptionsError::Range(format!(
+                "--rate {} is so low that the gap between operations does not fit in nanoseconds",
+                self.rate
+            )));
+        }
+        let gap = gap as u64;
+        [recovery, interval.saturating_mul(2), gap.saturating_mul(2)]
+            .into_iter()
+            .try_fold(limit, u64::checked_add)
+            .filter(|end| *end < u64::MAX)
+            .map(|_| ())
+            .ok_or_else(|| {
+                OptionsError::Range(format!(
+                    "--time-limit {} s plus the recovery wait, two --nemesis-interval steps and two operation gaps does not fit in nanoseconds (at most {} s in all)",
+                    self.time_limit_s,
+                    u64::MAX / NS
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(o: TestOptions) -> String {
+        o.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn times_that_overflow_nanoseconds_are_refused() {
+        let base = TestOptions::default();
+        assert_eq!(base.validate(), Ok(()));
+        let max_s = u64::MAX / 1_000_000_000;
+        let e = err(TestOptions {
+            time_limit_s: max_s + 1,
+            ..base.clone()
+        });
+        assert!(
+            e.starts_with("--time-limit does not fit in nanoseconds: at most 18446744073 s"),
+            "{e}"
+        );
+        // Fits alone, but not with the recovery wait after it.
+        let e = err(TestOptions {
+            time_limit_s: max_s,
+            ..base.clone()
+        });
+        assert!(e.contains("does not fit in nanoseconds (at most"), "{e}");
+        let e = err(TestOptions {
+            nemesis_interval_s: u64::MAX,
+            ..base.clone()
+        });
+        assert!(e.starts_with("--nemesis-interval does not fit"), "{e}");
+        let e = err(TestOptions {
+            op_timeout_ms: u64::MAX,
+            ..base.clone()
+        });
+        assert!(e.starts_with("the op timeout does not fit"), "{e}");
+        let e = err(TestOptions {
+            rate: 1e-12,
+            ..base.clone()
+        });
+        assert!(e.contains("gap between operations does not fit"), "{e}");
+        let e = err(TestOptions {
+            rate: 2e9,
+            ..base.clone()
+        });
+        assert!(e.contains("at most 1000000000"), "{e}");
+        // A long but representable run is fine.
+        let long = TestOptions {
+            time_limit_s: 10 * 365 * 86_400,
+            nemesis_interval_s: 86_400,
+            rate: 0.001,
+            ..base
+        };
+        assert_eq!(long.validate(), Ok(()));
     }
 }

@@ -2,9 +2,13 @@
 //! `schedule.json`, `history.jsonl`, `results.json`, `genesis.json` and
 //! `nodes/<n>/{chain.json,status.json,alive}`; `store/latest` points at the newest
 //! run. Wall time only names the folder; it never enters the history or schedule.
+//! Each file's bytes are written by `rollcall_history::RunDir` (issue 11), which
+//! the report reads back with.
 
 use crate::backend::NodeDumpData;
 use crate::options::TestOptions;
+use rollcall_checkers::Results;
+use rollcall_history::{NodeFiles, RunDir, RunDirError};
 use rollcall_node::types::Genesis;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -28,6 +32,21 @@ pub enum StoreError {
         /// What is wrong.
         msg: String,
     },
+    /// A run file could not be written or read.
+    #[error("{}: {source}", dir.display())]
+    Run {
+        /// The run directory.
+        dir: PathBuf,
+        /// Which file, and why.
+        source: RunDirError,
+    },
+}
+
+fn run_err(dir: &Path) -> impl FnOnce(RunDirError) -> StoreError + '_ {
+    move |source| StoreError::Run {
+        dir: dir.to_path_buf(),
+        source,
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -35,17 +54,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Writes `bytes` to `path`.
-pub fn write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    std::fs::write(path, bytes).map_err(io(path))
-}
-
-fn pretty(v: &impl serde::Serialize) -> Vec<u8> {
-    let mut b = serde_json::to_vec_pretty(v).unwrap_or_default();
-    b.push(b'\n');
-    b
 }
 
 /// `YYYYMMDDTHHMMSS` in UTC from the wall clock (folder names only).
@@ -113,14 +121,9 @@ pub fn test_json(opts: &TestOptions, command: &[String]) -> Value {
 
 /// Reads the options back from a run's `test.json`.
 pub fn load_options(run_dir: &Path) -> Result<TestOptions, StoreError> {
-    let p = run_dir.join("test.json");
-    let bytes = std::fs::read(&p).map_err(io(&p))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| StoreError::Bad {
-        path: p.clone(),
-        msg: e.to_string(),
-    })?;
+    let v = RunDir::new(run_dir).read_test().map_err(run_err(run_dir))?;
     serde_json::from_value(v["options"].clone()).map_err(|e| StoreError::Bad {
-        path: p,
+        path: run_dir.join(rollcall_history::run_dir::TEST),
         msg: format!("options: {e}"),
     })
 }
@@ -136,34 +139,32 @@ pub struct RunFiles<'a> {
     /// `history.jsonl`.
     pub history: &'a str,
     /// `results.json`.
-    pub results: &'a Value,
+    pub results: &'a Results,
     /// Node dumps.
     pub dumps: &'a [NodeDumpData],
 }
 
 /// Writes a run into `dir` and points `store/latest` at it.
 pub fn save(store: &Path, dir: &Path, f: &RunFiles) -> Result<(), StoreError> {
-    write(&dir.join("test.json"), &pretty(&f.test))?;
-    write(&dir.join("genesis.json"), &pretty(f.genesis))?;
-    write(&dir.join("schedule.json"), &pretty(f.schedule))?;
-    write(&dir.join("history.jsonl"), f.history.as_bytes())?;
-    write(&dir.join("results.json"), &pretty(f.results))?;
-    for d in f.dumps {
-        let nd = dir.join("nodes").join(&d.name);
-        std::fs::create_dir_all(&nd).map_err(io(&nd))?;
-        let chain = serde_json::to_vec(&d.chain).map_err(|e| StoreError::Bad {
-            path: nd.clone(),
-            msg: e.to_string(),
-        })?;
-        write(&nd.join("chain.json"), &chain)?;
-        if let Some(s) = &d.status {
-            write(&nd.join("status.json"), &pretty(s))?;
+    let run = RunDir::new(dir);
+    let err = run_err(dir);
+    let written = (|| {
+        run.write_test(&f.test)?;
+        run.write_genesis(f.genesis)?;
+        run.write_schedule(f.schedule)?;
+        run.write_history(f.history)?;
+        run.write_results(f.results)?;
+        for d in f.dumps {
+            run.write_node(&NodeFiles {
+                name: &d.name,
+                chain: &d.chain,
+                status: d.status.as_ref(),
+                alive: d.alive,
+            })?;
         }
-        write(
-            &nd.join("alive"),
-            if d.alive { b"true\n" } else { b"false\n" },
-        )?;
-    }
+        Ok(())
+    })();
+    written.map_err(err)?;
     let latest = store.join("latest");
     let _ = std::fs::remove_file(&latest);
     if let Ok(rel) = dir.strip_prefix(store) {

@@ -2,9 +2,12 @@
 //! `test.json`, `schedule.json`, `history.jsonl`, `results.json`,
 //! `nodes/<n>/`). Every file is optional and may be corrupt: what cannot be
 //! read becomes a note shown in the report, so a partial run still renders.
+//! The files are read through `rollcall_history::RunDir`, the same code the
+//! harness writes them with (issue 11).
 
 use rollcall_checkers::result::{CheckResult, Validity};
 use rollcall_checkers::History;
+use rollcall_history::{RunDir, RunDirError};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -69,25 +72,9 @@ pub struct RunData {
     pub notes: Vec<String>,
 }
 
-fn read_json(dir: &Path, name: &str, notes: &mut Vec<String>) -> Option<Value> {
-    let p = dir.join(name);
-    match std::fs::read(&p) {
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                notes.push(format!("{name}: not valid JSON: {e}"));
-                None
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            notes.push(format!("{name}: missing"));
-            None
-        }
-        Err(e) => {
-            notes.push(format!("{name}: {e}"));
-            None
-        }
-    }
+/// The value, or `None` with the reason as a note (`results.json: missing`).
+fn noted<T>(r: Result<T, RunDirError>, notes: &mut Vec<String>) -> Option<T> {
+    r.map_err(|e| notes.push(e.to_string())).ok()
 }
 
 /// Parse `results.json` tolerantly: a checker entry that does not match the
@@ -154,84 +141,59 @@ pub fn parse_chain(v: &Value) -> Vec<BlockInfo> {
         .collect()
 }
 
-fn read_node(dir: &Path, name: &str, notes: &mut Vec<String>) -> NodeData {
-    let mut n = NodeData {
+fn read_node(run: &RunDir, name: &str, notes: &mut Vec<String>) -> NodeData {
+    let files = run.node_file_names(name);
+    let has = |f: &str| files.iter().any(|x| x == f);
+    NodeData {
         name: name.to_string(),
-        ..Default::default()
-    };
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                n.files.push(e.file_name().to_string_lossy().into_owned());
-            }
-        }
+        chain: if has("chain.json") {
+            noted(run.read_chain::<Value>(name), notes)
+                .map(|v| parse_chain(&v))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
+        status: has("status.json")
+            .then(|| noted(run.read_status(name), notes))
+            .flatten(),
+        alive: run.read_alive(name).ok(),
+        files,
     }
-    n.files.sort();
-    let mut sub = Vec::new();
-    if n.files.iter().any(|f| f == "chain.json") {
-        if let Some(v) = read_json(dir, "chain.json", &mut sub) {
-            n.chain = parse_chain(&v);
-        }
-    }
-    if n.files.iter().any(|f| f == "status.json") {
-        n.status = read_json(dir, "status.json", &mut sub);
-    }
-    if let Ok(s) = std::fs::read_to_string(dir.join("alive")) {
-        n.alive = s.trim().parse().ok();
-    }
-    notes.extend(sub.into_iter().map(|s| format!("nodes/{name}/{s}")));
-    n
 }
 
 impl RunData {
     /// Read whatever the run directory holds. Never fails: problems are notes.
     pub fn load(dir: &Path) -> RunData {
+        let run = RunDir::new(dir);
         let mut notes = Vec::new();
-        let test = read_json(dir, "test.json", &mut notes);
-        let schedule = read_json(dir, "schedule.json", &mut notes);
-        let results =
-            read_json(dir, "results.json", &mut notes).map(|v| parse_results(&v, &mut notes));
-        let genesis = if dir.join("genesis.json").exists() {
-            read_json(dir, "genesis.json", &mut notes)
-        } else {
-            None
+        let test = noted(run.read_test(), &mut notes);
+        let schedule = noted(run.read_schedule(), &mut notes);
+        let results = noted(run.read_results(), &mut notes).map(|v| parse_results(&v, &mut notes));
+        let genesis = match run.read_genesis::<Value>() {
+            Err(RunDirError::Missing { .. }) => None,
+            r => noted(r, &mut notes),
         };
         let mut history = None;
         let mut history_lines = Vec::new();
-        let hp = dir.join("history.jsonl");
-        match std::fs::read(&hp) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                match History::parse_jsonl(&text) {
-                    Ok(h) => {
-                        history_lines = text
-                            .split('\n')
-                            .map(str::trim)
-                            .filter(|l| !l.is_empty())
-                            .map(str::to_string)
-                            .collect();
-                        history = Some(h);
-                    }
-                    Err(e) => notes.push(format!("history.jsonl: {e}")),
+        if let Some(text) = noted(run.read_history_text(), &mut notes) {
+            match History::parse_jsonl(&text) {
+                Ok(h) => {
+                    history_lines = text
+                        .split('\n')
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    history = Some(h);
                 }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                notes.push("history.jsonl: missing".into())
-            }
-            Err(e) => notes.push(format!("history.jsonl: {e}")),
-        }
-        let mut nodes = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(dir.join("nodes")) {
-            let mut names: Vec<String> = rd
-                .flatten()
-                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            for name in names {
-                nodes.push(read_node(&dir.join("nodes").join(&name), &name, &mut notes));
+                Err(e) => notes.push(format!("{}: {e}", rollcall_history::run_dir::HISTORY)),
             }
         }
+        let nodes = run
+            .node_names()
+            .iter()
+            .map(|name| read_node(&run, name, &mut notes))
+            .collect();
         RunData {
             dir: dir.to_path_buf(),
             test,

@@ -11,8 +11,10 @@
 pub mod append;
 pub mod bank;
 pub mod faults;
+pub mod keys;
 pub mod ops;
 pub mod register;
+pub mod rw_register;
 pub mod strategies;
 
 pub use faults::{plan, Fault, NemesisKind, PartitionShape, PlanSpec, PlannedFault};

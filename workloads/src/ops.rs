@@ -53,14 +53,17 @@ pub enum WorkloadKind {
     Register,
     /// Transfers with a constant total.
     Bank,
+    /// Elle-style read-write register transactions (issue 15).
+    RwRegister,
 }
 
 impl WorkloadKind {
     /// Every workload, in CLI order.
-    pub const ALL: [WorkloadKind; 3] = [
+    pub const ALL: [WorkloadKind; 4] = [
         WorkloadKind::Append,
         WorkloadKind::Register,
         WorkloadKind::Bank,
+        WorkloadKind::RwRegister,
     ];
 
     /// The CLI spelling.
@@ -69,6 +72,7 @@ impl WorkloadKind {
             WorkloadKind::Append => "append",
             WorkloadKind::Register => "register",
             WorkloadKind::Bank => "bank",
+            WorkloadKind::RwRegister => "rw-register",
         }
     }
 }
@@ -81,7 +85,7 @@ impl fmt::Display for WorkloadKind {
 
 /// A workload name that is not one of [`WorkloadKind::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown workload {0:?} (append, register, bank)")]
+#[error("unknown workload {0:?} (append, register, bank, rw-register)")]
 pub struct UnknownWorkload(pub String);
 
 impl FromStr for WorkloadKind {
@@ -100,6 +104,7 @@ pub fn make(kind: WorkloadKind) -> Box<dyn Workload> {
         WorkloadKind::Append => Box::new(crate::append::Append::default()),
         WorkloadKind::Register => Box::new(crate::register::Register::default()),
         WorkloadKind::Bank => Box::new(crate::bank::Bank::default()),
+        WorkloadKind::RwRegister => Box::new(crate::rw_register::RwRegister::default()),
     }
 }
 

@@ -14,7 +14,7 @@ fn well_formed(kind: WorkloadKind, inv: &rollcall_workloads::Invocation) -> Resu
         return Err(format!("{} micro-ops", inv.ops.len()));
     }
     match kind {
-        WorkloadKind::Append => {
+        WorkloadKind::Append | WorkloadKind::RwRegister => {
             let arr = inv.value.as_array().ok_or("txn value is not an array")?;
             if inv.f != "txn" || arr.len() != inv.ops.len() || !(1..=4).contains(&arr.len()) {
                 return Err(format!("bad txn {inv:?}"));
@@ -22,8 +22,11 @@ fn well_formed(kind: WorkloadKind, inv: &rollcall_workloads::Invocation) -> Resu
             for (m, op) in arr.iter().zip(&inv.ops) {
                 let ok = match (m.as_array().map(|a| a.as_slice()), op) {
                     (Some([f, k, Value::Null]), Op::Read(key)) => f == "r" && k == key,
-                    (Some([f, k, v]), Op::Append(key, x)) => {
+                    (Some([f, k, v]), Op::Append(key, x)) if kind == WorkloadKind::Append => {
                         f == "append" && k == key && v.as_i64() == Some(*x)
+                    }
+                    (Some([f, k, v]), Op::Write(key, x)) if kind == WorkloadKind::RwRegister => {
+                        f == "w" && k == key && v.as_i64() == Some(*x)
                     }
                     _ => false,
                 };

@@ -44,6 +44,18 @@ pub struct SimOptions {
     pub no_sync: bool,
 }
 
+impl Default for SimOptions {
+    /// An honest simulated cluster with the sim's fast timeouts.
+    fn default() -> Self {
+        SimOptions {
+            timeouts: sim_timeouts(),
+            lying_disk: false,
+            no_sync: false,
+            panic_at_ns: None,
+        }
+    }
+}
+
 /// Fast timeouts: simulated time costs nothing, but short rounds make faults and
 /// recoveries happen within short test limits.
 pub fn sim_timeouts() -> Timeouts {

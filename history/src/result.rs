@@ -67,6 +67,20 @@ pub struct CheckResult {
     pub elapsed_ms: f64,
 }
 
+impl CheckResult {
+    /// A checker that recognised none of the history's operations has checked
+    /// nothing and cannot call it valid (issue 14; harness.md §7 "a checker that
+    /// could not understand its input says unknown"): turn such a `valid` into
+    /// `unknown`, saying what was missing.
+    pub fn unknown_if_none(mut self, recognised: usize, what: &str) -> CheckResult {
+        if recognised == 0 && self.validity == Validity::Valid {
+            self.validity = Validity::Unknown;
+            self.summary = format!("no {what} in the history: nothing to check");
+        }
+        self
+    }
+}
+
 /// A history checker. Object-safe so the CLI can hold a `Vec<Box<dyn Checker>>`.
 pub trait Checker {
     /// The checker's name as it appears in results (harness.md §7).
@@ -82,6 +96,34 @@ pub fn compose(results: &[CheckResult]) -> Validity {
         .iter()
         .map(|r| r.validity)
         .fold(Validity::Valid, Validity::and)
+}
+
+/// Every checker's result on a run and their composed verdict: what
+/// `results.json` holds (harness.md §7, §8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Results {
+    /// One per checker, in the order they ran.
+    pub results: Vec<CheckResult>,
+    /// Invalid beats unknown beats valid (harness.md §7).
+    pub valid: Validity,
+}
+
+impl Results {
+    /// The results with their composed verdict.
+    pub fn new(results: Vec<CheckResult>) -> Results {
+        Results {
+            valid: compose(&results),
+            results,
+        }
+    }
+
+    /// The `results.json` document: `{"checkers": [...], "valid": ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "valid": self.valid,
+            "checkers": self.results,
+        })
+    }
 }
 
 /// Run `f` and stamp its result with the elapsed time, so every checker is timed

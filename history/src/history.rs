@@ -137,6 +137,24 @@ impl Op {
         }
     }
 
+    /// A completion with no invoke as an operation by itself, as Elle reads one
+    /// (issue 15): invoked and completed at the same index and time.
+    fn standalone(e: &Event) -> Op {
+        Op {
+            invoke_index: e.index,
+            complete_index: Some(e.index),
+            process: e.process,
+            f: e.f.clone(),
+            invoke_value: e.value.clone(),
+            complete_value: Some(e.value.clone()),
+            kind: e.kind,
+            invoke_time: e.time,
+            complete_time: Some(e.time),
+            node: e.node.clone(),
+            tx_id: e.tx_id.clone(),
+        }
+    }
+
     /// Index of the event that ended the operation, or `u64::MAX` for one that
     /// may still take effect (info or pending): its completion is at infinity.
     pub fn end_index(&self) -> u64 {
@@ -251,6 +269,19 @@ pub enum HistoryError {
     /// An EDN history could not be read.
     #[error(transparent)]
     Edn(#[from] crate::edn::EdnError),
+}
+
+/// How completions pair with invokes. The harness's own JSON Lines are
+/// [`Pairing::Strict`]: a completion without an invoke, or an invoke after `info`,
+/// is a recording bug worth an error (harness.md §6). Jepsen's and Elle's EDN
+/// are [`Pairing::Lenient`]: Elle checks completed operations alone, so a
+/// completion without an invoke is an operation by itself (issue 15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// Every completion needs its invoke; a process retires after `info`.
+    Strict,
+    /// A completion without an invoke stands alone; `info` retires nothing.
+    Lenient,
 }
 
 /// A validated history: its events in order and the operations paired from them.
@@ -425,7 +456,7 @@ impl History {
             };
             events.push((line, parse_event(line, v)?));
         }
-        History::from_lined_events(events)
+        History::from_lined_events(events, Pairing::Strict)
     }
 
     /// Read a history file: JSON Lines, or EDN if the name ends in `.edn`.
@@ -452,11 +483,15 @@ impl History {
                 .enumerate()
                 .map(|(i, e)| (i + 1, e))
                 .collect(),
+            Pairing::Strict,
         )
     }
 
     /// Validate events (each with the source line it came from) and pair them.
-    pub(crate) fn from_lined_events(events: Vec<(usize, Event)>) -> Result<History, HistoryError> {
+    pub(crate) fn from_lined_events(
+        events: Vec<(usize, Event)>,
+        pairing: Pairing,
+    ) -> Result<History, HistoryError> {
         // Per client process: Ok(pending op position) or Err(info index) once retired.
         let mut pending: HashMap<Process, usize> = HashMap::new();
         let mut retired: HashMap<Process, u64> = HashMap::new();
@@ -493,7 +528,9 @@ impl History {
             if e.process != Process::Nemesis {
                 match e.kind {
                     OpType::Invoke => {
-                        if let Some(&info_index) = retired.get(&e.process) {
+                        if let (Pairing::Strict, Some(&info_index)) =
+                            (pairing, retired.get(&e.process))
+                        {
                             return Err(HistoryError::InvokeAfterInfo {
                                 line,
                                 process: e.process,
@@ -526,6 +563,11 @@ impl History {
                     kind => {
                         let slot = pending.remove(&e.process).and_then(|p| ops.get_mut(p));
                         let Some(op) = slot else {
+                            if pairing == Pairing::Lenient {
+                                ops.push(Op::standalone(&e));
+                                out.push(e);
+                                continue;
+                            }
                             return Err(HistoryError::CompletionWithoutInvoke {
                                 line,
                                 process: e.process,
@@ -568,12 +610,27 @@ impl History {
         self.events.iter().filter(|e| e.process == Process::Nemesis)
     }
 
-    /// Serialise back to JSON Lines; `parse_jsonl(to_jsonl(h)) == h`.
+    /// Serialise back to JSON Lines through the harness's own writer
+    /// ([`crate::jsonl::write_line`], harness.md §6 field order), so
+    /// `parse_jsonl(to_jsonl(h)) == h` and a recorded history round-trips byte for byte.
     pub fn to_jsonl(&self) -> String {
         let mut s = String::new();
         for e in &self.events {
-            s.push_str(&e.to_json().to_string());
-            s.push('\n');
+            let process = e.process.to_json();
+            crate::jsonl::write_line(
+                &mut s,
+                &crate::jsonl::Line {
+                    index: e.index,
+                    time: e.time,
+                    process: &process,
+                    kind: e.kind.as_str(),
+                    f: &e.f,
+                    value: &e.value,
+                    node: e.node.as_deref(),
+                    tx_id: e.tx_id.as_deref(),
+                    extra: Some(&e.extra),
+                },
+            );
         }
         s
     }
