@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod client;
 pub mod config;
 pub mod consensus;
 pub mod crypto;
@@ -16,3 +17,4 @@ pub mod runtime;
 pub mod store;
 pub mod testnet;
 pub mod types;
+pub mod wire;
