@@ -793,7 +793,7 @@ impl NodeControl for DockerBackend {
             duplicate: true,
             key_of: self.nodes[orig].key_of,
         });
-        self.write_home(i, orig)?;
+        self.write_home(i, self.nodes[orig].key_of)?;
         Ok(())
     }
 }
