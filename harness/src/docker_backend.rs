@@ -294,7 +294,7 @@ impl DockerBackend {
     /// Builds (or reuses) the image, removes leftovers of earlier runs by label,
     /// creates the run network and starts the genesis nodes, and waits until all
     /// answer `/health`. Node logs are saved under `log_dir/<n>/node.log` by
-    /// [`Backend::dump`] and [`DockerBackend::save_logs`].
+    /// [`Clients::dump`] and [`DockerBackend::save_logs`].
     pub fn start(
         spec: &ClusterSpec,
         opts: DockerOptions,
