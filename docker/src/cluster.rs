@@ -511,8 +511,22 @@ impl Container {
     /// `/proc/net/snmp`, its own network namespace). Counted after the INPUT
     /// hook, so a packet an iptables rule dropped is not counted: the receiving
     /// side's proof that packets from a peer arrive, whatever happens to replies.
+    ///
+    /// A read has no side effect, so a failed exec (the engine answers 126 now and
+    /// then under load) is tried again, three times in all.
     pub async fn icmp_echos_received(&self) -> Result<u64, DockerError> {
-        let out = self.exec_ok(&["cat", "/proc/net/snmp"]).await?;
+        let mut tries = 0;
+        let out = loop {
+            tries += 1;
+            match self.exec_ok(&["cat", "/proc/net/snmp"]).await {
+                Ok(o) => break o,
+                Err(e) if tries >= 3 => return Err(e),
+                Err(e) => {
+                    debug!(container = %self.name, error = %e, "reading /proc/net/snmp: trying again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
         let icmp: Vec<&str> = out
             .stdout
             .lines()

@@ -226,6 +226,37 @@ async fn partition_cuts_tcp_until_heal() {
     assert!(probe(n2, n1.ip).await, "n2 -> n1 after heal");
 }
 
+/// `block_from` on the receiver cuts one direction only: n1's packets stop
+/// arriving at n2, n2's still arrive at n1 (counted by the receiving kernel, so
+/// replies, which the cut drops, do not matter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_from_cuts_one_direction() {
+    init_tracing();
+    let Some(docker) = engine().await else { return };
+    let guard = Guard::new(&docker, "oneway");
+    let (_net, nodes) = echo_cluster(&docker, &guard, 2).await;
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let arrives = |from: &Container, to: &Container| {
+        let (from, to) = (from.clone(), to.clone());
+        async move {
+            let before = to.icmp_echos_received().await.expect("snmp");
+            from.send_pings(to.ip, 2).await.expect("ping");
+            to.icmp_echos_received().await.expect("snmp") > before
+        }
+    };
+    assert!(
+        arrives(n1, n2).await && arrives(n2, n1).await,
+        "no path before the cut"
+    );
+    n2.block_from(&[n1.ip]).await.expect("block_from");
+    assert_eq!(n2.rules().await.expect("rules").len(), 1);
+    assert!(n1.rules().await.expect("rules").is_empty());
+    assert!(!arrives(n1, n2).await, "n1 -> n2 still arrives");
+    assert!(arrives(n2, n1).await, "n2 -> n1 was cut too");
+    n2.heal().await.expect("heal");
+    assert!(arrives(n1, n2).await, "n1 -> n2 after heal");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_kill_restart_stop() {
     init_tracing();

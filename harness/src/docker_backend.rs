@@ -28,9 +28,10 @@ use rollcall_docker::{
     cleanup, connect, ensure_image, CleanupScope, Container, Docker, DockerError, Network,
     NodeSpec, SlowLink,
 };
+use rollcall_node::client::{ClientError, NodeClient, Submitted};
 use rollcall_node::config::NodeConfig;
 use rollcall_node::consensus::Timeouts;
-use rollcall_node::types::{CommittedBlock, OpResult, Tx, TxOutcome, Value as KvValue};
+use rollcall_node::types::{CommittedBlock, Tx};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -41,8 +42,6 @@ use tracing::{info, warn};
 
 /// The node API port inside every container (the peer port is [`PEER_PORT`]).
 pub const API_PORT: u16 = 26601;
-/// Most blocks one `GET /blocks` returns (node api.rs `BLOCKS_PAGE`).
-const BLOCKS_PAGE: u64 = 1000;
 /// Rate of a `slow` link: low enough that consensus traffic queues up.
 const SLOW_RATE_KBIT: u32 = 256;
 
@@ -252,29 +251,13 @@ pub struct DockerBackend {
     pub startup_s: f64,
 }
 
-async fn wait_healthy(
-    http: &reqwest::Client,
-    ips: &[Ipv4Addr],
-    limit: Duration,
-) -> Result<(), String> {
+async fn wait_healthy(clients: &[NodeClient], limit: Duration) -> Result<(), String> {
     let deadline = Instant::now() + limit;
-    for ip in ips {
-        let url = format!("http://{ip}:{API_PORT}/health");
-        loop {
-            let ok = http
-                .get(&url)
-                .timeout(Duration::from_millis(500))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{url} not healthy after {limit:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    for c in clients {
+        let left = deadline.saturating_duration_since(Instant::now());
+        c.wait_healthy(left)
+            .await
+            .map_err(|e| format!("{} not healthy after {limit:?}: {e}", c.base()))?;
     }
     Ok(())
 }
@@ -311,7 +294,7 @@ impl DockerBackend {
     /// Builds (or reuses) the image, removes leftovers of earlier runs by label,
     /// creates the run network and starts the genesis nodes, and waits until all
     /// answer `/health`. Node logs are saved under `log_dir/<n>/node.log` by
-    /// [`Backend::dump`] and [`DockerBackend::save_logs`].
+    /// [`Clients::dump`] and [`DockerBackend::save_logs`].
     pub fn start(
         spec: &ClusterSpec,
         opts: DockerOptions,
@@ -402,9 +385,9 @@ impl DockerBackend {
             b.nodes[*i].container = Some(c);
             b.nodes[*i].state = State::Running;
         }
-        let ips: Vec<Ipv4Addr> = roster.iter().map(|i| b.nodes[*i].ip).collect();
+        let clients: Vec<NodeClient> = roster.iter().map(|i| b.client(*i)).collect();
         if let Err(e) =
-            b.rt.block_on(wait_healthy(&b.http, &ips, b.opts.startup_timeout))
+            b.rt.block_on(wait_healthy(&clients, b.opts.startup_timeout))
         {
             b.save_logs();
             return Err(DockerBackendError::Startup(e));
@@ -650,36 +633,10 @@ impl DockerBackend {
         }
     }
 
-    /// A running node's chain, all pages of `GET /blocks?format=raw`.
-    fn chain_via_api(&self, ip: Ipv4Addr) -> Result<Vec<CommittedBlock>, String> {
-        self.rt.block_on(async {
-            let mut chain = Vec::new();
-            let mut from = 1u64;
-            loop {
-                let url = format!(
-                    "http://{ip}:{API_PORT}/blocks?from={from}&to={}&format=raw",
-                    from + BLOCKS_PAGE - 1
-                );
-                let resp = self
-                    .http
-                    .get(&url)
-                    .timeout(Duration::from_secs(10))
-                    .send()
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))?;
-                if !resp.status().is_success() {
-                    return Err(format!("{url}: HTTP {}", resp.status()));
-                }
-                let page: Vec<CommittedBlock> =
-                    resp.json().await.map_err(|e| format!("{url}: {e}"))?;
-                let n = page.len() as u64;
-                chain.extend(page);
-                if n < BLOCKS_PAGE {
-                    return Ok(chain);
-                }
-                from += n;
-            }
-        })
+    /// Node `i`'s API client (its fixed address on the run network).
+    fn client(&self, i: usize) -> NodeClient {
+        let base = format!("http://{}:{API_PORT}", self.nodes[i].ip);
+        NodeClient::new(base, self.http.clone())
     }
 
     /// A stopped node's chain, read from its home (bind-mounted, so it survives).
@@ -712,112 +669,20 @@ impl Drop for DockerBackend {
     }
 }
 
-/// `POST /tx`: 200 → ok, 409 → ordered but rejected at execution (the workload
-/// decides, as on sim), 400 → fail, a refused connection → fail (nothing was
-/// sent), anything else (503, 504, timeout, a dropped connection) → info.
-async fn post_tx(http: &reqwest::Client, url: &str, body: &Value) -> ClientOutcome {
-    let resp = match http.post(url).json(body).send().await {
-        Ok(r) => r,
-        Err(e) if e.is_connect() => return ClientOutcome::Fail(format!("cannot connect: {e}")),
-        Err(e) if e.is_timeout() => return ClientOutcome::Info("timeout".into()),
-        Err(e) => return ClientOutcome::Info(format!("request failed: {e}")),
-    };
-    let status = resp.status().as_u16();
-    let text = match resp.text().await {
-        Ok(t) => t,
-        Err(e) => return ClientOutcome::Info(format!("reading the answer: {e}")),
-    };
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    match status {
-        200 | 409 => match parse_outcome(&v) {
-            Ok(o) => ClientOutcome::Ok(o),
-            Err(e) => ClientOutcome::Info(format!("unreadable answer ({status}): {e}")),
-        },
-        400 => ClientOutcome::Fail(error_text(&v)),
-        _ => ClientOutcome::Info(format!("HTTP {status}: {}", error_text(&v))),
-    }
-}
-
-fn error_text(v: &Value) -> String {
-    v.get("error")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| v.to_string())
-}
-
-/// The inverse of the node's `api::outcome_json`.
-pub fn parse_outcome(v: &Value) -> Result<TxOutcome, String> {
-    let height = v
-        .get("height")
-        .and_then(Value::as_u64)
-        .ok_or("missing \"height\"")?;
-    if v.get("status").and_then(Value::as_str) == Some("rejected") {
-        return Ok(TxOutcome {
-            height,
-            results: Vec::new(),
-            error: Some(error_text(v)),
-        });
-    }
-    let results = v
-        .get("results")
-        .and_then(Value::as_array)
-        .ok_or("missing \"results\"")?
-        .iter()
-        .map(parse_result)
-        .collect::<Result<_, _>>()?;
-    Ok(TxOutcome {
-        height,
-        results,
-        error: None,
-    })
-}
-
-/// The inverse of the node's `api::result_json`.
-pub fn parse_result(v: &Value) -> Result<OpResult, String> {
-    let a = v
-        .as_array()
-        .ok_or_else(|| format!("result {v} is not an array"))?;
-    let f = a.first().and_then(Value::as_str).unwrap_or_default();
-    let key = a
-        .get(1)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("result {v} has no key"))?
-        .to_string();
-    let int = |x: Option<&Value>| {
-        x.and_then(Value::as_i64)
-            .ok_or_else(|| format!("result {v}: not an integer"))
-    };
-    match f {
-        "r" => match a.get(2) {
-            None | Some(Value::Null) => Ok(OpResult::Read(key, None)),
-            Some(Value::Array(l)) => Ok(OpResult::Read(
-                key,
-                Some(KvValue::List(
-                    l.iter()
-                        .map(|x| {
-                            x.as_i64()
-                                .ok_or_else(|| format!("result {v}: list element"))
-                        })
-                        .collect::<Result<_, _>>()?,
-                )),
-            )),
-            x => Ok(OpResult::Read(key, Some(KvValue::Int(int(x)?)))),
-        },
-        "w" => Ok(OpResult::Write(key, int(a.get(2))?)),
-        "append" => Ok(OpResult::Append(key, int(a.get(2))?)),
-        "cas" => {
-            let on = a.get(2).and_then(Value::as_array);
-            Ok(OpResult::Cas {
-                key,
-                old: int(on.and_then(|x| x.first()))?,
-                new: int(on.and_then(|x| x.get(1)))?,
-                applied: a
-                    .get(3)
-                    .and_then(Value::as_bool)
-                    .ok_or_else(|| format!("result {v}: cas without applied"))?,
-            })
+/// What a client learned from `POST /tx`: 200 → ok, 409 → ordered but rejected at
+/// execution (the workload decides, as on sim), 400 → fail, a refused connection →
+/// fail (nothing was sent), anything else (503, 504, timeout, a dropped
+/// connection, an unreadable answer) → info.
+fn client_outcome(r: Result<Submitted, ClientError>) -> ClientOutcome {
+    match r {
+        Ok(Submitted::Committed(o)) => ClientOutcome::Ok(o),
+        Ok(Submitted::Refused(e)) => ClientOutcome::Fail(e),
+        Ok(Submitted::Unknown { status, error }) => {
+            ClientOutcome::Info(format!("HTTP {status}: {error}"))
         }
-        other => Err(format!("unknown op {other:?} in result {v}")),
+        Err(e @ ClientError::Connect { .. }) => ClientOutcome::Fail(e.to_string()),
+        Err(ClientError::Timeout { .. }) => ClientOutcome::Info("timeout".into()),
+        Err(e) => ClientOutcome::Info(e.to_string()),
     }
 }
 
@@ -927,7 +792,7 @@ impl NodeControl for DockerBackend {
             duplicate: true,
             key_of: self.nodes[orig].key_of,
         });
-        self.write_home(i, orig)?;
+        self.write_home(i, self.nodes[orig].key_of)?;
         Ok(())
     }
 }
@@ -964,12 +829,10 @@ impl Clients for DockerBackend {
                 return ticket;
             }
         };
-        let url = format!("http://{}:{API_PORT}/tx", self.nodes[i].ip);
-        let body = rollcall_node::api::tx_json(&tx);
-        let http = self.http.clone();
+        let client = self.client(i);
         let done = self.done_tx.clone();
         self.rt.spawn(async move {
-            let outcome = post_tx(&http, &url, &body).await;
+            let outcome = client_outcome(client.submit(&tx).await);
             let _ = done.send((ticket, outcome));
         });
         ticket
@@ -1000,20 +863,9 @@ impl Clients for DockerBackend {
         if self.nodes[i].state != State::Running {
             return None;
         }
-        let url = format!("http://{}:{API_PORT}/status", self.nodes[i].ip);
-        self.rt.block_on(async {
-            let r = self
-                .http
-                .get(&url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .ok()?;
-            if !r.status().is_success() {
-                return None;
-            }
-            r.json::<Value>().await.ok()
-        })
+        let client = self.client(i).with_read_timeout(Duration::from_secs(2));
+        let status = self.rt.block_on(client.status()).ok()?;
+        serde_json::to_value(status).ok()
     }
 
     fn live_nodes(&self) -> Vec<String> {
@@ -1028,16 +880,18 @@ impl Clients for DockerBackend {
         self.save_logs();
         let mut out = Vec::new();
         for i in 0..self.nodes.len() {
-            let (name, state, ip, home) = {
+            let (name, state, home) = {
                 let n = &self.nodes[i];
-                (n.name.clone(), n.state, n.ip, n.home.clone())
+                (n.name.clone(), n.state, n.home.clone())
             };
             if state == State::NotCreated || self.nodes[i].container.is_none() {
                 continue;
             }
             let status = self.status(&name);
             let chain = if state == State::Running {
-                self.chain_via_api(ip).or_else(|e| {
+                (self.rt.block_on(self.client(i).chain()))
+                    .map_err(|e| e.to_string())
+                    .or_else(|e| {
                     warn!(node = %name, error = %e, "chain via the API failed: reading the store");
                     Self::chain_from_disk(&home)
                 })
@@ -1149,44 +1003,4 @@ pub fn clean() -> Result<(), CommandError> {
         r.networks.len()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rollcall_node::api::{outcome_json, result_json};
-    use serde_json::json;
-
-    #[test]
-    fn outcome_round_trips_through_the_api_form() {
-        let o = TxOutcome {
-            height: 7,
-            results: vec![
-                OpResult::Read("a".into(), None),
-                OpResult::Read("b".into(), Some(KvValue::Int(3))),
-                OpResult::Read("c".into(), Some(KvValue::List(vec![1, 2]))),
-                OpResult::Write("d".into(), 4),
-                OpResult::Cas {
-                    key: "e".into(),
-                    old: 1,
-                    new: 2,
-                    applied: true,
-                },
-                OpResult::Append("f".into(), 9),
-            ],
-            error: None,
-        };
-        assert_eq!(parse_outcome(&outcome_json(&o)), Ok(o.clone()));
-        for r in &o.results {
-            assert_eq!(parse_result(&result_json(r)).as_ref(), Ok(r));
-        }
-        let rej = TxOutcome {
-            height: 3,
-            results: vec![],
-            error: Some("not an operator".into()),
-        };
-        assert_eq!(parse_outcome(&outcome_json(&rej)), Ok(rej));
-        assert!(parse_outcome(&json!({"status": "committed"})).is_err());
-        assert!(parse_result(&json!(["zz", "k", 1])).is_err());
-    }
 }

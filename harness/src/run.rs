@@ -390,9 +390,12 @@ pub fn run(
             // wait so the liveness checker sees whether the cluster commits again.
             healed = true;
             l.phase = "heal";
+            // Stamped now, not at the loop's start: on a wall clock the stops just
+            // applied took time, and history times must not go backwards.
+            let t = l.backend.now_ns();
             let healed_v = l.nemesis.heal_all(&mut *l.backend)?;
             l.rec.record(
-                now,
+                t,
                 Who::Nemesis,
                 "info",
                 "heal-all",
@@ -402,7 +405,7 @@ pub fn run(
                 None,
             );
             l.applied
-                .push(json!({"time_ns": now, "f": "heal-all", "value": healed_v}));
+                .push(json!({"time_ns": t, "f": "heal-all", "value": healed_v}));
             l.current_fault = "none".into();
             l.phase = "recovery";
         }

@@ -1,7 +1,8 @@
 //! The docker backend against a real engine (issue 7, harness.md §2): a short
 //! `rollcall test --backend docker` with partitions, kills and an add-node gets a
-//! valid verdict and leaves no labelled object behind, and a partition really cuts
-//! TCP between containers until it is healed.
+//! valid verdict and leaves no labelled object behind, a partition really cuts
+//! TCP between containers until it is healed, and a directed partition (issue 11)
+//! cuts only its direction.
 //!
 //! These tests need a Docker engine. When none answers they fail (CI starts one),
 //! unless `ROLLCALL_SKIP_DOCKER=1`. They share the engine and each removes the

@@ -1,10 +1,13 @@
 //! `rollcall-node bench`: starts a local testnet as child processes and loads it
-//! over HTTP from this (separate) process. Measures sustained committed
+//! over HTTP from this (separate) process, through [`rollcall_node::client::NodeClient`]. Measures sustained committed
 //! transactions per second, commit latency at half that load, and blocks per second
 //! with empty blocks. A benchmark, not a test: it prints figures.
 
 use crate::TestnetArgs;
 use anyhow::Context;
+use rollcall_node::client::{NodeClient, Submitted};
+use rollcall_node::consensus::Role;
+use rollcall_node::types::{Op, Tx, TxBody};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,11 +68,17 @@ struct Cluster {
     operator: rollcall_node::crypto::Keypair,
     chain_id: String,
     procs: Vec<Option<Child>>,
-    apis: Vec<String>,
+    /// API clients of every node, one shared connection pool.
+    apis: Vec<NodeClient>,
 }
 
 impl Cluster {
-    fn new(args: &BenchArgs, tag: &str, ta: TestnetArgs) -> anyhow::Result<Cluster> {
+    fn new(
+        args: &BenchArgs,
+        tag: &str,
+        ta: TestnetArgs,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Cluster> {
         let dir = match &args.dir {
             Some(d) => d.join(tag),
             None => {
@@ -80,7 +89,7 @@ impl Cluster {
         let (g, operator, nodes) = rollcall_node::testnet::write(&dir, &ta.spec()?)?;
         let apis = nodes
             .iter()
-            .map(|n| format!("http://{}", n.config.api_addr))
+            .map(|n| NodeClient::new(format!("http://{}", n.config.api_addr), http.clone()))
             .collect();
         let procs = nodes.iter().map(|_| None).collect();
         let mut c = Cluster {
@@ -122,22 +131,19 @@ impl Cluster {
         }
     }
 
-    fn add_node_body(&self, i: usize, nonce: u64) -> serde_json::Value {
-        use rollcall_node::types::{AddNode, DOMAIN_ADD_NODE};
+    /// Submits node `i`'s operator-signed AddNode through node `via`.
+    async fn add_node(&self, via: usize, i: usize, nonce: u64) -> bool {
         let n = &self.nodes[i];
-        let req = AddNode {
-            id: n.key.id(),
-            addr: n.config.peer_addr.clone(),
-            nonce,
-        };
-        let sig = self
-            .operator
-            .sign(DOMAIN_ADD_NODE, &req.sign_bytes(&self.chain_id));
-        serde_json::json!({
-            "id": format!("add-{i}-{nonce}"),
-            "add_node": {"id": req.id, "addr": req.addr, "nonce": nonce},
-            "sig": hex::encode(sig.0),
-        })
+        let r = self.apis[via]
+            .add_node(
+                &self.chain_id,
+                &self.operator,
+                n.key.id(),
+                &n.config.peer_addr,
+                nonce,
+            )
+            .await;
+        matches!(r, Ok(Submitted::Committed(o)) if o.error.is_none())
     }
 }
 
@@ -182,47 +188,37 @@ fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
 /// 4-node steady state before it, the addition window (submission until the newcomer
 /// is a validator, plus one second), and the 5-node steady state after.
 fn add_node(args: BenchArgs) -> anyhow::Result<()> {
-    let mut c = Cluster::new(&args, "add", testnet_args(4, 1, args.base_port))?;
-    let rt = tokio::runtime::Runtime::new()?;
-    let apis4: Vec<String> = c.apis[..4].to_vec();
     let http = client(args.concurrency)?;
-    rt.block_on(wait_healthy(&http, &apis4))?;
+    let mut c = Cluster::new(&args, "add", testnet_args(4, 1, args.base_port), &http)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let apis4 = c.apis[..4].to_vec();
+    rt.block_on(wait_healthy(&apis4))?;
     c.spawn(4)?;
-    rt.block_on(wait_healthy(&http, &c.apis[4..]))?;
+    rt.block_on(wait_healthy(&c.apis[4..]))?;
     match args.rate {
         None => println!("rollcall-node bench --scenario add-node: 4 nodes + 1 joining, closed-loop load, {} in flight", args.concurrency),
         Some(r) => println!("rollcall-node bench --scenario add-node: 4 nodes + 1 joining, open-loop load of {r} tx/s"),
     }
     let secs = args.duration.max(6) * 2;
-    let body = c.add_node_body(4, 1);
-    let (api0, api4) = (c.apis[0].clone(), c.apis[4].clone());
-    let http2 = http.clone();
     let start = Instant::now();
     let half = Duration::from_secs(secs / 2);
+    let c = Arc::new(c);
     let (done, (ok, t_add, t_joined)) = rt.block_on(async {
+        let cc = c.clone();
         let adder = tokio::spawn(async move {
             tokio::time::sleep(half).await;
             let t_add = start.elapsed();
-            let ok = http2
-                .post(format!("{api0}/tx"))
-                .json(&body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
+            let ok = cc.add_node(0, 4, 1).await;
             loop {
-                let v: Option<serde_json::Value> =
-                    match http2.get(format!("{api4}/status")).send().await {
-                        Ok(r) => r.json().await.ok(),
-                        Err(_) => None,
-                    };
-                if v.is_some_and(|v| v["role"] == "validator") || start.elapsed() > half * 2 {
+                let role = cc.apis[4].status().await.ok().map(|s| s.role);
+                if role == Some(Role::Validator) || start.elapsed() > half * 2 {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             (ok, t_add, start.elapsed())
         });
-        let done = load_timed(&http, &apis4, args.concurrency, args.rate, secs, start).await;
+        let done = load_timed(&apis4, args.concurrency, args.rate, secs, start).await;
         (
             done,
             adder
@@ -258,8 +254,7 @@ fn add_node(args: BenchArgs) -> anyhow::Result<()> {
 /// tx/s for `secs`; returns each success's completion time since `start` and its
 /// latency. Only successes completed within the window count.
 async fn load_timed(
-    client: &reqwest::Client,
-    apis: &[String],
+    apis: &[NodeClient],
     concurrency: usize,
     rate: Option<u64>,
     secs: u64,
@@ -269,17 +264,20 @@ async fn load_timed(
     let done = Arc::new(Mutex::new(Vec::<(Duration, Duration)>::new()));
     let end = start + Duration::from_secs(secs);
     let one = {
-        let (client, apis, done) = (client.clone(), apis.to_vec(), done.clone());
+        let (apis, done) = (apis.to_vec(), done.clone());
         move || {
-            let (client, apis, done) = (client.clone(), apis.clone(), done.clone());
+            let (apis, done) = (apis.clone(), done.clone());
             async move {
                 // Ids stay unique across the phases of one bench process.
                 let i = SEQ.fetch_add(1, Ordering::Relaxed);
                 let api = &apis[(i as usize) % apis.len()];
-                let body = serde_json::json!({"id": format!("a{i}"), "ops": [["append", format!("k{}", i % 64), i as i64]]});
+                let tx = Tx {
+                    id: format!("a{i}"),
+                    body: TxBody::Kv(vec![Op::Append(format!("k{}", i % 64), i as i64)]),
+                };
                 let t = Instant::now();
-                if let Ok(r) = client.post(format!("{api}/tx")).json(&body).send().await {
-                    if r.status().is_success() && Instant::now() <= end {
+                if let Ok(Submitted::Committed(o)) = api.submit(&tx).await {
+                    if o.error.is_none() && Instant::now() <= end {
                         if let Ok(mut d) = done.lock() {
                             d.push((start.elapsed(), t.elapsed()));
                         }
@@ -326,18 +324,17 @@ async fn load_timed(
 fn sync(args: BenchArgs) -> anyhow::Result<()> {
     let mut ta = testnet_args(4, 1, args.base_port);
     ta.empty_block_ms = 0;
-    let mut c = Cluster::new(&args, "sync", ta)?;
+    let mut c = Cluster::new(&args, "sync", ta, &client(64)?)?;
     let rt = tokio::runtime::Runtime::new()?;
-    let http = client(64)?;
-    let apis4: Vec<String> = c.apis[..4].to_vec();
-    rt.block_on(wait_healthy(&http, &apis4))?;
+    let apis4 = c.apis[..4].to_vec();
+    rt.block_on(wait_healthy(&apis4))?;
     println!(
         "rollcall-node bench --scenario sync: building a chain of {} blocks...",
         args.sync_blocks
     );
     let t = Instant::now();
     loop {
-        let h = rt.block_on(height(&http, &apis4[0]))?;
+        let h = rt.block_on(apis4[0].height())?;
         if h >= args.sync_blocks {
             println!(
                 "chain built: {h} blocks in {:.1} s",
@@ -354,13 +351,13 @@ fn sync(args: BenchArgs) -> anyhow::Result<()> {
     for i in 1..4 {
         c.kill(i);
     }
-    let target = rt.block_on(height(&http, &apis4[0]))?;
+    let target = rt.block_on(apis4[0].height())?;
     let t = Instant::now();
     c.spawn(4)?;
     let api4 = c.apis[4].clone();
     rt.block_on(async {
         loop {
-            if height(&http, &api4).await.unwrap_or(0) >= target {
+            if api4.height().await.unwrap_or(0) >= target {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -381,31 +378,27 @@ fn eviction(args: BenchArgs) -> anyhow::Result<()> {
     let http = client(16)?;
     let secs = args.duration;
     let healthy3 = {
-        let c = Cluster::new(&args, "healthy3", testnet_args(3, 0, args.base_port + 100))?;
-        rt.block_on(wait_healthy(&http, &c.apis))?;
-        rt.block_on(blocks_per_sec(&http, &c.apis[0], secs))?
+        let ta = testnet_args(3, 0, args.base_port + 100);
+        let c = Cluster::new(&args, "healthy3", ta, &http)?;
+        rt.block_on(wait_healthy(&c.apis))?;
+        rt.block_on(blocks_per_sec(&c.apis[0], secs))?
     };
     let mut ta = testnet_args(4, 0, args.base_port);
     ta.eviction_total = args.eviction_total;
-    let mut c = Cluster::new(&args, "evict", ta)?;
-    rt.block_on(wait_healthy(&http, &c.apis[..4]))?;
+    let mut c = Cluster::new(&args, "evict", ta, &http)?;
+    rt.block_on(wait_healthy(&c.apis[..4]))?;
     println!(
         "rollcall-node bench --scenario eviction: 4 nodes, eviction_total {}, node 4 killed",
         args.eviction_total
     );
     c.kill(3);
     let api0 = c.apis[0].clone();
-    let (h0, t0) = (rt.block_on(height(&http, &api0))?, Instant::now());
+    let (h0, t0) = (rt.block_on(api0.height())?, Instant::now());
     let (h_ev, t_ev) = rt.block_on(async {
         loop {
-            let v: serde_json::Value = http
-                .get(format!("{api0}/status"))
-                .send()
-                .await?
-                .json()
-                .await?;
-            if v["roster"].as_array().map(|r| r.len()) == Some(3) {
-                return anyhow::Ok((v["height"].as_u64().unwrap_or(0), Instant::now()));
+            let st = api0.status().await?;
+            if st.roster.len() == 3 {
+                return anyhow::Ok((st.height, Instant::now()));
             }
             if t0.elapsed() > Duration::from_secs(900) {
                 anyhow::bail!("no eviction within 900 s");
@@ -414,7 +407,7 @@ fn eviction(args: BenchArgs) -> anyhow::Result<()> {
         }
     })?;
     let before = (h_ev - h0) as f64 / (t_ev - t0).as_secs_f64();
-    let after = rt.block_on(blocks_per_sec(&http, &api0, secs))?;
+    let after = rt.block_on(blocks_per_sec(&api0, secs))?;
     println!("healthy 3-node network:    {healthy3:6.2} blocks/s");
     println!(
         "dead node, before eviction: {before:6.2} blocks/s  ({} blocks in {:.1} s)",
@@ -425,44 +418,40 @@ fn eviction(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn blocks_per_sec(http: &reqwest::Client, api: &str, secs: u64) -> anyhow::Result<f64> {
-    let h0 = height(http, api).await?;
+async fn blocks_per_sec(api: &NodeClient, secs: u64) -> anyhow::Result<f64> {
+    let h0 = api.height().await?;
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    Ok((height(http, api).await? - h0) as f64 / t.elapsed().as_secs_f64())
+    Ok((api.height().await? - h0) as f64 / t.elapsed().as_secs_f64())
 }
 
 /// Sustained tx/s, latency at half load, and empty blocks/s (issue: node core).
 fn throughput(args: BenchArgs) -> anyhow::Result<()> {
-    let c = Cluster::new(
-        &args,
-        "throughput",
-        testnet_args(args.nodes, 0, args.base_port),
-    )?;
+    let ta = testnet_args(args.nodes, 0, args.base_port);
+    let c = Cluster::new(&args, "throughput", ta, &client(args.concurrency)?)?;
     let apis = c.apis.clone();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let client = client(args.concurrency)?;
-        wait_healthy(&client, &apis).await?;
+        wait_healthy(&apis).await?;
         println!("rollcall-node bench: {} nodes on loopback, load from this process", args.nodes);
 
-        let h0 = height(&client, &apis[0]).await?;
+        let h0 = apis[0].height().await?;
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(args.duration.min(5))).await;
-        let h1 = height(&client, &apis[0]).await?;
+        let h1 = apis[0].height().await?;
         let empty_bps = (h1 - h0) as f64 / t0.elapsed().as_secs_f64();
         println!("empty blocks:        {empty_bps:8.1} blocks/s");
 
-        let hs = height(&client, &apis[0]).await?;
-        let (thr, lat) = load(&client, &apis, args.concurrency, None, args.duration).await;
-        let he = height(&client, &apis[0]).await?;
+        let hs = apis[0].height().await?;
+        let (thr, lat) = load(&apis, args.concurrency, None, args.duration).await;
+        let he = apis[0].height().await?;
         let blocks = (he - hs) as f64 / args.duration as f64;
         println!(
             "max throughput:      {thr:8.0} tx/s committed   ({} in flight; {blocks:.1} blocks/s; p50 {:.1} ms, p99 {:.1} ms)",
             args.concurrency, lat.0, lat.1
         );
         let rate = args.rate.unwrap_or((thr / 2.0) as u64).max(1);
-        let (thr2, lat2) = load(&client, &apis, args.concurrency, Some(rate), args.duration).await;
+        let (thr2, lat2) = load(&apis, args.concurrency, Some(rate), args.duration).await;
         println!(
             "latency at {rate} tx/s: p50 {:.1} ms, p99 {:.1} ms   ({thr2:.0} tx/s committed)",
             lat2.0, lat2.1
@@ -473,47 +462,26 @@ fn throughput(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_healthy(client: &reqwest::Client, apis: &[String]) -> anyhow::Result<()> {
+async fn wait_healthy(apis: &[NodeClient]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     for a in apis {
-        loop {
-            if client
-                .get(format!("{a}/health"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                anyhow::bail!("node {a} did not answer /health within 20 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        a.wait_healthy(left)
+            .await
+            .with_context(|| format!("node {} did not answer /health within 20 s", a.base()))?;
     }
     Ok(())
-}
-
-async fn height(client: &reqwest::Client, api: &str) -> anyhow::Result<u64> {
-    let v: serde_json::Value = client
-        .get(format!("{api}/status"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    v["height"].as_u64().context("status without height")
 }
 
 /// Closed loop (`rate = None`: `concurrency` workers back to back) or open loop at
 /// `rate` tx/s. Returns committed tx/s and (p50, p99) latency in ms.
 async fn load(
-    client: &reqwest::Client,
-    apis: &[String],
+    apis: &[NodeClient],
     concurrency: usize,
     rate: Option<u64>,
     secs: u64,
 ) -> (f64, (f64, f64)) {
-    let done = load_timed(client, apis, concurrency, rate, secs, Instant::now()).await;
+    let done = load_timed(apis, concurrency, rate, secs, Instant::now()).await;
     let mut l: Vec<f64> = done
         .iter()
         .map(|(_, lat)| lat.as_secs_f64() * 1000.0)

@@ -8,8 +8,10 @@
 pub use rollcall_node_core::{chain, consensus, crypto, eviction, kv, mempool, roster, types};
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod net;
 pub mod runtime;
 pub mod store;
 pub mod testnet;
+pub mod wire;

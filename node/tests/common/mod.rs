@@ -1,10 +1,13 @@
-//! Starts real `rollcall-node` processes on loopback for integration tests.
+//! Starts real `rollcall-node` processes on loopback for integration tests, and
+//! talks to them through the node's own [`NodeClient`].
 #![allow(dead_code)]
 
+use rollcall_node::client::{signed_add_node, NodeClient};
 use rollcall_node::consensus::Timeouts;
-use rollcall_node::crypto::{Keypair, Sig};
+use rollcall_node::crypto::Keypair;
 use rollcall_node::testnet::{self, TestnetNode, TestnetSpec};
-use rollcall_node::types::{AddNode, Params, DOMAIN_ADD_NODE};
+use rollcall_node::types::Params;
+use rollcall_node::wire::tx_json;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -100,6 +103,11 @@ impl Net {
         format!("http://{}", self.nodes[i].config.api_addr)
     }
 
+    /// Node `i`'s API client.
+    pub fn client(&self, i: usize) -> NodeClient {
+        NodeClient::new(self.api(i), self.http.clone())
+    }
+
     pub async fn get(&self, i: usize, path: &str) -> Option<Value> {
         let r = self
             .http
@@ -110,32 +118,23 @@ impl Net {
         r.json().await.ok()
     }
 
+    /// `/status` as JSON (the typed answer, re-serialised).
     pub async fn status(&self, i: usize) -> Option<Value> {
-        self.get(i, "/status").await
+        let s = self.client(i).status().await.ok()?;
+        serde_json::to_value(s).ok()
     }
 
     pub async fn height(&self, i: usize) -> u64 {
-        self.status(i)
-            .await
-            .and_then(|s| s["height"].as_u64())
-            .unwrap_or(0)
+        self.client(i).height().await.unwrap_or(0)
     }
 
-    /// Posts a transaction body; returns (HTTP status, JSON body).
+    /// Posts a transaction body; returns (HTTP status, JSON body), or (0, Null)
+    /// when no answer came.
     pub async fn post(&self, i: usize, body: &Value) -> (u16, Value) {
-        match self
-            .http
-            .post(format!("{}/tx", self.api(i)))
-            .json(body)
-            .send()
+        self.client(i)
+            .post_tx_json(body)
             .await
-        {
-            Ok(r) => {
-                let code = r.status().as_u16();
-                (code, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(_) => (0, Value::Null),
-        }
+            .unwrap_or((0, Value::Null))
     }
 
     /// A KV append transaction.
@@ -164,18 +163,12 @@ impl Net {
     }
 
     pub async fn wait_healthy(&self, i: usize) {
-        let url = format!("{}/health", self.api(i));
-        let http = self.http.clone();
-        self.wait_for(&format!("node {i} /health"), 20, || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                http.get(url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
-        })
-        .await;
+        if let Err(e) = self.client(i).wait_healthy(Duration::from_secs(20)).await {
+            panic!(
+                "node {i} not healthy after 20 s: {e}; logs in {}",
+                self.dir.path().display()
+            );
+        }
     }
 
     pub async fn wait_height(&self, i: usize, h: u64, secs: u64) {
@@ -192,39 +185,43 @@ impl Net {
         );
     }
 
-    /// Blocks 1..=h of node `i`, page by page (`raw`: the stored serde form).
-    async fn blocks(&self, i: usize, h: u64, raw: bool) -> Vec<Value> {
+    /// Blocks 1..=h of node `i` in the raw form (block + cert), page by page.
+    pub async fn chain(&self, i: usize, h: u64) -> Vec<Value> {
+        let c = self.client(i);
         let mut out = Vec::new();
-        let mut from = 1;
-        let format = if raw { "&format=raw" } else { "" };
-        while from <= h {
-            let to = (from + 999).min(h);
-            let page = self
-                .get(i, &format!("/blocks?from={from}&to={to}{format}"))
+        while (out.len() as u64) < h {
+            let from = out.len() as u64 + 1;
+            let page = c
+                .blocks(from, (from + 999).min(h))
                 .await
-                .and_then(|v| v.as_array().cloned())
                 .unwrap_or_default();
             if page.is_empty() {
                 break;
             }
-            from += page.len() as u64;
-            out.extend(page);
+            out.extend(page.iter().filter_map(|b| serde_json::to_value(b).ok()));
         }
         out
     }
 
-    /// Blocks 1..=h of node `i` in the raw form (block + cert).
-    pub async fn chain(&self, i: usize, h: u64) -> Vec<Value> {
-        self.blocks(i, h, true).await
-    }
-
     /// Block hashes 1..=h of node `i` (the API form carries the hash).
     pub async fn hashes(&self, i: usize, h: u64) -> Vec<String> {
-        self.blocks(i, h, false)
-            .await
-            .iter()
-            .map(|b| b["hash"].as_str().unwrap_or("").to_string())
-            .collect()
+        let c = self.client(i);
+        let mut out = Vec::new();
+        while (out.len() as u64) < h {
+            let from = out.len() as u64 + 1;
+            let page = c
+                .blocks_api(from, (from + 999).min(h))
+                .await
+                .unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            out.extend(
+                page.iter()
+                    .map(|b| b["hash"].as_str().unwrap_or("").to_string()),
+            );
+        }
+        out
     }
 
     /// Asserts nodes `ids` hold identical blocks up to the lowest of their heights
@@ -251,17 +248,15 @@ impl Net {
     /// The `POST /tx` body of an AddNode for node `i`, signed by `key`.
     pub fn add_node_body(&self, i: usize, key: &Keypair, nonce: u64) -> Value {
         let n = &self.nodes[i];
-        let req = AddNode {
-            id: n.key.id(),
-            addr: n.config.peer_addr.clone(),
+        let tx_id = format!("add-{i}-{nonce}");
+        tx_json(&signed_add_node(
+            &self.chain_id,
+            key,
+            n.key.id(),
+            &n.config.peer_addr,
             nonce,
-        };
-        let sig: Sig = key.sign(DOMAIN_ADD_NODE, &req.sign_bytes(&self.chain_id));
-        json!({
-            "id": format!("add-{i}-{nonce}"),
-            "add_node": {"id": req.id, "addr": req.addr, "nonce": nonce},
-            "sig": hex::encode(sig.0),
-        })
+            tx_id,
+        ))
     }
 
     pub fn id_hex(&self, i: usize) -> String {
@@ -270,13 +265,9 @@ impl Net {
 
     /// Roster ids in the node's status.
     pub async fn roster_ids(&self, i: usize) -> Vec<String> {
-        self.status(i)
-            .await
-            .and_then(|s| s["roster"].as_array().cloned())
+        let s = self.client(i).status().await.ok();
+        s.map(|s| s.roster.iter().map(|e| e.id.to_hex()).collect())
             .unwrap_or_default()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap_or("").to_string())
-            .collect()
     }
 }
 
