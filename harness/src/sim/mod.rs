@@ -18,7 +18,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rollcall_node_core::consensus::{Core, Effect, Input, Output, Submit, Timeout, Timeouts};
 use rollcall_node_core::crypto::{Keypair, NodeId, Verifier};
-use rollcall_node_core::store::{MemDevice, Store};
+use rollcall_node_core::store::{MemDevice, Store, StoreError};
 use rollcall_node_core::types::{Message, Tx};
 use serde_json::Value;
 use std::cmp::Ordering;
@@ -279,16 +279,22 @@ impl SimBackend {
         n.paused = false;
         n.deferred.clear();
         n.store.device_mut().crash(now);
-        if let Err(e) = n.store.reopen() {
-            self.store_error.get_or_insert(BackendError::Replay {
-                node: n.name.clone(),
-                reason: e.to_string(),
-            });
-        }
+        let reopened = n.store.reopen();
         let waiting = std::mem::take(&mut n.waiting);
+        if let Err(e) = reopened {
+            self.store_failed(i, e);
+        }
         for (_, ticket) in waiting {
             self.complete(ticket, ClientOutcome::Info("node crashed".into()));
         }
+    }
+
+    /// Records a store failure of node `i` (impossible on a `MemDevice`, but not
+    /// ignored); the next `advance_to` reports it.
+    fn store_failed(&mut self, i: usize, e: StoreError) {
+        let node = self.nodes[i].name.clone();
+        self.store_error
+            .get_or_insert(BackendError::Other(format!("node {node}: store: {e}")));
     }
 
     fn resume_node(&mut self, i: usize) {
@@ -357,13 +363,7 @@ impl SimBackend {
         store.device_mut().set_now(now);
         let fx = match store.commit(out) {
             Ok(fx) => fx,
-            Err(e) => {
-                let node = self.nodes[i].name.clone();
-                self.store_error.get_or_insert(BackendError::Other(format!(
-                    "node {node}: store commit failed: {e}"
-                )));
-                return;
-            }
+            Err(e) => return self.store_failed(i, e),
         };
         for e in fx {
             match e {
@@ -389,16 +389,11 @@ impl SimBackend {
                 }
                 Effect::RosterChanged(_) => {}
                 Effect::ServeBlocks { to_peer, from, to } => {
-                    let blocks = match self.nodes[i].store.blocks(from, to) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let node = self.nodes[i].name.clone();
-                            self.store_error.get_or_insert(BackendError::Other(format!(
-                                "node {node}: store read failed: {e}"
-                            )));
-                            Vec::new()
-                        }
-                    };
+                    let blocks = self.nodes[i].store.blocks(from, to);
+                    let blocks = blocks.unwrap_or_else(|e| {
+                        self.store_failed(i, e);
+                        Vec::new()
+                    });
                     if !blocks.is_empty() {
                         self.send(i, Some(to_peer), Message::SyncResponse(blocks));
                     }
