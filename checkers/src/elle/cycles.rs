@@ -478,6 +478,9 @@ fn find(s: &Scc<'_>, sp: &Spec, deadline: Instant) -> Outcome {
         if !s.out(start).any(|e| e.kind & anchor != 0) {
             continue;
         }
+        if Instant::now() >= deadline {
+            return Outcome::Timeout;
+        }
         match bfs(s, sp, start, deadline) {
             Outcome::None => {}
             other => return other,
