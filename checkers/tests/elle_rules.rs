@@ -161,8 +161,10 @@ fn g0(y: Value) -> History {
 
 #[test]
 fn a_timed_out_search_reports_that_a_cycle_exists() {
-    let mut opts = ElleOptions::default();
-    opts.per_scc_limit = Duration::ZERO;
+    let opts = ElleOptions {
+        per_scc_limit: Duration::ZERO,
+        ..Default::default()
+    };
     let c = ElleChecker { opts };
     let r = c.check(&g0(json!([1, 2])));
     assert_eq!(r.validity, Validity::Invalid, "{r:#?}");

@@ -137,5 +137,8 @@ fn corruptions_usually_apply() {
     }
     // A stale read whose element nobody else reads is rarer (a third of seeds).
     let needed = [15, 15, 15, 15, 5, 15, 15, 15];
-    assert!(applied.iter().zip(needed).all(|(n, k)| *n >= k), "{applied:?}");
+    assert!(
+        applied.iter().zip(needed).all(|(n, k)| *n >= k),
+        "{applied:?}"
+    );
 }
