@@ -4,7 +4,7 @@
 
 use crate::backend::NodeDumpData;
 use rollcall_checkers::cluster::{check_cluster, ClusterRun, NodeDump, DEFAULT_LIVENESS_BOUND_NS};
-use rollcall_checkers::elle::ElleChecker;
+use rollcall_checkers::elle::{ElleChecker, ElleOptions, RwRegisterChecker};
 use rollcall_checkers::linearizable::LinearizableChecker;
 use rollcall_checkers::set::SetChecker;
 use rollcall_checkers::{compose, CheckResult, Checker, History, Validity};
@@ -38,19 +38,55 @@ pub fn tx_counts(genesis: &Genesis, chain: &[CommittedBlock]) -> BTreeMap<String
     m
 }
 
+/// What Elle must find absent (harness.md §7): `--model` (one or more
+/// comma-separated consistency models) and `--anomalies` (Elle's `:anomalies`).
+#[derive(Debug, Clone, Copy)]
+pub struct Expectation<'a> {
+    /// Consistency model(s) the history must satisfy.
+    pub model: &'a str,
+    /// Further anomalies that make the history invalid, comma-separated.
+    pub anomalies: Option<&'a str>,
+}
+
+impl Expectation<'_> {
+    /// The Elle checkers' options for this expectation.
+    pub fn elle_options(&self) -> Result<ElleOptions, String> {
+        let o = ElleOptions::with_models(self.model).map_err(|e| e.to_string())?;
+        match self.anomalies {
+            Some(a) => o.with_anomalies(a).map_err(|e| e.to_string()),
+            None => Ok(o),
+        }
+    }
+}
+
+/// Elle's rw-register checker, for `rollcall check --workload rw-register`.
+pub fn rw_register_checkers(expect: Expectation<'_>) -> Result<Vec<Box<dyn Checker>>, String> {
+    Ok(vec![Box::new(RwRegisterChecker {
+        opts: expect.elle_options()?,
+    })])
+}
+
+/// True when the history's transactions write registers (`[w k v]`) rather
+/// than append to lists: Elle's rw-register workload.
+pub fn is_rw_register(h: &History) -> bool {
+    h.ops()
+        .iter()
+        .filter(|o| o.f == "txn")
+        .flat_map(|o| o.invoke_value.as_array().into_iter().flatten())
+        .any(|m| m.get(0).and_then(Value::as_str) == Some("w"))
+}
+
 /// The history checkers for a workload (harness.md §7), `set` included when a
 /// final chain is known.
 pub fn history_checkers(
     workload: WorkloadKind,
-    model: &str,
+    expect: Expectation<'_>,
     longest_chain: Option<(&Genesis, &[CommittedBlock])>,
 ) -> Result<Vec<Box<dyn Checker>>, String> {
     let mut out: Vec<Box<dyn Checker>> = match workload {
-        WorkloadKind::Append => {
-            vec![Box::new(
-                ElleChecker::with_model(model).map_err(|e| e.to_string())?,
-            )]
-        }
+        WorkloadKind::Append => vec![Box::new(ElleChecker {
+            opts: expect.elle_options()?,
+        })],
         WorkloadKind::Register => vec![Box::new(LinearizableChecker::default())],
         WorkloadKind::Bank => vec![Box::new(rollcall_checkers::bank::BankChecker::new(
             rollcall_workloads::bank::total(),
@@ -96,7 +132,7 @@ impl Results {
 /// Runs every checker on a run.
 pub fn check_run(
     workload: WorkloadKind,
-    model: &str,
+    expect: Expectation<'_>,
     genesis: &Genesis,
     history: History,
     nodes: Vec<NodeDump>,
@@ -105,7 +141,7 @@ pub fn check_run(
         .iter()
         .max_by_key(|n| n.chain.len())
         .map(|n| (genesis, n.chain.as_slice()));
-    let mut results: Vec<CheckResult> = history_checkers(workload, model, longest)?
+    let mut results: Vec<CheckResult> = history_checkers(workload, expect, longest)?
         .iter()
         .map(|c| c.check(&history))
         .collect();

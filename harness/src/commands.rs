@@ -1,7 +1,7 @@
 //! The subcommands behind the CLI (harness.md §3), returning Jepsen exit codes:
 //! 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255 the harness failed.
 
-use crate::checks::{check_run, infer_workload, node_dumps, Results};
+use crate::checks::{check_run, infer_workload, node_dumps, Expectation, Results};
 use crate::options::{BackendKind, TestOptions};
 use crate::progress::Progress;
 use crate::run::{cluster, run, Seeds};
@@ -120,7 +120,10 @@ pub fn check_output(
         .map_err(|e| CommandError::harness(format!("the recorded history is malformed: {e}")))?;
     check_run(
         opts.workload,
-        &opts.model,
+        Expectation {
+            model: &opts.model,
+            anomalies: None,
+        },
         &spec.genesis,
         history,
         node_dumps(&out.dumps),
@@ -283,12 +286,17 @@ pub fn replay(run_dir: &Path, quiet: bool) -> Result<Validity, CommandError> {
     }
 }
 
-/// `rollcall check RUN_DIR|HISTORY_FILE`: re-checks a stored run or a history file.
+/// `rollcall check RUN_DIR|HISTORY_FILE`: re-checks a stored run or a history
+/// file. `rw_register` selects Elle's rw-register checker (`--workload
+/// rw-register`, also chosen when a file's transactions write registers);
+/// `anomalies` is Elle's `:anomalies` option.
 pub fn check(
     path: &Path,
     workload: Option<WorkloadKind>,
+    rw_register: bool,
     edn: bool,
     model: Option<&str>,
+    anomalies: Option<&str>,
 ) -> Result<Validity, CommandError> {
     if path.is_dir() {
         let run = ClusterRun::load(path).map_err(|e| CommandError::args(e.to_string()))?;
@@ -301,7 +309,11 @@ pub fn check(
             .map(str::to_string)
             .or(stored.map(|o| o.model))
             .unwrap_or_else(|| "strict-serializable".into());
-        let r = check_run(workload, &model, &run.genesis, run.history, run.nodes)
+        let expect = Expectation {
+            model: &model,
+            anomalies,
+        };
+        let r = check_run(workload, expect, &run.genesis, run.history, run.nodes)
             .map_err(CommandError::args)?;
         print_results(&r);
         return Ok(r.valid);
@@ -314,12 +326,20 @@ pub fn check(
         History::from_file(path)
     }
     .map_err(|e| CommandError::args(format!("{}: {e}", path.display())))?;
-    let workload = workload
-        .or_else(|| infer_workload(&history))
-        .ok_or_else(|| CommandError::args("cannot tell the workload: give --workload"))?;
+    let expect = Expectation {
+        model: model.unwrap_or("strict-serializable"),
+        anomalies,
+    };
     let checkers =
-        crate::checks::history_checkers(workload, model.unwrap_or("strict-serializable"), None)
-            .map_err(CommandError::args)?;
+        if rw_register || (workload.is_none() && crate::checks::is_rw_register(&history)) {
+            crate::checks::rw_register_checkers(expect)
+        } else {
+            let workload = workload
+                .or_else(|| infer_workload(&history))
+                .ok_or_else(|| CommandError::args("cannot tell the workload: give --workload"))?;
+            crate::checks::history_checkers(workload, expect, None)
+        }
+        .map_err(CommandError::args)?;
     let results: Vec<_> = checkers.iter().map(|c| c.check(&history)).collect();
     let r = Results {
         valid: compose(&results),

@@ -81,15 +81,18 @@ enum Cmd {
     Check {
         /// A run folder or a history file.
         path: PathBuf,
-        /// append, register or bank (default: from test.json or the history).
+        /// append, register, bank or rw-register (default: from test.json or the history).
         #[arg(long)]
         workload: Option<String>,
         /// jsonl or jepsen-edn (default: by file extension).
         #[arg(long)]
         format: Option<String>,
-        /// Elle consistency model.
+        /// Elle consistency model(s), comma-separated (e.g. snapshot-isolation).
         #[arg(long)]
         model: Option<String>,
+        /// Anomalies Elle must also find absent, comma-separated (e.g. G0,G1c).
+        #[arg(long)]
+        anomalies: Option<String>,
     },
     /// Run again with the recorded seed and options; report whether the history is byte-identical.
     Replay {
@@ -285,8 +288,14 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
             workload: w,
             format,
             model,
+            anomalies,
         } => {
-            let w = w.as_deref().map(workload).transpose()?;
+            let rw_register = w.as_deref() == Some("rw-register");
+            let w = w
+                .as_deref()
+                .filter(|_| !rw_register)
+                .map(workload)
+                .transpose()?;
             let edn = match format.as_deref() {
                 None => path.extension().is_some_and(|e| e == "edn"),
                 Some("jsonl") => false,
@@ -297,7 +306,14 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
                     )))
                 }
             };
-            commands::check(&path, w, edn, model.as_deref())?
+            commands::check(
+                &path,
+                w,
+                rw_register,
+                edn,
+                model.as_deref(),
+                anomalies.as_deref(),
+            )?
         }
         Cmd::Replay { run_dir, quiet } => commands::replay(&run_dir, quiet)?,
         Cmd::Clean => {
