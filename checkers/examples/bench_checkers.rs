@@ -31,16 +31,29 @@ fn current_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// User + system CPU time of this process in ms (/proc/self/stat, 100 Hz
+/// ticks): on a shared machine wall time alone overstates a check's cost.
+fn cpu_ms() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
+}
+
 fn run(label: &str, h: &History, gen_ms: f64, c: &dyn Checker) -> bool {
     let before = current_rss_mib().unwrap_or(f64::NAN);
     let reset = reset_peak();
+    let cpu0 = cpu_ms().unwrap_or(f64::NAN);
     let r = c.check(h);
+    let cpu = cpu_ms().unwrap_or(f64::NAN) - cpu0;
     let peak = peak_rss_mib().unwrap_or(f64::NAN);
     println!(
-        "{label:<48} events={:>7} gen={:>8.1} ms  check={:>9.1} ms  validity={:?}  rss_before={:.1} MiB  peak_during_check={:.1} MiB  checker_own={:.1} MiB{}",
+        "{label:<48} events={:>7} gen={:>8.1} ms  check={:>9.1} ms (cpu {:>8.0} ms)  validity={:?}  rss_before={:.1} MiB  peak_during_check={:.1} MiB  checker_own={:.1} MiB{}",
         h.len(),
         gen_ms,
         r.elapsed_ms,
+        cpu,
         r.validity,
         before,
         peak,

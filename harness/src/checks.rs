@@ -166,3 +166,33 @@ pub fn infer_workload(h: &History) -> Option<WorkloadKind> {
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(mops: Value) -> History {
+        let ev = |i: u64, ty: &str| json!({"index": i, "time": i, "process": 0, "type": ty, "f": "txn", "value": mops});
+        History::parse_jsonl(&format!("{}\n{}\n", ev(0, "invoke"), ev(1, "ok"))).unwrap()
+    }
+
+    #[test]
+    fn register_writes_select_rw_register_and_anomalies_reach_elle() {
+        assert!(is_rw_register(&history(json!([["w", "x", 1]]))));
+        assert!(!is_rw_register(&history(json!([["append", "x", 1]]))));
+        let e = Expectation {
+            model: "read-committed,update-atomic",
+            anomalies: Some("G1c,lost-update"),
+        };
+        let o = e.elle_options().unwrap();
+        assert!(o.expect.anomalies.contains("G1c"));
+        assert!(o.expect.models.contains("update-atomic"));
+        let bad = Expectation {
+            model: "serializable",
+            anomalies: Some("nope"),
+        };
+        assert!(bad.elle_options().unwrap_err().contains("unknown anomaly"));
+        let checkers = rw_register_checkers(e).unwrap();
+        assert_eq!(checkers[0].name(), "elle-rw-register");
+    }
+}

@@ -9,8 +9,8 @@
 //! stale read whose missing write is never read again is still seen. An ok
 //! read of nil is the empty list (parsed so, txn.rs).
 
+use rustc_hash::FxHashMap as HashMap;
 use serde_json::json;
-use std::collections::HashMap;
 
 use super::graph::{Edge, RW, WR, WW};
 use super::report::Found;
@@ -44,7 +44,7 @@ fn longest_reads(t: &Txns) -> Vec<Option<Seen>> {
         for m in t.mops(i) {
             if let Mop::Read {
                 key,
-                seen: seen @ Seen::List { len, .. },
+                seen: seen @ (Seen::List { len, .. } | Seen::Prefix { len, .. }),
             } = *m
             {
                 let slot = longest.get_mut(key as usize);
@@ -71,7 +71,7 @@ fn orders(t: &Txns, longest: &[Option<Seen>], include: impl Fn(u32) -> bool) -> 
             }
         }
     }
-    let mut pos = HashMap::new();
+    let mut pos = HashMap::default();
     let mut order = Vec::with_capacity(longest.len());
     for (k, l) in longest.iter().enumerate() {
         let mut o: Vec<i64> = Vec::new();
@@ -174,7 +174,7 @@ fn dirty_updates(found: &mut Found<'_>, o: &Orders, writers: &HashMap<(u32, i64)
 
 /// Every append's writer: (key, value) → (txn, mop index).
 fn writers(t: &Txns) -> HashMap<(u32, i64), (u32, u32)> {
-    let mut w = HashMap::with_capacity(t.mops.len() / 2);
+    let mut w = HashMap::with_capacity_and_hasher(t.mops.len() / 2, Default::default());
     for i in 0..t.len() {
         let start = t.txns.get(i as usize).map(|x| x.mop_start).unwrap_or(0);
         for (j, m) in t.mops(i).iter().enumerate() {
@@ -194,7 +194,7 @@ fn readers(t: &Txns) -> Vec<(u32, Option<i64>, u32, u32)> {
         for (j, m) in t.mops(i).iter().enumerate() {
             if let Mop::Read {
                 key,
-                seen: seen @ Seen::List { .. },
+                seen: seen @ (Seen::List { .. } | Seen::Prefix { .. }),
             } = *m
             {
                 r.push((key, t.list(seen).last().copied(), i, start + j as u32));

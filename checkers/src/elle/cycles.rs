@@ -6,7 +6,8 @@
 //! skipping anomalies implied by ones already found. A search that runs out of
 //! time reports `cycle-search-timeout` and a fallback cycle (`cycle-cases-in-scc`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::graph::{tarjan, Edge, Graph, PROC, RT, RW, WR, WW};
@@ -492,7 +493,7 @@ fn find(s: &Scc<'_>, sp: &Spec, deadline: Instant) -> Outcome {
 fn bfs(s: &Scc<'_>, sp: &Spec, start: u32, deadline: Instant) -> Outcome {
     // states: (vertex, flags, parent state, edge taken to get here)
     let mut states: Vec<(u32, u8, u32, Option<Edge>)> = vec![(start, 0, u32::MAX, None)];
-    let mut seen: HashSet<(u32, u8)> = HashSet::new();
+    let mut seen: HashSet<(u32, u8)> = HashSet::default();
     seen.insert((start, 0));
     let mut queue = VecDeque::from([0u32]);
     let mut pops = 0u32;
@@ -544,7 +545,7 @@ fn fallback_cycle(s: &Scc<'_>) -> Option<Vec<Edge>> {
         [0, 0],
     );
     let start = *s.nodes.first()?;
-    let mut parent: HashMap<u32, Edge> = HashMap::new();
+    let mut parent: HashMap<u32, Edge> = HashMap::default();
     let mut queue = VecDeque::from([start]);
     while let Some(u) = queue.pop_front() {
         for e in s.out(u) {

@@ -3,8 +3,8 @@
 //! `op-future-read-case`, `duplicates` in list_append.clj, rw_register.clj and
 //! txn.clj).
 
+use rustc_hash::FxHashMap as HashMap;
 use serde_json::json;
-use std::collections::HashMap;
 
 use super::report::Found;
 use super::txn::{Mop, Seen, Txns};
@@ -52,7 +52,7 @@ fn ok_reads(t: &Txns) -> impl Iterator<Item = (u32, u32, &Mop)> {
 }
 
 fn failed_writes(t: &Txns) -> WriteIndex {
-    let mut idx = WriteIndex::new();
+    let mut idx = WriteIndex::default();
     for i in (0..t.len()).filter(|&i| t.kind(i) == OpType::Fail) {
         let start = t.txns.get(i as usize).map(|x| x.mop_start).unwrap_or(0);
         for (j, m) in t.mops(i).iter().enumerate() {
@@ -66,10 +66,10 @@ fn failed_writes(t: &Txns) -> WriteIndex {
 
 /// Writes a transaction later overwrote itself (`intermediate-write-indices`).
 fn intermediate_writes(t: &Txns) -> WriteIndex {
-    let mut idx = WriteIndex::new();
+    let mut idx = WriteIndex::default();
     for i in 0..t.len() {
         let start = t.txns.get(i as usize).map(|x| x.mop_start).unwrap_or(0);
-        let mut last: HashMap<u32, (i64, u32)> = HashMap::new();
+        let mut last: HashMap<u32, (i64, u32)> = HashMap::default();
         for (j, m) in t.mops(i).iter().enumerate() {
             if let Some((k, v)) = written(m) {
                 if let Some((pv, pj)) = last.insert(k, (v, start + j as u32)) {
@@ -140,9 +140,9 @@ pub(crate) fn g1b(found: &mut Found<'_>) {
 /// key and both then wrote it.
 pub(crate) fn lost_update(found: &mut Found<'_>) {
     let t = found.t;
-    let mut groups: HashMap<(u32, Vec<i64>), Vec<u32>> = HashMap::new();
+    let mut groups: HashMap<(u32, Vec<i64>), Vec<u32>> = HashMap::default();
     for i in (0..t.len()).filter(|&i| t.kind(i) == OpType::Ok) {
-        let mut reads: HashMap<u32, Vec<i64>> = HashMap::new();
+        let mut reads: HashMap<u32, Vec<i64>> = HashMap::default();
         let mut wrote: Vec<u32> = Vec::new();
         for m in t.mops(i) {
             let k = m.key();
@@ -180,7 +180,7 @@ pub(crate) fn internal_append(found: &mut Found<'_>) {
     let t = found.t;
     for i in (0..t.len()).filter(|&i| t.kind(i) == OpType::Ok) {
         // key → (known prefix?, expected elements)
-        let mut state: HashMap<u32, (bool, Vec<i64>)> = HashMap::new();
+        let mut state: HashMap<u32, (bool, Vec<i64>)> = HashMap::default();
         for m in t.mops(i) {
             match *m {
                 Mop::Append { key, v } => state.entry(key).or_insert((false, Vec::new())).1.push(v),
@@ -221,7 +221,7 @@ pub(crate) fn internal_append(found: &mut Found<'_>) {
 pub(crate) fn internal_register(found: &mut Found<'_>) {
     let t = found.t;
     for i in (0..t.len()).filter(|&i| t.kind(i) == OpType::Ok) {
-        let mut state: HashMap<u32, Option<i64>> = HashMap::new();
+        let mut state: HashMap<u32, Option<i64>> = HashMap::default();
         for m in t.mops(i) {
             let (key, now) = match *m {
                 Mop::Write { key, v } => (key, Some(v)),

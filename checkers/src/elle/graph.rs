@@ -4,7 +4,7 @@
 //! SCC, so no recursion depth grows with the history.
 
 use crate::history::{OpType, Process};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::txn::Txns;
 
@@ -163,7 +163,7 @@ pub(crate) fn tarjan(offsets: &[u32], targets: &[u32]) -> Vec<Vec<u32>> {
 
 /// Process order: each ok transaction follows its process's previous ok one.
 pub(crate) fn process_edges(t: &Txns, edges: &mut Vec<Edge>) {
-    let mut last: HashMap<Process, u32> = HashMap::new();
+    let mut last: HashMap<Process, u32> = HashMap::default();
     for (i, x) in t.txns.iter().enumerate() {
         if x.kind != OpType::Ok {
             continue;
@@ -190,7 +190,7 @@ pub(crate) fn realtime_edges(t: &Txns, edges: &mut Vec<Edge>) {
     }
     points.sort_unstable();
     let mut frontier: Vec<u32> = Vec::new();
-    let mut preds: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut preds: HashMap<u32, Vec<u32>> = HashMap::default();
     for (_, is_complete, ti) in points {
         if is_complete {
             let p = preds.remove(&ti).unwrap_or_default();

@@ -7,8 +7,8 @@
 //! writer and rw edges from v1's readers to v2's writer (`ext-index` over ok
 //! txns, as Elle); wr edges link a value's writer to its readers.
 
+use rustc_hash::FxHashMap as HashMap;
 use serde_json::json;
-use std::collections::HashMap;
 
 use super::graph::{tarjan, Edge, RW, WR, WW};
 use super::report::Found;
@@ -88,7 +88,7 @@ fn cyclic_versions(
     a: &[(u32, Option<i64>, i64)],
     b: &[(u32, Option<i64>, i64)],
 ) -> bool {
-    let mut ids: HashMap<Version, u32> = HashMap::new();
+    let mut ids: HashMap<Version, u32> = HashMap::default();
     let mut names: Vec<Version> = Vec::new();
     let mut id = |v: Version| {
         *ids.entry(v).or_insert_with(|| {
@@ -145,7 +145,7 @@ fn cyclic_versions(
 
 /// ww, wr and rw edges (`wr-graph`, `version-graphs->transaction-graph`).
 fn edges(t: &Txns, versions: &[(u32, Option<i64>, i64)]) -> Vec<Edge> {
-    let mut writer: HashMap<(u32, i64), (u32, u32)> = HashMap::new();
+    let mut writer: HashMap<(u32, i64), (u32, u32)> = HashMap::default();
     let mut readers: Vec<(Version, u32, u32)> = Vec::new();
     for i in (0..t.len()).filter(|&i| t.kind(i) == OpType::Ok) {
         let (reads, writes) = externals(t, i);

@@ -3,8 +3,8 @@
 //! `verify-unique-appends`, list_append.clj). Input Elle could not interpret
 //! is collected as [`InputProblem`]s, which make the verdict `unknown`.
 
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
 
 use crate::history::{History, OpType, Process};
 
@@ -38,6 +38,9 @@ pub(crate) enum Seen {
     Value(i64),
     /// A list: `elems[start..start + len]` (an ok read of nil is the empty list).
     List { start: u32, len: u32 },
+    /// A list that is a prefix of its key's longest compatible read so far:
+    /// `canon[key][..len]`. Most reads are, so they cost no element storage.
+    Prefix { key: u32, len: u32 },
 }
 
 /// One transaction.
@@ -77,6 +80,8 @@ pub(crate) struct Txns {
     pub txns: Vec<Txn>,
     pub mops: Vec<Mop>,
     pub elems: Vec<i64>,
+    /// Per key, the longest read every `Seen::Prefix` read is a prefix of.
+    pub canon: Vec<Vec<i64>>,
     pub key_names: Vec<String>,
     pub problems: Vec<InputProblem>,
 }
@@ -96,6 +101,11 @@ impl Txns {
             Seen::List { start, len } => self
                 .elems
                 .get(start as usize..(start + len) as usize)
+                .unwrap_or(&[]),
+            Seen::Prefix { key, len } => self
+                .canon
+                .get(key as usize)
+                .and_then(|c| c.get(..len as usize))
                 .unwrap_or(&[]),
             _ => &[],
         }
@@ -158,7 +168,7 @@ impl Keys {
 pub(crate) fn parse(h: &History, w: Workload) -> Txns {
     let mut out = Txns::default();
     let mut keys = Keys::default();
-    let mut written: HashSet<(u32, i64)> = HashSet::new();
+    let mut written: HashSet<(u32, i64)> = HashSet::default();
     for op in h.ops() {
         if op.f != "txn" || op.process == Process::Nemesis {
             continue;
@@ -242,19 +252,36 @@ fn parse_mop(m: &Value, ok: bool, w: Workload, keys: &mut Keys, out: &mut Txns) 
             seen: Seen::Value(x.as_i64()?),
         }),
         ("r", Workload::ListAppend) => {
-            let start = u32::try_from(out.elems.len()).ok()?;
             let list: &[Value] = if x.is_null() { &[] } else { x.as_array()? };
-            for e in list {
-                out.elems.push(e.as_i64()?);
-            }
-            let len = u32::try_from(list.len()).ok()?;
+            let read: Option<Vec<i64>> = list.iter().map(Value::as_i64).collect();
             Some(Mop::Read {
                 key,
-                seen: Seen::List { start, len },
+                seen: store_list(out, key, read?)?,
             })
         }
         _ => None,
     }
+}
+
+/// Store a list read compactly: as a prefix of the key's longest compatible
+/// read when it is one (extending that read if this one is longer), else in
+/// full (an incompatible order, reported later).
+fn store_list(out: &mut Txns, key: u32, read: Vec<i64>) -> Option<Seen> {
+    let len = u32::try_from(read.len()).ok()?;
+    if out.canon.len() <= key as usize {
+        out.canon.resize_with(key as usize + 1, Vec::new);
+    }
+    let canon = out.canon.get_mut(key as usize)?;
+    if read.starts_with(canon) {
+        *canon = read;
+        return Some(Seen::Prefix { key, len });
+    }
+    if canon.starts_with(&read) {
+        return Some(Seen::Prefix { key, len });
+    }
+    let start = u32::try_from(out.elems.len()).ok()?;
+    out.elems.extend_from_slice(&read);
+    Some(Seen::List { start, len })
 }
 
 /// Elle's `verify-unique-appends`: every invoke writes each value at most once
