@@ -42,8 +42,7 @@ pub struct UnknownAnomaly(pub String);
 
 /// Every anomaly name `--anomalies` accepts.
 pub fn known_anomalies() -> Names {
-    let mut all = models::anomalies_prohibited_by(&models::all_models());
-    all.extend(models::all_implied_anomalies(&all.clone()));
+    let mut all = models::all_anomalies();
     all.extend(cycles::cycle_types());
     all
 }

@@ -371,6 +371,16 @@ fn reach(
     seen
 }
 
+/// Every anomaly the lattice names (`all-anomalies`).
+pub fn all_anomalies() -> Names {
+    IMPLIED
+        .iter()
+        .chain(PROSCRIBED.iter())
+        .flat_map(|(a, bs)| std::iter::once(*a).chain(bs.iter().copied()))
+        .filter(|a| !MODEL_GRAPH.iter().any(|(m, _)| m == a) && known_model(a).is_none())
+        .collect()
+}
+
 /// `all-implied-anomalies`: the anomalies and every anomaly they imply.
 pub fn all_implied_anomalies(anomalies: &Names) -> Names {
     reach(anomalies.iter().copied(), |a| table_out(IMPLIED, a))
