@@ -348,3 +348,25 @@ fn rw_register_cyclic_versions_drop_the_inference() {
     invalid_with(&r, "cyclic-versions");
     valid(&reg(&mk(json!([["w", "x", 1]]))));
 }
+
+/// A history from Elle's own repository, with the verdict Elle's test suite
+/// expects (list_append_test.clj `intermediate-sequential-extension-test`).
+#[test]
+fn elles_si_without_g_single_history_gets_elles_verdict() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/si-without-g-single.edn"
+    );
+    let h = History::from_file(path).unwrap();
+    let r = ElleChecker::with_model("snapshot-isolation,repeatable-read")
+        .unwrap()
+        .check(&h);
+    assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
+    assert_eq!(r.details["anomaly_types"], json!(["G2-item"]));
+    assert_eq!(r.details["not"], json!(["repeatable-read"]));
+    // Snapshot isolation alone allows it.
+    let si = ElleChecker::with_model("snapshot-isolation")
+        .unwrap()
+        .check(&h);
+    assert_eq!(si.validity, Validity::Valid, "{si:#?}");
+}
