@@ -370,3 +370,97 @@ fn elles_si_without_g_single_history_gets_elles_verdict() {
         .check(&h);
     assert_eq!(si.validity, Validity::Valid, "{si:#?}");
 }
+
+/// `anomaly_types` and `not` of a result, for comparing with Elle's own tests.
+fn types_and_not(r: &CheckResult) -> (Value, Value) {
+    (r.details["anomaly_types"].clone(), r.details["not"].clone())
+}
+
+/// Sequential txns on one process (Elle's test helper `pair` over `op`).
+fn sequential(txns: &[Value]) -> History {
+    let mut b = B::new();
+    for t in txns {
+        b.txn(0, t.clone());
+    }
+    b.build()
+}
+
+#[test]
+fn elles_unobserved_write_test() {
+    let h = concurrent(&[
+        (1, json!([["append", "x", 1], ["append", "y", 1]])),
+        (2, json!([["append", "x", 2], ["append", "y", 2]])),
+        (3, json!([["append", "x", 3], ["append", "y", 3]])),
+        (4, json!([["r", "x", [1, 2]]])),
+        (5, json!([["r", "y", [2]]])),
+    ]);
+    let r = model("serializable", &h);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(
+        types_and_not(&r),
+        (json!(["G-single-item", "G0"]), json!(["read-uncommitted"]))
+    );
+}
+
+#[test]
+fn elles_wr_process_test() {
+    let mut b = B::new();
+    b.inv(1, "txn", json!([["r", "x"], ["append", "y", 1]]));
+    b.ok(1, "txn", json!([["r", "x", [1]], ["append", "y", 1]]));
+    b.inv(2, "txn", json!([["r", "y"]]));
+    b.ok(2, "txn", json!([["r", "y", [1]]]));
+    b.txn(2, json!([["append", "x", 1]]));
+    let r = model("strong-session-snapshot-isolation", &b.build());
+    assert_eq!(
+        types_and_not(&r),
+        (
+            json!(["G1c-process"]),
+            json!(["strong-session-read-committed"])
+        )
+    );
+}
+
+#[test]
+fn elles_rr_g_single_and_g_nonadjacent_item_tests() {
+    let h = sequential(&[
+        json!([["append", "x", 1], ["append", "y", 1]]),
+        json!([["r", "x", [1]], ["r", "y", null]]),
+    ]);
+    let r = model("repeatable-read", &h);
+    assert_eq!(
+        types_and_not(&r),
+        (
+            json!(["G-single-item"]),
+            json!(["consistent-view", "repeatable-read"])
+        )
+    );
+    let h = sequential(&[
+        json!([["append", "x", 1], ["append", "t", 1]]),
+        json!([["r", "x", [1]], ["r", "y", null]]),
+        json!([["append", "y", 1], ["append", "z", 2]]),
+        json!([["r", "z", [2]], ["r", "t", null]]),
+    ]);
+    let r = model("repeatable-read", &h);
+    assert_eq!(
+        types_and_not(&r),
+        (
+            json!(["G-nonadjacent-item"]),
+            json!(["repeatable-read", "snapshot-isolation"])
+        )
+    );
+}
+
+#[test]
+fn elles_future_read_test() {
+    let mut b = B::new();
+    b.txn(0, json!([["r", "x", [1]], ["append", "x", 1]]));
+    let r = model("read-committed", &b.build());
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(
+        types_and_not(&r),
+        (
+            json!(["empty-transaction-graph", "future-read"]),
+            json!(["read-committed"])
+        )
+    );
+}
