@@ -9,7 +9,7 @@
 //! stale read whose missing write is never read again is still seen. An ok
 //! read of nil is the empty list (parsed so, txn.rs).
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashSet as HashSet;
 use serde_json::json;
 
 use super::graph::{Edge, RW, WR, WW};
@@ -17,10 +17,45 @@ use super::report::Found;
 use super::txn::{Mop, Seen, Txns};
 use crate::history::OpType;
 
+/// A map from (key, value) kept as one small vector per key, sorted by value:
+/// lookups touch a key's few cache lines instead of a large hash table.
+pub(crate) struct PerKey<T> {
+    by_key: Vec<Vec<(i64, T)>>,
+}
+
+impl<T: Copy> PerKey<T> {
+    fn new(keys: usize) -> Self {
+        PerKey {
+            by_key: vec![Vec::new(); keys],
+        }
+    }
+    fn push(&mut self, key: u32, v: i64, x: T) {
+        if let Some(l) = self.by_key.get_mut(key as usize) {
+            l.push((v, x));
+        }
+    }
+    /// Sort each key's entries (stable: the first pushed of equal values wins).
+    fn finish(mut self) -> Self {
+        for l in &mut self.by_key {
+            l.sort_by_key(|e| e.0);
+            l.dedup_by_key(|e| e.0);
+        }
+        self
+    }
+    fn get(&self, &(key, v): &(u32, i64)) -> Option<&T> {
+        let l = self.by_key.get(key as usize)?;
+        let i = l.binary_search_by_key(&v, |e| e.0).ok()?;
+        l.get(i).map(|e| &e.1)
+    }
+}
+
+/// (key, value) → (writer txn, append mop index).
+type Writers = PerKey<(u32, u32)>;
+
 /// Per key, the distinct elements of its version order, and each element's position.
 pub(crate) struct Orders {
     order: Vec<Vec<i64>>,
-    pos: HashMap<(u32, i64), u32>,
+    pos: PerKey<u32>,
 }
 
 impl Orders {
@@ -71,28 +106,33 @@ fn orders(t: &Txns, longest: &[Option<Seen>], include: impl Fn(u32) -> bool) -> 
             }
         }
     }
-    let mut pos = HashMap::default();
+    let mut pos = PerKey::new(longest.len());
     let mut order = Vec::with_capacity(longest.len());
+    let mut seen: HashSet<i64> = HashSet::default();
     for (k, l) in longest.iter().enumerate() {
         let mut o: Vec<i64> = Vec::new();
+        seen.clear();
         match (l, single.get(k)) {
             (Some(s), _) => {
                 for &v in t.list(*s) {
-                    if let std::collections::hash_map::Entry::Vacant(e) = pos.entry((k as u32, v)) {
-                        e.insert(o.len() as u32);
+                    if seen.insert(v) {
+                        pos.push(k as u32, v, o.len() as u32);
                         o.push(v);
                     }
                 }
             }
             (None, Some(&(1, v))) => {
-                pos.insert((k as u32, v), 0);
+                pos.push(k as u32, v, 0);
                 o.push(v);
             }
             _ => {}
         }
         order.push(o);
     }
-    Orders { order, pos }
+    Orders {
+        order,
+        pos: pos.finish(),
+    }
 }
 
 /// `incompatible-order`: an ok read that is not a prefix of its key's longest read.
@@ -137,7 +177,7 @@ fn show(l: &[i64]) -> String {
 
 /// `dirty-update-cases`: along a key's version order, a committed append
 /// directly on top of versions only failed txns wrote.
-fn dirty_updates(found: &mut Found<'_>, o: &Orders, writers: &HashMap<(u32, i64), (u32, u32)>) {
+fn dirty_updates(found: &mut Found<'_>, o: &Orders, writers: &Writers) {
     let t = found.t;
     for (k, order) in o.order.iter().enumerate() {
         let (mut t1, mut t1_kind, mut vs): (Option<u32>, OpType, Vec<i64>) =
@@ -173,17 +213,17 @@ fn dirty_updates(found: &mut Found<'_>, o: &Orders, writers: &HashMap<(u32, i64)
 }
 
 /// Every append's writer: (key, value) → (txn, mop index).
-fn writers(t: &Txns) -> HashMap<(u32, i64), (u32, u32)> {
-    let mut w = HashMap::with_capacity_and_hasher(t.mops.len() / 2, Default::default());
+fn writers(t: &Txns) -> Writers {
+    let mut w = PerKey::new(t.key_names.len());
     for i in 0..t.len() {
         let start = t.txns.get(i as usize).map(|x| x.mop_start).unwrap_or(0);
         for (j, m) in t.mops(i).iter().enumerate() {
             if let Mop::Append { key, v } = *m {
-                w.insert((key, v), (i, start + j as u32));
+                w.push(key, v, (i, start + j as u32));
             }
         }
     }
-    w
+    w.finish()
 }
 
 /// Ok reads sorted by (key, last element or None for empty): the read index.
@@ -206,7 +246,7 @@ fn readers(t: &Txns) -> Vec<(u32, Option<i64>, u32, u32)> {
 }
 
 /// ww, wr and rw edges among ok/info txns (`ww-graph`, `wr-graph`, `rw-graph`).
-fn edges(t: &Txns, o: &Orders, writers: &HashMap<(u32, i64), (u32, u32)>) -> Vec<Edge> {
+fn edges(t: &Txns, o: &Orders, writers: &Writers) -> Vec<Edge> {
     let reads = readers(t);
     let mut out = Vec::new();
     for &(key, last, r, rm) in &reads {
