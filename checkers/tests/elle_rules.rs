@@ -464,3 +464,31 @@ fn elles_future_read_test() {
         )
     );
 }
+
+/// One G0 ring through 30,000 transactions: T(i+1) -ww-> T(i) on key i+1,
+/// closed by T0 -ww-> Tn on key 0. A strongly connected component that long
+/// overflowed the old recursive SCC search; every step here is iterative.
+#[test]
+fn a_thirty_thousand_transaction_cycle_is_found_without_recursion() {
+    let n = 30_000usize;
+    let mk = |closing: Value| {
+        let mut txns: Vec<(i64, Value)> = (0..=n)
+            .map(|i| {
+                let next = if i == n { 0 } else { i + 1 };
+                let second = if i == n { 2 } else { 2 };
+                (
+                    i as i64,
+                    json!([["append", i, 1], ["append", next, second]]),
+                )
+            })
+            .collect();
+        let mut reads: Vec<Value> = (1..=n).map(|k| json!(["r", k, [1, 2]])).collect();
+        reads.push(json!(["r", 0, closing]));
+        txns.push((n as i64 + 1, Value::Array(reads)));
+        concurrent(&txns)
+    };
+    let r = model("serializable", &mk(json!([1, 2])));
+    invalid_with(&r, "G0");
+    assert_eq!(r.details["nontrivial_sccs"], 1);
+    valid(&model("serializable", &mk(json!([2, 1]))));
+}
