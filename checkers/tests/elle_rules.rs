@@ -475,11 +475,7 @@ fn a_thirty_thousand_transaction_cycle_is_found_without_recursion() {
         let mut txns: Vec<(i64, Value)> = (0..=n)
             .map(|i| {
                 let next = if i == n { 0 } else { i + 1 };
-                let second = if i == n { 2 } else { 2 };
-                (
-                    i as i64,
-                    json!([["append", i, 1], ["append", next, second]]),
-                )
+                (i as i64, json!([["append", i, 1], ["append", next, 2]]))
             })
             .collect();
         let mut reads: Vec<Value> = (1..=n).map(|k| json!(["r", k, [1, 2]])).collect();
