@@ -4,7 +4,7 @@
 //! history is not judged valid, so it doubles as a release-mode smoke test.
 
 use rollcall_checkers::bank::BankChecker;
-use rollcall_checkers::elle::ElleChecker;
+use rollcall_checkers::elle::{ElleChecker, RwRegisterChecker};
 use rollcall_checkers::gen::{self, GenConfig};
 use rollcall_checkers::linearizable::LinearizableChecker;
 use rollcall_checkers::set::SetChecker;
@@ -31,18 +31,33 @@ fn current_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// User + system CPU time of this process in ms (/proc/self/stat, 100 Hz
+/// ticks): on a shared machine wall time alone overstates a check's cost.
+fn cpu_ms() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
+}
+
 fn run(label: &str, h: &History, gen_ms: f64, c: &dyn Checker) -> bool {
     let before = current_rss_mib().unwrap_or(f64::NAN);
     let reset = reset_peak();
+    let cpu0 = cpu_ms().unwrap_or(f64::NAN);
     let r = c.check(h);
+    let cpu = cpu_ms().unwrap_or(f64::NAN) - cpu0;
+    let peak = peak_rss_mib().unwrap_or(f64::NAN);
     println!(
-        "{label:<48} events={:>7} gen={:>8.1} ms  check={:>9.1} ms  validity={:?}  rss_before={:.1} MiB  peak_during_check={:.1} MiB{}",
+        "{label:<48} events={:>7} gen={:>8.1} ms  check={:>9.1} ms (cpu {:>8.0} ms)  validity={:?}  rss_before={:.1} MiB  peak_during_check={:.1} MiB  checker_own={:.1} MiB{}",
         h.len(),
         gen_ms,
         r.elapsed_ms,
+        cpu,
         r.validity,
         before,
-        peak_rss_mib().unwrap_or(f64::NAN),
+        peak,
+        peak - before,
         if reset { "" } else { " (peak not reset: whole-process peak)" }
     );
     if r.validity != Validity::Valid {
@@ -132,6 +147,46 @@ fn main() {
         &ElleChecker::default(),
     );
     drop(h);
+
+    let (h, g) = timed(|| {
+        gen::rw_register_history(&GenConfig {
+            ops: 100_000,
+            processes: 10,
+            keys: 5,
+            seed: 6,
+            info_rate: 0.005,
+            fail_rate: 0.01,
+        })
+    });
+    ok &= run(
+        "elle-rw-register: 100k txns, 10 procs, 5-key window",
+        &h,
+        g,
+        &RwRegisterChecker::default(),
+    );
+    drop(h);
+
+    // The long-history row: a million transactions must check in ≤ 10 s.
+    // Skipped with BENCH_SKIP_1M=1 (the History model alone needs several GiB).
+    if std::env::var_os("BENCH_SKIP_1M").is_none() {
+        let (h, g) = timed(|| {
+            gen::append_history(&GenConfig {
+                ops: 1_000_000,
+                processes: 10,
+                keys: 5,
+                seed: 8,
+                info_rate: 0.0005,
+                fail_rate: 0.01,
+            })
+        });
+        ok &= run(
+            "elle-append: 1M txns, 10 procs, 5-key window",
+            &h,
+            g,
+            &ElleChecker::default(),
+        );
+        drop(h);
+    }
 
     let ((h, committed), g) = timed(|| {
         gen::set_history(&GenConfig {

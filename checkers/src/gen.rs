@@ -319,6 +319,67 @@ fn append_sim(cfg: &GenConfig, with_tx: bool) -> Sim {
     simulate(cfg, &mut m, with_tx)
 }
 
+struct RwRegisters {
+    window: usize,
+    invoked: usize,
+    next_val: HashMap<String, i64>,
+    state: HashMap<String, i64>,
+    fail_rate: f64,
+}
+
+impl Model for RwRegisters {
+    fn invoke(&mut self, rng: &mut Rng) -> (String, Value) {
+        // Rotating key window, as for lists: few writes per key.
+        let base = self.invoked / 50;
+        self.invoked += 1;
+        let n = 1 + rng.below(4);
+        let mut mops = Vec::new();
+        for _ in 0..n {
+            let k = format!("k{}", base + rng.below(self.window.max(1)));
+            if rng.chance(0.5) {
+                let v = self.next_val.entry(k.clone()).or_insert(0);
+                *v += 1;
+                mops.push(json!(["w", k, *v]));
+            } else {
+                mops.push(json!(["r", k, null]));
+            }
+        }
+        ("txn".into(), Value::Array(mops))
+    }
+    fn apply(&mut self, rng: &mut Rng, _f: &str, v: &Value) -> (OpType, Value) {
+        if rng.chance(self.fail_rate) {
+            return (OpType::Fail, v.clone());
+        }
+        let mut out = Vec::new();
+        for m in v.as_array().map(|a| a.as_slice()).unwrap_or(&[]) {
+            let f = m.get(0).and_then(Value::as_str).unwrap_or("");
+            let k = m.get(1).and_then(Value::as_str).unwrap_or("").to_string();
+            if f == "w" {
+                let x = m.get(2).and_then(Value::as_i64).unwrap_or(0);
+                self.state.insert(k, x);
+                out.push(m.clone());
+            } else {
+                out.push(json!(["r", k, self.state.get(&k)]));
+            }
+        }
+        (OpType::Ok, Value::Array(out))
+    }
+}
+
+/// A read-write register transaction history (`[r k v]` / `[w k v]`, unique
+/// writes per key, 1–4 micro-ops over a rotating window of `cfg.keys` keys):
+/// strict-serializable by construction.
+pub fn rw_register_history(cfg: &GenConfig) -> History {
+    let mut m = RwRegisters {
+        window: cfg.keys,
+        invoked: 0,
+        next_val: HashMap::new(),
+        state: HashMap::new(),
+        fail_rate: cfg.fail_rate,
+    };
+    build(simulate(cfg, &mut m, false).events)
+}
+
 /// A history whose ops carry `tx_id`s, and the final chain's count of each id
 /// (ok → 1, fail → 0, info → 1 if it took effect): valid for the set checker.
 pub fn set_history(cfg: &GenConfig) -> (History, BTreeMap<String, usize>) {
@@ -457,6 +518,16 @@ pub enum AppendCorruption {
     StaleRead,
     /// Two adjacent elements of a read swap places → incompatible-order.
     ReorderedAppend,
+    /// Like `StaleRead`, but the dropped element is shown by no other read:
+    /// only version inference (an unread append follows the longest read)
+    /// can see the anomaly.
+    StaleUnreadRead,
+    /// An acknowledged append vanishes from every read, although the longest
+    /// read of its key began after the append completed.
+    LostAppend,
+    /// An ok read returns nil although an append to its key completed before
+    /// the read began.
+    NilRead,
 }
 
 struct ReadSite {
@@ -468,93 +539,163 @@ struct ReadSite {
     appends_key: bool,
 }
 
-/// Apply one corruption to a generated list-append history; `None` when the
-/// history offers no place for it.
-pub fn corrupt_append(h: &History, seed: u64, how: AppendCorruption) -> Option<History> {
+/// Every ok read of a list, and when each ok append completed.
+fn read_sites(h: &History) -> (Vec<ReadSite>, HashMap<(String, i64), u64>) {
     let mut sites = Vec::new();
-    // writer of (key, value) → completion index, for ok txns
     let mut done: HashMap<(String, i64), u64> = HashMap::new();
     for op in h.ops() {
         if op.f != "txn" || op.kind != OpType::Ok {
             continue;
         }
-        let Some(v) = op.complete_value.as_ref().and_then(Value::as_array) else {
+        let (Some(v), Some(c)) = (
+            op.complete_value.as_ref().and_then(Value::as_array),
+            op.complete_index,
+        ) else {
             continue;
         };
-        let Some(pos) = op.complete_index.and_then(|c| completion_pos(h, c)) else {
+        let Some(pos) = completion_pos(h, c) else {
             continue;
+        };
+        let fk = |m: &Value| -> Option<(String, String)> {
+            Some((
+                m.get(0)?.as_str()?.to_string(),
+                m.get(1)?.as_str()?.to_string(),
+            ))
         };
         for (mi, m) in v.iter().enumerate() {
-            let (Some(f), Some(k)) = (
-                m.get(0).and_then(Value::as_str),
-                m.get(1).and_then(Value::as_str),
-            ) else {
-                continue;
-            };
+            let Some((f, k)) = fk(m) else { continue };
             if f == "append" {
-                if let (Some(x), Some(c)) = (m.get(2).and_then(Value::as_i64), op.complete_index) {
-                    done.insert((k.to_string(), x), c);
+                if let Some(x) = m.get(2).and_then(Value::as_i64) {
+                    done.insert((k, x), c);
                 }
             } else if let Some(l) = m.get(2).and_then(Value::as_array) {
-                let appends_key = v.iter().any(|o| {
-                    o.get(0).and_then(Value::as_str) == Some("append")
-                        && o.get(1).and_then(Value::as_str) == Some(k)
-                });
+                let appends_key = v
+                    .iter()
+                    .any(|o| fk(o) == Some(("append".into(), k.clone())));
+                let list = l.iter().filter_map(Value::as_i64).collect();
                 sites.push(ReadSite {
                     pos,
                     mop: mi,
-                    key: k.to_string(),
-                    list: l.iter().filter_map(Value::as_i64).collect(),
+                    key: k,
+                    list,
                     invoke: op.invoke_index,
                     appends_key,
                 });
             }
         }
     }
-    let eligible: Vec<(&ReadSite, Vec<i64>)> = sites
+    (sites, done)
+}
+
+/// One read's replacement value: (event position, mop index, new read).
+type Change = (usize, usize, Value);
+
+fn one_read_changes(
+    sites: &[ReadSite],
+    done: &HashMap<(String, i64), u64>,
+    seed: u64,
+    how: AppendCorruption,
+) -> Vec<Vec<Change>> {
+    let other_at_least = |s: &ReadSite, len: usize| {
+        sites
+            .iter()
+            .any(|o| o.pos != s.pos && o.key == s.key && o.list.len() >= len)
+    };
+    let shown_once = |s: &ReadSite, x: i64| {
+        sites
+            .iter()
+            .filter(|o| o.key == s.key && o.list.contains(&x))
+            .count()
+            == 1
+    };
+    let done_before =
+        |s: &ReadSite, x: i64| done.get(&(s.key.clone(), x)).is_some_and(|c| *c < s.invoke);
+    sites
         .iter()
         .filter_map(|s| {
-            let other_at_least = |len: usize| {
-                sites
-                    .iter()
-                    .any(|o| o.pos != s.pos && o.key == s.key && o.list.len() >= len)
-            };
             let mut rng = Rng::new(seed ^ s.pos as u64);
-            match how {
-                AppendCorruption::LostWrite
-                    if s.list.len() >= 2 && other_at_least(s.list.len()) =>
-                {
-                    let mut l = s.list.clone();
-                    l.remove(rng.below(s.list.len() - 1));
-                    Some((s, l))
+            let mut l = s.list.clone();
+            let last = *s.list.last()?;
+            let v = match how {
+                AppendCorruption::LostWrite if l.len() >= 2 && other_at_least(s, l.len()) => {
+                    l.remove(rng.below(l.len() - 1));
+                    json!(l)
                 }
-                AppendCorruption::ReorderedAppend
-                    if s.list.len() >= 2 && other_at_least(s.list.len()) =>
-                {
-                    let i = rng.below(s.list.len() - 1);
-                    let mut l = s.list.clone();
+                AppendCorruption::ReorderedAppend if l.len() >= 2 && other_at_least(s, l.len()) => {
+                    let i = rng.below(l.len() - 1);
                     l.swap(i, i + 1);
-                    Some((s, l))
+                    json!(l)
                 }
-                AppendCorruption::StaleRead if !s.appends_key => {
-                    let last = *s.list.last()?;
-                    let c = done.get(&(s.key.clone(), last))?;
-                    if *c < s.invoke && other_at_least(s.list.len()) {
-                        let mut l = s.list.clone();
-                        l.pop();
-                        Some((s, l))
-                    } else {
-                        None
-                    }
+                AppendCorruption::StaleRead
+                    if !s.appends_key && done_before(s, last) && other_at_least(s, l.len()) =>
+                {
+                    l.pop();
+                    json!(l)
                 }
-                _ => None,
-            }
+                AppendCorruption::StaleUnreadRead
+                    if !s.appends_key && done_before(s, last) && shown_once(s, last) =>
+                {
+                    l.pop();
+                    json!(l)
+                }
+                AppendCorruption::NilRead if !s.appends_key && done_before(s, *l.first()?) => {
+                    Value::Null
+                }
+                _ => return None,
+            };
+            Some(vec![(s.pos, s.mop, v)])
         })
-        .collect();
-    let (site, list) = eligible.get(Rng::new(seed).below(eligible.len()))?;
-    let mut value = h.events().get(site.pos)?.value.clone();
-    *value.get_mut(site.mop)?.get_mut(2)? = json!(list);
-    rebuild(h, site.pos, value)
+        .collect()
+}
+
+/// Lost append: in each key's longest read, an element whose append completed
+/// before that read began disappears from every read of the key.
+fn lost_append_changes(sites: &[ReadSite], done: &HashMap<(String, i64), u64>) -> Vec<Vec<Change>> {
+    let mut out = Vec::new();
+    for s in sites {
+        let longest = sites
+            .iter()
+            .filter(|o| o.key == s.key)
+            .map(|o| o.list.len())
+            .max();
+        if s.appends_key || Some(s.list.len()) != longest {
+            continue;
+        }
+        for &x in &s.list {
+            if done.get(&(s.key.clone(), x)).is_none_or(|c| *c >= s.invoke) {
+                continue;
+            }
+            let changes: Vec<Change> = sites
+                .iter()
+                .filter(|o| o.key == s.key && o.list.contains(&x))
+                .map(|o| {
+                    (
+                        o.pos,
+                        o.mop,
+                        json!(o.list.iter().filter(|y| **y != x).collect::<Vec<_>>()),
+                    )
+                })
+                .collect();
+            out.push(changes);
+        }
+    }
+    out
+}
+
+/// Apply one corruption to a generated list-append history; `None` when the
+/// history offers no place for it.
+pub fn corrupt_append(h: &History, seed: u64, how: AppendCorruption) -> Option<History> {
+    let (sites, done) = read_sites(h);
+    let candidates = match how {
+        AppendCorruption::LostAppend => lost_append_changes(&sites, &done),
+        _ => one_read_changes(&sites, &done, seed, how),
+    };
+    let changes = candidates.get(Rng::new(seed).below(candidates.len()))?;
+    let mut events = h.events().to_vec();
+    for (pos, mop, v) in changes {
+        *events.get_mut(*pos)?.value.get_mut(*mop)?.get_mut(2)? = v.clone();
+    }
+    History::from_events(events).ok()
 }
 
 /// Set corruption: one acknowledged transaction is lost (0) or, if

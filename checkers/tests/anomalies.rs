@@ -117,11 +117,15 @@ fn g_single_read_skew() {
             (3, json!([["r", "x", [1]]])),
         ])
     };
-    let r = assert_elle(&mk(json!([])), "G-single");
+    let r = assert_elle(&mk(json!([])), "G-single-item");
     assert!(!kinds(&r).contains(&"G2-item".to_string()));
-    let a = r.anomalies.iter().find(|a| a.kind == "G-single").unwrap();
+    let a = r
+        .anomalies
+        .iter()
+        .find(|a| a.kind == "G-single-item")
+        .unwrap();
     assert!(a.explanation.contains("(rw)"));
-    assert!(a.extra["ruled_out"]
+    assert!(r.details["ruled_out"]
         .as_array()
         .unwrap()
         .contains(&json!("snapshot-isolation")));
@@ -162,8 +166,8 @@ fn g_single_realtime_stale_read() {
         b.tok(3, json!([["r", "x", [1]]]));
         b.build()
     };
-    let r = assert_elle(&mk(json!([])), "G-single-realtime");
-    assert_eq!(kinds(&r), vec!["G-single-realtime"]);
+    let r = assert_elle(&mk(json!([])), "G-single-item-realtime");
+    assert_eq!(kinds(&r), vec!["G-single-item-realtime"]);
     let a = &r.anomalies[0];
     assert!(a.explanation.contains("(realtime)"), "{}", a.explanation);
     // serializable allows it: only the realtime order is violated
@@ -184,7 +188,14 @@ fn g_single_process() {
         b.tok(3, json!([["r", "x", [1]]]));
         b.build()
     };
-    let r = assert_elle(&mk(json!([])), "G-single-process");
+    // Under strict serializability Elle adds realtime edges (which subsume the
+    // process order); a strong-session model adds process edges instead.
+    assert_elle(&mk(json!([])), "G-single-item-realtime");
+    let r = ElleChecker::with_model("strong-session-serializable")
+        .unwrap()
+        .check(&mk(json!([])));
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(kinds(&r), vec!["G-single-item-process"]);
     assert!(r.anomalies[0].explanation.contains("(process)"));
     assert!(r.details["ruled_out"]
         .as_array()
@@ -216,20 +227,38 @@ fn g2_realtime(same_process: bool, t3_reads_y: serde_json::Value) -> History {
 
 #[test]
 fn g2_item_realtime_and_process() {
-    let r = assert_elle(&g2_realtime(false, json!([])), "G2-item-realtime");
-    assert_eq!(kinds(&r), vec!["G2-item-realtime"]);
-    let r = assert_elle(&g2_realtime(true, json!([])), "G2-item-process");
-    // The process edge T2 -> T3 is also a realtime edge, so the realtime variant
-    // may be reported too; the plain G2-item must not be (the cycle needs it).
+    // T1 -rw-> T2 -rt-> T3 -rw-> T4 -wr-> T1: two rw edges, never adjacent,
+    // so Elle names it G-nonadjacent (item), which rules out snapshot isolation.
+    let r = assert_elle(
+        &g2_realtime(false, json!([])),
+        "G-nonadjacent-item-realtime",
+    );
+    assert_eq!(kinds(&r), vec!["G-nonadjacent-item-realtime"]);
+    assert!(r.details["ruled_out"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("strong-snapshot-isolation")));
+    let session = ElleChecker::with_model("strong-session-snapshot-isolation").unwrap();
+    let r = session.check(&g2_realtime(true, json!([])));
+    assert_eq!(kinds(&r), vec!["G-nonadjacent-item-process"]);
+    assert_eq!(r.validity, Validity::Invalid);
     assert!(!kinds(&r).contains(&"G2-item".to_string()));
+    assert_eq!(
+        session.check(&g2_realtime(true, json!([1]))).validity,
+        Validity::Valid
+    );
     assert_elle_valid(&g2_realtime(false, json!([1])));
     assert_elle_valid(&g2_realtime(true, json!([1])));
 }
 
 #[test]
 fn internal_inconsistency() {
-    let mk =
-        |read: serde_json::Value| concurrent(&[(1, json!([["append", "x", 5], ["r", "x", read]]))]);
+    let mk = |read: serde_json::Value| {
+        concurrent(&[
+            (1, json!([["append", "x", 5], ["r", "x", read]])),
+            (2, json!([["r", "x", [5]]])),
+        ])
+    };
     assert_elle(&mk(json!([])), "internal");
     assert_elle_valid(&mk(json!([5])));
 }

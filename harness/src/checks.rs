@@ -4,7 +4,7 @@
 
 use crate::backend::NodeDumpData;
 use rollcall_checkers::cluster::{check_cluster, ClusterRun, NodeDump, DEFAULT_LIVENESS_BOUND_NS};
-use rollcall_checkers::elle::ElleChecker;
+use rollcall_checkers::elle::{ElleChecker, ElleOptions, RwRegisterChecker};
 use rollcall_checkers::linearizable::LinearizableChecker;
 use rollcall_checkers::set::SetChecker;
 use rollcall_checkers::{CheckResult, Checker, History};
@@ -31,35 +31,67 @@ pub fn checker_name(workload: WorkloadKind) -> &'static str {
     }
 }
 
-/// The history checker called `name` (harness.md §7 table), with Elle's `model`.
-fn checker_named(name: &str, model: &str) -> Result<Box<dyn Checker>, String> {
+/// What Elle must find absent (harness.md §7): `--model` (one or more
+/// comma-separated consistency models) and `--anomalies` (Elle's `:anomalies`).
+#[derive(Debug, Clone, Copy)]
+pub struct Expectation<'a> {
+    /// Consistency model(s) the history must satisfy.
+    pub model: &'a str,
+    /// Further anomalies that make the history invalid, comma-separated.
+    pub anomalies: Option<&'a str>,
+}
+
+impl<'a> Expectation<'a> {
+    /// Just a model, no extra anomalies.
+    pub fn model(model: &'a str) -> Self {
+        Expectation {
+            model,
+            anomalies: None,
+        }
+    }
+
+    /// The Elle checkers' options for this expectation.
+    pub fn elle_options(&self) -> Result<ElleOptions, String> {
+        let o = ElleOptions::with_models(self.model).map_err(|e| e.to_string())?;
+        match self.anomalies {
+            Some(a) => o.with_anomalies(a).map_err(|e| e.to_string()),
+            None => Ok(o),
+        }
+    }
+}
+
+/// The history checker called `name` (harness.md §7 table).
+fn checker_named(name: &str, expect: Expectation<'_>) -> Result<Box<dyn Checker>, String> {
     Ok(match name {
-        "elle-append" => Box::new(ElleChecker::with_model(model).map_err(|e| e.to_string())?),
+        "elle-append" => Box::new(ElleChecker {
+            opts: expect.elle_options()?,
+        }),
+        "elle-rw-register" => Box::new(RwRegisterChecker {
+            opts: expect.elle_options()?,
+        }),
         "linearizable" => Box::new(LinearizableChecker::default()),
         "bank" => Box::new(rollcall_checkers::bank::BankChecker::new(
             rollcall_workloads::bank::total(),
         )),
-        // `elle-rw-register` is being written in checkers/src/elle/ on another
-        // branch; its arm goes here at merge. Until then a rw-register history
-        // cannot be judged, and saying so beats a verdict.
         other => return Err(format!("no history checker named {other:?} in this build")),
     })
 }
 
-/// Whether this build can judge `workload` (its checker exists), so a run that
-/// could not be checked is refused before it starts (exit 254).
-pub fn can_check(workload: WorkloadKind, model: &str) -> Result<(), String> {
-    checker_named(checker_name(workload), model).map(|_| ())
+/// Whether this build can judge `workload` under `expect` (its checker exists and
+/// the model is known), so a run that could not be checked is refused before it
+/// starts (exit 254).
+pub fn can_check(workload: WorkloadKind, expect: Expectation<'_>) -> Result<(), String> {
+    checker_named(checker_name(workload), expect).map(|_| ())
 }
 
 /// The history checkers for a workload (harness.md §7), `set` included when a
 /// final chain is known.
 pub fn history_checkers(
     workload: WorkloadKind,
-    model: &str,
+    expect: Expectation<'_>,
     longest_chain: Option<(&Genesis, &[CommittedBlock])>,
 ) -> Result<Vec<Box<dyn Checker>>, String> {
-    let mut out = vec![checker_named(checker_name(workload), model)?];
+    let mut out = vec![checker_named(checker_name(workload), expect)?];
     if let Some((genesis, chain)) = longest_chain {
         out.push(Box::new(SetChecker::new(tx_counts(genesis, chain))));
     }
@@ -86,7 +118,7 @@ pub use rollcall_checkers::Results;
 /// Runs every checker on a run.
 pub fn check_run(
     workload: WorkloadKind,
-    model: &str,
+    expect: Expectation<'_>,
     genesis: &Genesis,
     history: History,
     nodes: Vec<NodeDump>,
@@ -95,7 +127,7 @@ pub fn check_run(
         .iter()
         .max_by_key(|n| n.chain.len())
         .map(|n| (genesis, n.chain.as_slice()));
-    let mut results: Vec<CheckResult> = history_checkers(workload, model, longest)?
+    let mut results: Vec<CheckResult> = history_checkers(workload, expect, longest)?
         .iter()
         .map(|c| c.check(&history))
         .collect();

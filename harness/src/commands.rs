@@ -144,7 +144,7 @@ pub fn check_output(
         .map_err(|e| CommandError::harness(format!("the recorded history is malformed: {e}")))?;
     check_run(
         opts.workload,
-        &opts.model,
+        crate::checks::Expectation::model(&opts.model),
         &spec.genesis,
         history,
         node_dumps(&out.dumps),
@@ -418,6 +418,8 @@ pub struct CheckArgs<'a> {
     pub format: Option<HistoryFormat>,
     /// Elle's consistency model, else from `test.json` or strict-serializable.
     pub model: Option<&'a str>,
+    /// Elle's `:anomalies`: more anomalies that make a history invalid.
+    pub anomalies: Option<&'a str>,
 }
 
 /// A history with no client operation checks nothing: `unknown`, never `valid`
@@ -455,7 +457,11 @@ fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
         .map(str::to_string)
         .or(stored.map(|o| o.model))
         .unwrap_or_else(|| "strict-serializable".into());
-    check_run(workload, &model, &run.genesis, run.history, run.nodes)
+    let expect = crate::checks::Expectation {
+        model: &model,
+        anomalies: a.anomalies,
+    };
+    check_run(workload, expect, &run.genesis, run.history, run.nodes)
 }
 
 fn check_file(path: &Path, a: CheckArgs) -> Result<Results, String> {
@@ -485,8 +491,14 @@ fn check_file(path: &Path, a: CheckArgs) -> Result<Results, String> {
         .workload
         .or_else(|| infer_workload(&history))
         .ok_or("cannot tell the workload: give --workload")?;
-    let checkers =
-        crate::checks::history_checkers(workload, a.model.unwrap_or("strict-serializable"), None)?;
+    let checkers = crate::checks::history_checkers(
+        workload,
+        crate::checks::Expectation {
+            model: a.model.unwrap_or("strict-serializable"),
+            anomalies: a.anomalies,
+        },
+        None,
+    )?;
     let results: Vec<_> = checkers.iter().map(|c| c.check(&history)).collect();
     Ok(Results {
         valid: compose(&results),
@@ -501,9 +513,13 @@ fn check_file(path: &Path, a: CheckArgs) -> Result<Results, String> {
 /// line sums up; the verdict, and so the exit code, is the composition of all
 /// (harness.md §7). A path that does not exist is a bad argument (254).
 pub fn check(paths: &[PathBuf], a: CheckArgs) -> Result<Validity, CommandError> {
-    if let Some(m) = a.model {
-        rollcall_checkers::elle::ElleChecker::with_model(m)
-            .map_err(|e| CommandError::args(e.to_string()))?;
+    if a.model.is_some() || a.anomalies.is_some() {
+        crate::checks::Expectation {
+            model: a.model.unwrap_or("strict-serializable"),
+            anomalies: a.anomalies,
+        }
+        .elle_options()
+        .map_err(CommandError::args)?;
     }
     let targets = targets(paths)?;
     let mut counts = [0usize; 3];

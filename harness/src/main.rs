@@ -100,6 +100,9 @@ enum Cmd {
         /// Elle consistency model.
         #[arg(long)]
         model: Option<String>,
+        /// Anomalies Elle must also find absent, comma-separated (e.g. G0,G1c).
+        #[arg(long)]
+        anomalies: Option<String>,
     },
     /// Run again with the recorded seed and options; report whether the history is byte-identical.
     Replay {
@@ -316,6 +319,7 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
             workload: w,
             format,
             model,
+            anomalies,
         } => {
             let format = match format.as_deref() {
                 None => None,
@@ -331,6 +335,7 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
                 workload: w.as_deref().map(workload).transpose()?,
                 format,
                 model: model.as_deref(),
+                anomalies: anomalies.as_deref(),
             };
             commands::check(&paths, args)?
         }

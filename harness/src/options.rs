@@ -171,7 +171,11 @@ impl TestOptions {
         }
         rollcall_checkers::elle::ElleChecker::with_model(&self.model)
             .map_err(|e| OptionsError::Model(e.to_string()))?;
-        crate::checks::can_check(self.workload, &self.model).map_err(OptionsError::Range)?;
+        crate::checks::can_check(
+            self.workload,
+            crate::checks::Expectation::model(&self.model),
+        )
+        .map_err(OptionsError::Range)?;
         Ok(())
     }
 
