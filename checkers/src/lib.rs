@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod bank;
+pub mod byzantine;
 pub mod cluster;
 pub mod edn;
 pub mod elle;

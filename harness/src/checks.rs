@@ -116,6 +116,11 @@ pub fn check_run(
         liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
     };
     results.extend(check_cluster(&run));
+    if rollcall_checkers::byzantine::has_adversaries(&run) {
+        results.push(rollcall_checkers::result::timed(|| {
+            rollcall_checkers::byzantine::check_byzantine(&run)
+        }));
+    }
     let valid = compose(&results);
     Ok(Results { results, valid })
 }

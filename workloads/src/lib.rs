@@ -14,5 +14,7 @@ pub mod ops;
 pub mod register;
 pub mod strategies;
 
-pub use faults::{plan, Fault, NemesisKind, PartitionShape, PlanSpec, PlannedFault};
+pub use faults::{
+    max_faulty, plan, Behaviour, Fault, NemesisKind, PartitionShape, PlanSpec, PlannedFault,
+};
 pub use ops::{make, Completion, Invocation, Workload, WorkloadKind};

@@ -5,6 +5,7 @@
 //! (virtual time, sequence number), so the same seed and options replay the same
 //! run exactly. Nothing here iterates a hash map.
 
+mod byzantine;
 pub mod disk;
 pub mod network;
 
@@ -70,6 +71,11 @@ enum EventKind {
         ticket: Ticket,
         tx: Tx,
     },
+    /// An adversary's own sends (byzantine.rs); `id` names the fault interval.
+    AdversaryTick {
+        node: usize,
+        id: u64,
+    },
 }
 
 impl EventKind {
@@ -77,7 +83,7 @@ impl EventKind {
         match self {
             EventKind::Deliver { to, inc, .. } => (*to, Some(*inc)),
             EventKind::Timer { node, inc, .. } => (*node, Some(*inc)),
-            EventKind::Submit { node, .. } => (*node, None),
+            EventKind::Submit { node, .. } | EventKind::AdversaryTick { node, .. } => (*node, None),
         }
     }
 }
@@ -124,6 +130,8 @@ struct SimNode {
     waiting: BTreeMap<String, Ticket>,
     /// A duplicate-key node (not a client target).
     duplicate: bool,
+    /// Set while a `byzantine` fault makes this node lie (byzantine.rs).
+    adversary: Option<byzantine::SimAdversary>,
 }
 
 /// The simulated cluster.
@@ -163,6 +171,7 @@ impl SimBackend {
                 started: false,
                 waiting: BTreeMap::new(),
                 duplicate: false,
+                adversary: None,
             })
             .collect();
         let mut sim = SimBackend {
@@ -292,6 +301,15 @@ impl SimBackend {
     }
 
     fn send(&mut self, from: usize, to: Option<NodeId>, msg: Message) {
+        if self.nodes[from].adversary.is_some() {
+            self.send_byzantine(from, to, msg);
+        } else {
+            self.deliver(from, to, msg);
+        }
+    }
+
+    /// Puts one message on the wire from `from` to `to` (every peer when `None`).
+    fn deliver(&mut self, from: usize, to: Option<NodeId>, msg: Message) {
         let sender = self.nodes[from].key.id();
         let targets: Vec<usize> = (0..self.nodes.len())
             .filter(|j| *j != from)
@@ -382,6 +400,9 @@ impl SimBackend {
         }
         match ev {
             EventKind::Deliver { from, msg, .. } => {
+                if let Some(a) = n.adversary.as_mut() {
+                    a.adv.observe(&msg);
+                }
                 let Some(core) = n.core.as_mut() else { return };
                 let fx = core.handle(Input::Message { from, msg });
                 self.execute(i, fx);
@@ -393,6 +414,7 @@ impl SimBackend {
                 self.execute(i, fx);
                 self.gossip(i);
             }
+            EventKind::AdversaryTick { id, .. } => self.adversary_tick(i, id),
             EventKind::Submit { ticket, tx, .. } => {
                 let Some(core) = n.core.as_mut() else {
                     self.complete(ticket, ClientOutcome::Fail("connection refused".into()));
@@ -567,6 +589,7 @@ impl Backend for SimBackend {
                             started: false,
                             waiting: BTreeMap::new(),
                             duplicate: true,
+                            adversary: None,
                         });
                         self.nodes.len() - 1
                     }
@@ -574,6 +597,7 @@ impl Backend for SimBackend {
                 self.start_node(i)?;
                 json!({"node": node, "duplicate": duplicate, "id": self.id_of(i)})
             }
+            Fault::Byzantine { nodes, behaviour } => self.start_byzantine(nodes, *behaviour)?,
         })
     }
 
@@ -628,6 +652,7 @@ impl Backend for SimBackend {
                 self.nodes[i].failed = true;
                 json!({"duplicate": duplicate, "stopped": true})
             }
+            Fault::Byzantine { nodes, .. } => self.stop_byzantine(nodes)?,
         })
     }
 
@@ -637,6 +662,7 @@ impl Backend for SimBackend {
         let mut restarted = Vec::new();
         let mut stopped = Vec::new();
         self.crashed_all.clear();
+        let honest_again = self.stop_all_byzantine();
         for i in 0..self.nodes.len() {
             let n = &self.nodes[i];
             if n.duplicate && !n.failed {
@@ -651,11 +677,16 @@ impl Backend for SimBackend {
                 restarted.push(i);
             }
         }
-        Ok(json!({
+        let mut out = json!({
             "resumed": self.names(&resumed),
             "restarted": self.names(&restarted),
             "duplicates_stopped": self.names(&stopped),
-        }))
+        });
+        // Only when there were any, so runs without adversaries record what they did.
+        if !honest_again.is_empty() {
+            out["adversaries_stopped"] = json!(honest_again);
+        }
+        Ok(out)
     }
 
     fn status(&mut self, node: &str) -> Option<Value> {
