@@ -288,6 +288,9 @@ pub struct Status {
     pub best_peer_height: u64,
 }
 
+/// Heartbeats during which a peer that served an invalid block is not asked again.
+const DISTRUST_TICKS: u32 = 20;
+
 /// Blocks asked for in one sync request.
 pub const SYNC_BATCH: u64 = 256;
 /// Future-height messages kept until their height starts.
@@ -445,6 +448,11 @@ pub struct Core {
     last_signed: Option<(u64, u32, SignStep, Option<Hash>)>,
     future: Vec<(NodeId, Message)>,
     peer_heights: BTreeMap<NodeId, u64>,
+    /// Peers that served a block that failed verification, and the tick until which
+    /// their height claims are ignored: a liar claiming to be furthest ahead would
+    /// otherwise be asked again after every refusal, and a syncing node would never
+    /// ask an honest peer (found by the `byzantine` nemesis, issue 12).
+    distrusted: BTreeMap<NodeId, u32>,
     sync_inflight: Option<(NodeId, u64, u32)>,
     resume_step: Option<Step>,
     ticks: u32,
@@ -467,6 +475,7 @@ impl Core {
             last_signed: None,
             future: Vec::new(),
             peer_heights: BTreeMap::new(),
+            distrusted: BTreeMap::new(),
             sync_inflight: None,
             resume_step: None,
             ticks: 0,
@@ -1210,6 +1219,8 @@ impl Core {
     /// otherwise never repaired), and pull blocks from a peer that is ahead.
     fn on_tick(&mut self, fx: &mut Vec<Effect>) {
         self.ticks += 1;
+        let now = self.ticks;
+        self.distrusted.retain(|_, until| *until > now);
         fx.push(self.schedule(TimeoutKind::Tick, 0, 0, self.timeouts.tick_ms));
         fx.push(Effect::Broadcast(Message::Announce(self.announce(false))));
         if self.rs.step != Step::Committed && self.is_member() {
@@ -1278,6 +1289,13 @@ impl Core {
     }
 
     fn note_peer(&mut self, peer: NodeId, height: u64) {
+        if self
+            .distrusted
+            .get(&peer)
+            .is_some_and(|until| *until > self.ticks)
+        {
+            return;
+        }
         let e = self.peer_heights.entry(peer).or_default();
         if height > *e {
             *e = height;
@@ -1497,8 +1515,9 @@ impl Core {
             if let Err(e) = checked {
                 tracing::warn!(peer = %from.short(), height = cb.block.height, error = %e, "refusing synced block");
                 self.dropped.invalid_block += 1;
-                // Do not trust this peer's claims any more.
+                // Do not trust this peer's claims any more, for a while.
                 self.peer_heights.remove(&from);
+                self.distrusted.insert(from, self.ticks + DISTRUST_TICKS);
                 self.sync_inflight = None;
                 return;
             }
@@ -2249,5 +2268,74 @@ mod tests {
             newcomer.handle(tick.clone());
         }
         assert!(!newcomer.peer_heights.contains_key(&ks[0].id()));
+    }
+
+    #[test]
+    fn a_peer_that_served_an_invalid_block_is_not_believed_for_a_while() {
+        let ks = keys(4);
+        let mut newcomer = Core::new(
+            genesis(&ks),
+            Keypair::from_secret([52; 32]),
+            Timeouts::default(),
+            Verifier::new(),
+        );
+        let _ = newcomer.start();
+        let block = Block {
+            height: 1,
+            round: 0,
+            epoch: 0,
+            prev_hash: Hash::default(),
+            proposer: ks[0].id(),
+            roster_hash: Hash::default(),
+            txs: vec![],
+            evict: None,
+            last_commit: None,
+        };
+        let cert = Certificate {
+            epoch: 0,
+            height: 1,
+            round: 0,
+            block: block.hash(),
+            evict: None,
+            sigs: vec![],
+        };
+        newcomer.handle(Input::Message {
+            from: ks[0].id(),
+            msg: Message::SyncResponse(vec![CommittedBlock { block, cert }]),
+        });
+        assert_eq!(newcomer.dropped.invalid_block, 1);
+        let claim = |height: u64| {
+            let a = Announce {
+                from: ks[0].id(),
+                epoch: 0,
+                height,
+                roster_hash: Hash::default(),
+                new_view: false,
+            };
+            let sig = ks[0].sign(DOMAIN_ANNOUNCE, &crate::types::encode(&a));
+            Input::Message {
+                from: ks[0].id(),
+                msg: Message::Announce(SignedAnnounce { announce: a, sig }),
+            }
+        };
+        newcomer.handle(claim(100));
+        assert!(
+            !newcomer.peer_heights.contains_key(&ks[0].id()),
+            "a liar's claim is ignored"
+        );
+        let tick = Input::Timeout(Timeout {
+            kind: TimeoutKind::Tick,
+            height: 0,
+            round: 0,
+        });
+        for _ in 0..DISTRUST_TICKS {
+            newcomer.handle(tick.clone());
+        }
+        newcomer.handle(claim(101));
+        assert_eq!(
+            newcomer.peer_heights.get(&ks[0].id()),
+            Some(&101),
+            "believed again later"
+        );
     }
 }
