@@ -4,10 +4,16 @@
 //! forging adversary alone makes no progress and completes once an honest peer is
 //! reachable; beyond the fault model the checkers see the fork.
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rollcall::backend::Backend;
 use rollcall::commands::{simulate, Simulated};
 use rollcall::options::TestOptions;
-use rollcall_checkers::{CheckResult, Validity};
-use rollcall_workloads::{Behaviour, Fault, NemesisKind, PlannedFault};
+use rollcall::run::cluster;
+use rollcall::sim::{sim_timeouts, SimBackend, SimOptions};
+use rollcall_checkers::{CheckResult, History, OpType, Validity};
+use rollcall_workloads::{Behaviour, Fault, NemesisKind, PartitionShape, PlannedFault};
+use serde_json::Value;
 
 const S: u64 = 1_000_000_000;
 
@@ -79,14 +85,206 @@ fn one_adversary(b: Behaviour) -> Simulated {
     sim
 }
 
+/// One adversary doing `b`; the honest nodes' `reasons` counters must show the lies
+/// were received and rejected.
+fn rejected(b: Behaviour, reasons: &[&str]) {
+    let sim = one_adversary(b);
+    assert!(deviant(&sim, b) > 0, "{b}: nothing deviant sent");
+    for r in reasons {
+        assert!(
+            honest_dropped(&sim, r) > 0,
+            "{b}: no honest {r} drop: {}",
+            checker(&sim, "byzantine").details
+        );
+    }
+}
+
+/// Client operations acknowledged while the adversary lied (1 s to 7 s).
+fn acked_during_fault(sim: &Simulated) -> usize {
+    let h = History::parse_jsonl(&sim.out.history).expect("history");
+    h.ops()
+        .iter()
+        .filter(|o| o.kind == OpType::Ok)
+        .filter(|o| o.complete_time.is_some_and(|t| (S..7 * S).contains(&t)))
+        .count()
+}
+
 #[test]
-fn mutate_evict_votes_are_dropped_as_bad_evict() {
-    let sim = one_adversary(Behaviour::MutateEvict);
-    assert!(deviant(&sim, Behaviour::MutateEvict) > 0);
+fn mutate_evict_in_votes_and_proposals_is_dropped() {
+    rejected(Behaviour::MutateEvict, &["bad_evict", "invalid_block"]);
+}
+
+#[test]
+fn mutate_round_proposals_are_dropped_as_not_the_proposer() {
+    rejected(Behaviour::MutateRound, &["unknown_signer"]);
+}
+
+#[test]
+fn mutate_height_proposals_are_dropped_as_not_the_proposer() {
+    rejected(Behaviour::MutateHeight, &["unknown_signer"]);
+}
+
+#[test]
+fn swapped_block_proposals_are_invalid() {
+    rejected(Behaviour::SwapBlock, &["invalid_block"]);
+}
+
+#[test]
+fn fresh_invalid_blocks_are_invalid() {
+    rejected(Behaviour::InvalidBlock, &["invalid_block"]);
+}
+
+#[test]
+fn equivocation_is_seen_and_counted() {
+    rejected(Behaviour::Equivocate, &["equivocation"]);
+}
+
+/// Lies that an honest node accepts harmlessly (no counter names them): the run
+/// stays valid, the attack was delivered, and clients were served throughout.
+fn harmless(b: Behaviour) -> Simulated {
+    let sim = one_adversary(b);
+    let s = &checker(&sim, "byzantine").details["behaviours"][b.name()];
+    let sent = s["deviant"].as_u64().unwrap_or(0) + s["suppressed"].as_u64().unwrap_or(0);
+    assert!(sent > 0, "{b}: the attack was not delivered: {s}");
+    let acked = acked_during_fault(&sim);
     assert!(
-        honest_dropped(&sim, "bad_evict") > 0,
-        "{}",
-        checker(&sim, "byzantine").details
+        acked > 100,
+        "{b}: only {acked} operations acknowledged under attack"
     );
-    assert!(honest_dropped(&sim, "invalid_block") > 0);
+    sim
+}
+
+#[test]
+fn a_changed_valid_round_is_harmless() {
+    harmless(Behaviour::MutateValidRound);
+}
+
+#[test]
+fn replayed_messages_are_harmless() {
+    harmless(Behaviour::Replay);
+}
+
+#[test]
+fn a_resent_earlier_proposal_is_harmless() {
+    harmless(Behaviour::ResendProposal);
+}
+
+#[test]
+fn withholding_from_half_the_peers_is_harmless() {
+    harmless(Behaviour::Withhold);
+}
+
+#[test]
+fn a_silent_proposer_is_skipped() {
+    harmless(Behaviour::SilentProposer);
+}
+
+#[test]
+fn forged_sync_answers_and_height_lies_do_not_disturb_a_live_cluster() {
+    harmless(Behaviour::ForgedSync);
+}
+
+#[test]
+fn flooding_far_future_heights_and_rounds_is_harmless() {
+    harmless(Behaviour::Flood);
+}
+
+/// A non-operator AddNode gossiped, and committed in the adversary's own
+/// proposals, is rejected at execution: the roster never changes.
+#[test]
+fn membership_lies_never_change_the_roster() {
+    let sim = harmless(Behaviour::MembershipLie);
+    let n2 = sim.out.dumps.iter().find(|d| d.name == "n2").expect("n2");
+    let forged = n2
+        .chain
+        .iter()
+        .flat_map(|cb| &cb.block.txs)
+        .filter(|tx| tx.id.starts_with("byz-add-"))
+        .count();
+    assert!(forged > 0, "the forged AddNode reached a committed block");
+    let roster = n2.status.as_ref().expect("status")["roster"]
+        .as_array()
+        .map(|r| r.len());
+    assert_eq!(roster, Some(4), "the roster did not change");
+}
+
+/// A status field of `node` as a number.
+fn status_u64(sim: &mut SimBackend, node: &str, path: &[&str]) -> u64 {
+    let st = sim.status(node).unwrap_or(Value::Null);
+    path.iter().fold(&st, |v, k| &v[*k]).as_u64().unwrap_or(0)
+}
+
+fn links(a: &str, others: &[&str]) -> Vec<(String, String)> {
+    others
+        .iter()
+        .flat_map(|o| {
+            [
+                (a.to_string(), o.to_string()),
+                (o.to_string(), a.to_string()),
+            ]
+        })
+        .collect()
+}
+
+/// A newcomer (n5) that can reach only the adversary n1, which answers its sync
+/// requests with forged certificates (short, non-member, fork) and claims to be far
+/// ahead, makes no progress and counts every refusal; once the honest peers are
+/// reachable it completes.
+#[test]
+fn forged_sync_gets_a_newcomer_nowhere_until_an_honest_peer_is_reachable() {
+    let o = TestOptions {
+        nodes: 4,
+        spare: 1,
+        ..opts(5, 30, Vec::new())
+    };
+    let spec = cluster(&o);
+    let mut sim = SimBackend::new(
+        spec.clone(),
+        SimOptions {
+            timeouts: sim_timeouts(),
+            lying_disk: false,
+            panic_at_ns: None,
+        },
+        ChaCha8Rng::seed_from_u64(5),
+    )
+    .expect("cluster");
+    sim.advance_to(2 * S).unwrap();
+    let adversary = Fault::Byzantine {
+        nodes: vec!["n1".into()],
+        behaviour: Behaviour::ForgedSync,
+    };
+    sim.start_fault(&adversary).unwrap();
+    let cut = Fault::Partition {
+        shape: PartitionShape::One,
+        groups: vec![],
+        blocked: links("n5", &["n2", "n3", "n4"]),
+    };
+    sim.start_fault(&cut).unwrap();
+    sim.start_fault(&Fault::AddNode { node: "n5".into() })
+        .unwrap();
+    let tx = spec.add_node_tx(4, 1).expect("add-node tx");
+    sim.submit("n2", tx);
+    sim.advance_to(10 * S).unwrap();
+    let honest_height = status_u64(&mut sim, "n2", &["height"]);
+    assert!(
+        honest_height > 10,
+        "the honest nodes commit: {honest_height}"
+    );
+    assert_eq!(
+        status_u64(&mut sim, "n5", &["height"]),
+        0,
+        "no progress on forged blocks"
+    );
+    let refused = status_u64(&mut sim, "n5", &["dropped", "invalid_block"]);
+    assert!(refused > 0, "the newcomer refused forged blocks");
+    // An honest peer becomes reachable while the adversary keeps lying.
+    sim.stop_fault(&cut).unwrap();
+    sim.advance_to(20 * S).unwrap();
+    let caught_up = status_u64(&mut sim, "n5", &["height"]);
+    assert!(
+        caught_up >= honest_height,
+        "the newcomer completes from an honest peer: at {caught_up}, the others were at {honest_height} 10 s ago (refused {} forged answers)",
+        status_u64(&mut sim, "n5", &["dropped", "invalid_block"])
+    );
+    sim.stop_fault(&adversary).unwrap();
 }
