@@ -256,3 +256,130 @@ fn verdict(attack: &Attack, anomalies: &[Anomaly], delivered: u64, f: usize) -> 
     );
     (Validity::Valid, s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+    use rollcall_node::crypto::{Hash, Keypair};
+    use rollcall_node::types::{Block, Certificate, CommittedBlock, Genesis, Params, RosterEntry};
+
+    fn keys() -> Vec<Keypair> {
+        (1..=4).map(|i| Keypair::from_secret([i; 32])).collect()
+    }
+
+    fn genesis(ks: &[Keypair]) -> Genesis {
+        Genesis {
+            chain_id: "t".into(),
+            roster: ks
+                .iter()
+                .enumerate()
+                .map(|(i, k)| RosterEntry {
+                    number: i as u32 + 1,
+                    id: k.id(),
+                    addr: format!("n{}:1", i + 1),
+                })
+                .collect(),
+            operators: vec![],
+            params: Params::default(),
+        }
+    }
+
+    /// Height 1 proposed by n1, with the given `evict` (the rule names none there).
+    fn chain(g: &Genesis, ks: &[Keypair], evict: Option<NodeId>) -> Vec<CommittedBlock> {
+        let block = Block {
+            height: 1,
+            round: 0,
+            epoch: 0,
+            prev_hash: g.hash(),
+            proposer: ks[0].id(),
+            roster_hash: Hash::default(),
+            txs: vec![],
+            evict,
+            last_commit: None,
+        };
+        let cert = Certificate {
+            epoch: 0,
+            height: 1,
+            round: 0,
+            block: block.hash(),
+            evict,
+            sigs: vec![],
+        };
+        vec![CommittedBlock { block, cert }]
+    }
+
+    fn history(adversaries: &[&str], deviant: u64) -> History {
+        let start = json!({"index":0,"time":1,"process":"nemesis","type":"info","f":"byzantine",
+            "value":{"phase":"start","behaviour":"mutate-evict","adversaries":adversaries,
+                     "beyond_fault_model": adversaries.len() > 1}});
+        let sent: Map<String, Value> = adversaries
+            .iter()
+            .map(|a| {
+                (
+                    a.to_string(),
+                    json!({"honest": 5, "deviant": deviant, "suppressed": 0}),
+                )
+            })
+            .collect();
+        let stop = json!({"index":1,"time":2,"process":"nemesis","type":"info","f":"byzantine",
+            "value":{"phase":"stop","behaviour":"mutate-evict","nodes":adversaries,"sent":sent}});
+        History::parse_jsonl(&format!("{start}\n{stop}\n")).expect("history")
+    }
+
+    fn run(adversaries: &[&str], deviant: u64, evict: Option<usize>) -> ClusterRun {
+        let ks = keys();
+        let g = genesis(&ks);
+        let nodes = ks
+            .iter()
+            .enumerate()
+            .map(|(i, k)| NodeDump {
+                name: format!("n{}", i + 1),
+                chain: chain(&g, &ks, evict.map(|e| ks[e].id())),
+                status: Some(json!({"id": k.id().to_hex(), "dropped": {"bad_evict": 3}})),
+                alive: true,
+            })
+            .collect();
+        ClusterRun {
+            genesis: g,
+            nodes,
+            history: history(adversaries, deviant),
+            liveness_bound_ns: 1,
+        }
+    }
+
+    #[test]
+    fn a_delivered_attack_without_lies_committed_is_valid() {
+        let r = check_byzantine(&run(&["n1"], 7, None));
+        assert_eq!(r.validity, Validity::Valid, "{}", r.summary);
+        assert_eq!(r.details["behaviours"]["mutate-evict"]["deviant"], 7);
+        assert_eq!(
+            r.details["honest_dropped"]["bad_evict"], 9,
+            "three honest nodes"
+        );
+        assert_eq!(r.details["beyond_fault_model"], false);
+    }
+
+    #[test]
+    fn a_committed_evict_lie_evicting_an_honest_node_is_invalid() {
+        let r = check_byzantine(&run(&["n1"], 7, Some(1)));
+        assert_eq!(r.validity, Validity::Invalid);
+        let kinds: BTreeSet<&str> = r.anomalies.iter().map(|a| a.kind.as_str()).collect();
+        assert!(kinds.contains("evict-lie-committed"), "{kinds:?}");
+        assert!(kinds.contains("honest-evicted"), "{kinds:?}");
+        assert!(r.anomalies[0].explanation.contains("Byzantine proposer"));
+    }
+
+    #[test]
+    fn an_attack_that_was_not_delivered_is_unknown() {
+        let r = check_byzantine(&run(&["n1"], 0, None));
+        assert_eq!(r.validity, Validity::Unknown);
+    }
+
+    #[test]
+    fn more_than_f_adversaries_is_reported_beyond_the_fault_model() {
+        let r = check_byzantine(&run(&["n1", "n2"], 7, None));
+        assert_eq!(r.details["beyond_fault_model"], true);
+        assert!(r.summary.contains("BEYOND"), "{}", r.summary);
+    }
+}

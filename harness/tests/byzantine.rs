@@ -288,3 +288,35 @@ fn forged_sync_gets_a_newcomer_nowhere_until_an_honest_peer_is_reachable() {
     );
     sim.stop_fault(&adversary).unwrap();
 }
+
+/// Beyond the fault model: 2 of 4 validators (f + 1) equivocate together, showing
+/// each honest node a different block and voting for it. A fork is then possible;
+/// the first seed (searched deterministically) that forks must be caught by
+/// `chain-agreement`, and the byzantine checker must say the run was beyond the model.
+#[test]
+fn beyond_the_fault_model_equivocators_fork_and_the_checkers_see_it() {
+    let mut tried = Vec::new();
+    for seed in 1..=8 {
+        let o = opts(
+            seed,
+            8,
+            vec![byzantine(&["n1", "n2"], Behaviour::Equivocate, 1, 7)],
+        );
+        let sim = run(&o);
+        let byz = checker(&sim, "byzantine");
+        assert_eq!(byz.details["beyond_fault_model"], true);
+        assert!(byz.summary.contains("BEYOND"), "{}", byz.summary);
+        let agreement = checker(&sim, "chain-agreement");
+        tried.push((seed, agreement.validity));
+        if agreement.validity == Validity::Invalid {
+            assert_eq!(sim.results.valid, Validity::Invalid);
+            assert!(
+                agreement.summary.contains("fork") || !agreement.anomalies.is_empty(),
+                "{}",
+                agreement.summary
+            );
+            return;
+        }
+    }
+    panic!("no fork in {tried:?}");
+}
