@@ -320,3 +320,22 @@ fn beyond_the_fault_model_equivocators_fork_and_the_checkers_see_it() {
     }
     panic!("no fork in {tried:?}");
 }
+
+/// The report renders the byzantine section: behaviours, what was sent, what the
+/// honest nodes dropped.
+#[test]
+fn the_report_has_a_byzantine_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(
+        21,
+        6,
+        vec![byzantine(&["n1"], Behaviour::MutateEvict, 1, 5)],
+    );
+    let r = rollcall::commands::run_one(&o, dir.path(), &[], true).expect("run");
+    assert_eq!(r.valid, Validity::Valid);
+    let html = std::fs::read_to_string(r.dir.join("report.html")).expect("report.html");
+    assert!(html.contains(r#"<div id="byzantine">"#));
+    assert!(html.contains("<td>mutate-evict</td>"));
+    assert!(html.contains("bad_evict"));
+    assert!(!html.contains("Beyond the fault model"));
+}
