@@ -354,3 +354,188 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, v: &'a VecDeque<T>) -> Option<&'a T> {
         v.get(rng.gen_range(0..v.len()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollcall_node::crypto::Verifier;
+    use rollcall_node::types::{
+        Block, Params, Proposal, RosterEntry, SignedVote, DOMAIN_PROPOSAL, DOMAIN_VOTE,
+    };
+    use std::collections::BTreeSet;
+
+    fn keys() -> Vec<Keypair> {
+        (1..=4).map(|i| Keypair::from_secret([i; 32])).collect()
+    }
+
+    fn genesis(ks: &[Keypair]) -> Genesis {
+        Genesis {
+            chain_id: "t".into(),
+            roster: ks
+                .iter()
+                .enumerate()
+                .map(|(i, k)| RosterEntry {
+                    number: i as u32 + 1,
+                    id: k.id(),
+                    addr: format!("h{i}:1"),
+                })
+                .collect(),
+            operators: vec![],
+            params: Params::default(),
+        }
+    }
+
+    fn proposal(k: &Keypair) -> Message {
+        let block = Block {
+            height: 2,
+            round: 0,
+            epoch: 0,
+            prev_hash: Hash::default(),
+            proposer: k.id(),
+            roster_hash: Hash::default(),
+            txs: vec![],
+            evict: None,
+            last_commit: None,
+        };
+        let p = Proposal {
+            epoch: 0,
+            height: 2,
+            round: 0,
+            valid_round: None,
+            block,
+        };
+        Message::Proposal(Box::new(forge::sign_proposal(k, p)))
+    }
+
+    fn vote(k: &Keypair, block: Option<Hash>) -> Message {
+        Message::Vote(forge::sign_vote(
+            k,
+            Vote {
+                kind: VoteKind::Prevote,
+                epoch: 0,
+                height: 2,
+                round: 0,
+                block,
+                evict: None,
+                validator: k.id(),
+            },
+        ))
+    }
+
+    fn proposal_ok(v: &Verifier, m: &Message) -> Hash {
+        let Message::Proposal(p) = m else {
+            panic!("not a proposal: {m:?}")
+        };
+        let hash = p.proposal.block.hash();
+        assert!(v.verify(
+            &p.proposer,
+            DOMAIN_PROPOSAL,
+            &p.proposal.sign_bytes(&hash),
+            &p.sig
+        ));
+        hash
+    }
+
+    fn vote_ok(v: &Verifier, m: &Message) -> SignedVote {
+        let Message::Vote(sv) = m else {
+            panic!("not a vote: {m:?}")
+        };
+        assert!(v.verify(
+            &sv.vote.validator,
+            DOMAIN_VOTE,
+            &sv.vote.sign_bytes(),
+            &sv.sig
+        ));
+        sv.clone()
+    }
+
+    #[test]
+    fn an_equivocator_shows_the_two_halves_different_signed_values() {
+        let ks = keys();
+        let v = Verifier::new();
+        let peers: Vec<NodeId> = ks[1..].iter().map(|k| k.id()).collect();
+        let mut a = Adversary::new(
+            ks[0].clone(),
+            &genesis(&ks),
+            Behaviour::Equivocate,
+            vec![],
+            1,
+        );
+        let out = a.outgoing(0, None, &proposal(&ks[0]), &peers);
+        // Three peers, and the witness of the second half gets both values.
+        assert_eq!(out.len(), 4);
+        let hashes: BTreeSet<Hash> = out.iter().map(|(_, m)| proposal_ok(&v, m)).collect();
+        assert_eq!(hashes.len(), 2, "two different blocks");
+        let (lo, hi) = (*hashes.first().unwrap(), *hashes.last().unwrap());
+        // Votes follow the split: each half gets a vote for its own block.
+        let votes = a.outgoing(0, None, &vote(&ks[0], Some(lo)), &peers);
+        let voted: BTreeSet<Option<Hash>> = votes
+            .iter()
+            .map(|(_, m)| vote_ok(&v, m).vote.block)
+            .collect();
+        assert_eq!(voted, [Some(lo), Some(hi)].into());
+        assert!(a.stats().deviant >= 8);
+    }
+
+    #[test]
+    fn evict_lies_and_round_mutations_stay_well_signed() {
+        let ks = keys();
+        let v = Verifier::new();
+        let peers: Vec<NodeId> = ks[1..].iter().map(|k| k.id()).collect();
+        let mut a = Adversary::new(
+            ks[0].clone(),
+            &genesis(&ks),
+            Behaviour::MutateEvict,
+            vec![],
+            2,
+        );
+        for (_, m) in a.outgoing(0, None, &vote(&ks[0], None), &peers) {
+            let sv = vote_ok(&v, &m);
+            assert!(sv.vote.evict.is_some_and(|e| e != ks[0].id()));
+        }
+        let mut r = Adversary::new(
+            ks[0].clone(),
+            &genesis(&ks),
+            Behaviour::MutateRound,
+            vec![],
+            3,
+        );
+        for (_, m) in r.outgoing(0, Some(peers[0]), &vote(&ks[0], None), &peers) {
+            assert_eq!(vote_ok(&v, &m).vote.round, 1, "round 0 can only go up");
+        }
+    }
+
+    #[test]
+    fn withholding_and_silence_suppress_honest_messages() {
+        let ks = keys();
+        let peers: Vec<NodeId> = ks[1..].iter().map(|k| k.id()).collect();
+        let mut w = Adversary::new(ks[0].clone(), &genesis(&ks), Behaviour::Withhold, vec![], 4);
+        let out = w.outgoing(0, None, &vote(&ks[0], None), &peers);
+        assert_eq!((out.len(), w.stats().suppressed), (2, 1));
+        let mut s = Adversary::new(
+            ks[0].clone(),
+            &genesis(&ks),
+            Behaviour::SilentProposer,
+            vec![],
+            5,
+        );
+        assert!(s.outgoing(0, None, &proposal(&ks[0]), &peers).is_empty());
+        assert_eq!(s.outgoing(0, None, &vote(&ks[0], None), &peers).len(), 3);
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_any_traffic() {
+        let ks = keys();
+        let peers: Vec<NodeId> = ks[1..].iter().map(|k| k.id()).collect();
+        let mut a = Adversary::new(ks[0].clone(), &genesis(&ks), Behaviour::Replay, vec![], 6);
+        for _ in 0..(HISTORY_LIMIT * 3) {
+            a.outgoing(0, None, &vote(&ks[0], None), &peers);
+            a.observe(&proposal(&ks[1]));
+        }
+        assert!(a.history.len() <= HISTORY_LIMIT);
+        assert!(a.proposals.len() <= PROPOSAL_LIMIT);
+        assert!(!a.tick(0, &peers).is_empty(), "replays");
+        let mut f = Adversary::new(ks[0].clone(), &genesis(&ks), Behaviour::Flood, vec![], 7);
+        assert_eq!(f.tick(0, &peers).len(), FLOOD_PER_TICK as usize);
+    }
+}
