@@ -388,3 +388,41 @@ fn a_far_future_round_flood_keeps_memory_bounded() {
         "flood: {short} after 10 s, {long} after 20 s (honest {honest})"
     );
 }
+
+/// Eviction under attack (issue 12): a dead node (n7, fail-node) is still evicted
+/// while an adversary (n1) lies about `evict` in every vote and proposal (f = 2 of
+/// 7: one dead, one lying), and no honest node is evicted.
+#[test]
+fn a_dead_node_is_evicted_while_an_adversary_votes_against_it() {
+    let o = TestOptions {
+        nodes: 7,
+        ..opts(
+            3,
+            30,
+            vec![
+                PlannedFault {
+                    start_ns: S,
+                    stop_ns: None,
+                    fault: Fault::FailNode { node: "n7".into() },
+                },
+                byzantine(&["n1"], Behaviour::MutateEvict, 1, 29),
+            ],
+        )
+    };
+    let sim = run(&o);
+    assert_all_valid(&sim);
+    assert!(honest_dropped(&sim, "bad_evict") > 0);
+    let (n1, n7) = (sim.spec.keys[0].id(), sim.spec.keys[6].id());
+    let n2 = sim.out.dumps.iter().find(|d| d.name == "n2").expect("n2");
+    let evicted: Vec<_> = n2.chain.iter().filter_map(|cb| cb.block.evict).collect();
+    assert!(
+        evicted.contains(&n7),
+        "the dead node is evicted: {evicted:?}"
+    );
+    // The adversary's own proposals (lying about evict) never commit, so the rule
+    // finds it as abnormal too; no honest node is ever evicted.
+    assert!(
+        evicted.iter().all(|e| *e == n1 || *e == n7),
+        "only the dead node and the liar: {evicted:?}"
+    );
+}
