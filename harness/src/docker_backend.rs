@@ -13,9 +13,6 @@
 //! run's genesis, resolved by the engine's DNS on the run network), so the genesis
 //! the checkers verify against is exactly the one the nodes run.
 
-/// Why a `byzantine` fault is not applied on docker (yet).
-const BYZANTINE_SIM_ONLY: &str = "byzantine adversaries run on the sim backend only";
-
 use crate::backend::{Backend, BackendError, ClientOutcome, Completed, NodeDumpData, Ticket};
 use crate::cluster::{ClusterSpec, PEER_PORT};
 use crate::commands::{CommandError, RunReport};
@@ -970,7 +967,7 @@ impl Backend for DockerBackend {
                 json!({"links": l.len(), "rate_kbit": SLOW_RATE_KBIT,
                        "netem_delay": self.netem == Some(true)})
             }
-            Fault::Byzantine { .. } => json!({"applied": false, "reason": BYZANTINE_SIM_ONLY}),
+            Fault::Byzantine { .. } => json!({"applied": false}), // sim only (issue 12)
             Fault::DuplicateKey { node, duplicate } => {
                 let orig = self.index(node)?;
                 let i = match self.index(duplicate) {
@@ -1076,9 +1073,8 @@ impl Backend for DockerBackend {
                 self.kill(i)?;
                 self.nodes[i].state = State::Failed;
                 json!({"duplicate": duplicate, "stopped": true})
-            } // The adversary container is issue 12's second part: not applied here, and
-            // the byzantine checker says `unknown` for an attack that was not delivered.
-            Fault::Byzantine { .. } => json!({"applied": false, "reason": BYZANTINE_SIM_ONLY}),
+            }
+            Fault::Byzantine { .. } => json!({"applied": false}),
         })
     }
 

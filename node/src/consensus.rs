@@ -448,10 +448,8 @@ pub struct Core {
     last_signed: Option<(u64, u32, SignStep, Option<Hash>)>,
     future: Vec<(NodeId, Message)>,
     peer_heights: BTreeMap<NodeId, u64>,
-    /// Peers that served a block that failed verification, and the tick until which
-    /// their height claims are ignored: a liar claiming to be furthest ahead would
-    /// otherwise be asked again after every refusal, and a syncing node would never
-    /// ask an honest peer (found by the `byzantine` nemesis, issue 12).
+    /// Peers that served an invalid block → tick until which their height claims are
+    /// ignored (else a liar "furthest ahead" starves sync of honest peers, issue 12).
     distrusted: BTreeMap<NodeId, u32>,
     sync_inflight: Option<(NodeId, u64, u32)>,
     resume_step: Option<Step>,
@@ -1219,8 +1217,7 @@ impl Core {
     /// otherwise never repaired), and pull blocks from a peer that is ahead.
     fn on_tick(&mut self, fx: &mut Vec<Effect>) {
         self.ticks += 1;
-        let now = self.ticks;
-        self.distrusted.retain(|_, until| *until > now);
+        self.distrusted.retain(|_, until| *until > self.ticks);
         fx.push(self.schedule(TimeoutKind::Tick, 0, 0, self.timeouts.tick_ms));
         fx.push(Effect::Broadcast(Message::Announce(self.announce(false))));
         if self.rs.step != Step::Committed && self.is_member() {

@@ -115,6 +115,7 @@ fn write_verdicts(s: &mut String, run: &RunData) {
         );
     }
     s.push_str("</table>");
+    write_byzantine(s, run);
 }
 
 /// harness.md §7 `byzantine`: per adversary behaviour, what was sent and what the
@@ -599,7 +600,6 @@ fn render(run: &RunData) -> Result<(String, Vec<Plot>), ReportError> {
     s.push_str(r##"<p><a href="#verdicts-h">verdict</a> · <a href="#anomalies">anomalies</a> · <a href="#plots">plots</a> · <a href="#faults">faults</a> · <a href="#roster">roster</a> · <a href="#timeline">timeline</a> · <a href="#nodes">nodes</a> · <a href="#options">test</a> · <a href="history.jsonl">history.jsonl</a> · <a href="results.json">results.json</a></p>"##);
     write_verdicts(&mut s, run);
     write_anomalies(&mut s, run);
-    write_byzantine(&mut s, run);
 
     let mut plots_out = Vec::new();
     let empty: &[Op] = &[];

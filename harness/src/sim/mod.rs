@@ -438,6 +438,34 @@ impl SimBackend {
         }
     }
 
+    /// Starts `duplicate`, a node with `node`'s key and an empty disk (duplicate-key).
+    fn start_duplicate(&mut self, node: &str, duplicate: &str) -> Result<Value, BackendError> {
+        let orig = self.index(node)?;
+        let key = self.nodes[orig].key.clone();
+        let i = match self.index(duplicate) {
+            Ok(i) => i,
+            Err(_) => {
+                self.nodes.push(SimNode {
+                    name: duplicate.to_string(),
+                    key,
+                    core: None,
+                    inc: 0,
+                    disk: Disk::new(self.opts.lying_disk),
+                    paused: false,
+                    deferred: Vec::new(),
+                    failed: false,
+                    started: false,
+                    waiting: BTreeMap::new(),
+                    duplicate: true,
+                    adversary: None,
+                });
+                self.nodes.len() - 1
+            }
+        };
+        self.start_node(i)?;
+        Ok(json!({"node": node, "duplicate": duplicate, "id": self.id_of(i)}))
+    }
+
     fn names(&self, idx: &[usize]) -> Vec<String> {
         idx.iter().map(|i| self.nodes[*i].name.clone()).collect()
     }
@@ -571,32 +599,7 @@ impl Backend for SimBackend {
                     .set_slow(&l, delay_ms * 1_000_000, jitter_ms * 1_000_000);
                 json!({"links": l.len()})
             }
-            Fault::DuplicateKey { node, duplicate } => {
-                let orig = self.index(node)?;
-                let key = self.nodes[orig].key.clone();
-                let i = match self.index(duplicate) {
-                    Ok(i) => i,
-                    Err(_) => {
-                        self.nodes.push(SimNode {
-                            name: duplicate.clone(),
-                            key,
-                            core: None,
-                            inc: 0,
-                            disk: Disk::new(self.opts.lying_disk),
-                            paused: false,
-                            deferred: Vec::new(),
-                            failed: false,
-                            started: false,
-                            waiting: BTreeMap::new(),
-                            duplicate: true,
-                            adversary: None,
-                        });
-                        self.nodes.len() - 1
-                    }
-                };
-                self.start_node(i)?;
-                json!({"node": node, "duplicate": duplicate, "id": self.id_of(i)})
-            }
+            Fault::DuplicateKey { node, duplicate } => self.start_duplicate(node, duplicate)?,
             Fault::Byzantine { nodes, behaviour } => self.start_byzantine(nodes, *behaviour)?,
         })
     }
