@@ -426,3 +426,38 @@ fn a_dead_node_is_evicted_while_an_adversary_votes_against_it() {
         "only the dead node and the liar: {evicted:?}"
     );
 }
+
+/// A restarted node (n2, killed 1–6 s) catches up by sync while an adversary (n1)
+/// floods messages for far-future heights, which make it look far ahead.
+#[test]
+fn a_restarted_node_catches_up_despite_a_far_future_flood() {
+    let o = opts(13, 30, Vec::new());
+    let mut sim = SimBackend::new(
+        cluster(&o),
+        SimOptions {
+            timeouts: sim_timeouts(),
+            lying_disk: false,
+            panic_at_ns: None,
+        },
+        ChaCha8Rng::seed_from_u64(13),
+    )
+    .expect("cluster");
+    let kill = Fault::Kill {
+        nodes: vec!["n2".into()],
+    };
+    sim.advance_to(S).unwrap();
+    sim.start_fault(&kill).unwrap();
+    sim.start_fault(&Fault::Byzantine {
+        nodes: vec!["n1".into()],
+        behaviour: Behaviour::Flood,
+    })
+    .unwrap();
+    sim.advance_to(6 * S).unwrap();
+    sim.stop_fault(&kill).unwrap();
+    sim.advance_to(16 * S).unwrap();
+    let (n2, n3) = (
+        status_u64(&mut sim, "n2", &["height"]),
+        status_u64(&mut sim, "n3", &["height"]),
+    );
+    assert!(n2 + 5 >= n3, "n2 at {n2}, n3 at {n3}");
+}
