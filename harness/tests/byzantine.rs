@@ -208,6 +208,16 @@ fn membership_lies_never_change_the_roster() {
     assert_eq!(roster, Some(4), "the roster did not change");
 }
 
+/// The simulated cluster of `o`, driven directly (faults started and stopped by hand).
+fn sim_backend(o: &TestOptions, seed: u64) -> SimBackend {
+    let opts = SimOptions {
+        timeouts: sim_timeouts(),
+        lying_disk: false,
+        panic_at_ns: None,
+    };
+    SimBackend::new(cluster(o), opts, ChaCha8Rng::seed_from_u64(seed)).expect("cluster")
+}
+
 /// A status field of `node` as a number.
 fn status_u64(sim: &mut SimBackend, node: &str, path: &[&str]) -> u64 {
     let st = sim.status(node).unwrap_or(Value::Null);
@@ -238,16 +248,7 @@ fn forged_sync_gets_a_newcomer_nowhere_until_an_honest_peer_is_reachable() {
         ..opts(5, 30, Vec::new())
     };
     let spec = cluster(&o);
-    let mut sim = SimBackend::new(
-        spec.clone(),
-        SimOptions {
-            timeouts: sim_timeouts(),
-            lying_disk: false,
-            panic_at_ns: None,
-        },
-        ChaCha8Rng::seed_from_u64(5),
-    )
-    .expect("cluster");
+    let mut sim = sim_backend(&o, 5);
     sim.advance_to(2 * S).unwrap();
     let adversary = Fault::Byzantine {
         nodes: vec!["n1".into()],
@@ -344,16 +345,7 @@ fn the_report_has_a_byzantine_section() {
 /// n4 killed: no quorum), with n1 flooding far-future rounds or not.
 fn vote_sets_when_stalled(flood: bool, secs: u64) -> usize {
     let o = opts(9, 30, Vec::new());
-    let mut sim = SimBackend::new(
-        cluster(&o),
-        SimOptions {
-            timeouts: sim_timeouts(),
-            lying_disk: false,
-            panic_at_ns: None,
-        },
-        ChaCha8Rng::seed_from_u64(9),
-    )
-    .expect("cluster");
+    let mut sim = sim_backend(&o, 9);
     sim.advance_to(S).unwrap();
     sim.start_fault(&Fault::Kill {
         nodes: vec!["n3".into(), "n4".into()],
@@ -432,16 +424,7 @@ fn a_dead_node_is_evicted_while_an_adversary_votes_against_it() {
 #[test]
 fn a_restarted_node_catches_up_despite_a_far_future_flood() {
     let o = opts(13, 30, Vec::new());
-    let mut sim = SimBackend::new(
-        cluster(&o),
-        SimOptions {
-            timeouts: sim_timeouts(),
-            lying_disk: false,
-            panic_at_ns: None,
-        },
-        ChaCha8Rng::seed_from_u64(13),
-    )
-    .expect("cluster");
+    let mut sim = sim_backend(&o, 13);
     let kill = Fault::Kill {
         nodes: vec!["n2".into()],
     };
