@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod bank;
+pub mod byzantine;
 pub mod cluster;
 pub mod elle;
 pub mod gen;

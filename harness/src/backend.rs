@@ -107,6 +107,24 @@ pub trait NodeControl {
     fn start_new(&mut self, node: &str) -> Result<(), BackendError>;
     /// Registers `twin` (NotStarted) with `of`'s key and an empty disk.
     fn add_twin(&mut self, of: &str, twin: &str) -> Result<(), BackendError>;
+    /// Makes these running validators Byzantine adversaries with `behaviour`
+    /// (harness.md §5 `byzantine`); what was done, or `None` where this backend cannot
+    /// run an adversary (the nemesis records the degradation).
+    fn start_byzantine(
+        &mut self,
+        _nodes: &[String],
+        _behaviour: rollcall_adversary::Behaviour,
+    ) -> Result<Option<Value>, BackendError> {
+        Ok(None)
+    }
+    /// Makes these nodes honest again; what their adversaries sent, or `None`.
+    fn stop_byzantine(&mut self, _nodes: &[String]) -> Result<Option<Value>, BackendError> {
+        Ok(None)
+    }
+    /// The final heal: every adversary honest again; their names.
+    fn stop_all_byzantine(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Loss and duplication on one directed link (the `flaky` nemesis).

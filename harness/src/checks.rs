@@ -138,6 +138,11 @@ pub fn check_run(
         liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
     };
     results.extend(check_cluster(&run));
+    if rollcall_checkers::byzantine::has_adversaries(&run) {
+        results.push(rollcall_checkers::result::timed(|| {
+            rollcall_checkers::byzantine::check_byzantine(&run)
+        }));
+    }
     Ok(Results::new(results))
 }
 

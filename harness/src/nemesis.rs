@@ -82,6 +82,30 @@ impl Nemesis {
                 b.stop_for_good(node)?;
                 json!({"node": node, "id": b.node_id(node)?})
             }
+            Fault::Flaky { .. } | Fault::Slow { .. } => self.start_degraded_links(b, fault)?,
+            Fault::Byzantine { nodes, behaviour } => b
+                .start_byzantine(nodes, *behaviour)?
+                .unwrap_or_else(|| cannot_lie(nodes)),
+            Fault::DuplicateKey { node, duplicate } => {
+                b.node_state(node)?;
+                if matches!(b.node_state(duplicate), Err(BackendError::UnknownNode(_))) {
+                    b.add_twin(node, duplicate)?;
+                }
+                if b.node_state(duplicate)? == NodeState::NotStarted {
+                    b.start_new(duplicate)?;
+                }
+                json!({"node": node, "duplicate": duplicate, "id": b.node_id(duplicate)?})
+            }
+        })
+    }
+
+    /// `flaky` and `slow`: lossy or slow links added to the desired state.
+    fn start_degraded_links<B: Target + ?Sized>(
+        &mut self,
+        b: &mut B,
+        fault: &Fault,
+    ) -> Result<Value, BackendError> {
+        Ok(match fault {
             Fault::Flaky {
                 links,
                 loss_pct,
@@ -118,16 +142,7 @@ impl Nemesis {
                 degrade(&mut v, slow_degradation(&b.link_caps(), &slow));
                 v
             }
-            Fault::DuplicateKey { node, duplicate } => {
-                b.node_state(node)?;
-                if matches!(b.node_state(duplicate), Err(BackendError::UnknownNode(_))) {
-                    b.add_twin(node, duplicate)?;
-                }
-                if b.node_state(duplicate)? == NodeState::NotStarted {
-                    b.start_new(duplicate)?;
-                }
-                json!({"node": node, "duplicate": duplicate, "id": b.node_id(duplicate)?})
-            }
+            _ => Value::Null,
         })
     }
 
@@ -177,6 +192,9 @@ impl Nemesis {
                 b.apply_links(&self.links)?;
                 json!({"links": l.len()})
             }
+            Fault::Byzantine { nodes, .. } => b
+                .stop_byzantine(nodes)?
+                .unwrap_or_else(|| cannot_lie(nodes)),
             Fault::DuplicateKey { duplicate, .. } => {
                 b.node_state(duplicate)?;
                 b.stop_for_good(duplicate)?;
@@ -191,6 +209,7 @@ impl Nemesis {
         self.links = LinkFaults::default();
         b.apply_links(&self.links)?;
         self.crashed_all.clear();
+        let honest_again = b.stop_all_byzantine();
         let (mut resumed, mut restarted, mut stopped) = (Vec::new(), Vec::new(), Vec::new());
         for n in b.node_names() {
             let state = b.node_state(&n)?;
@@ -205,12 +224,27 @@ impl Nemesis {
                 restarted.push(n);
             }
         }
-        Ok(json!({
+        let mut out = json!({
             "resumed": resumed,
             "restarted": restarted,
             "duplicates_stopped": stopped,
-        }))
+        });
+        // Only when there were any, so runs without adversaries record what they did.
+        if !honest_again.is_empty() {
+            out["adversaries_stopped"] = json!(honest_again);
+        }
+        Ok(out)
     }
+}
+
+/// What a `byzantine` fault records where the backend cannot run an adversary.
+fn cannot_lie(nodes: &[String]) -> Value {
+    let mut v = json!({"adversaries": nodes, "applied": false});
+    degrade(
+        &mut v,
+        Some("this backend cannot run an adversary: the nodes stay honest".into()),
+    );
+    v
 }
 
 /// Applies `act` to each named node whose state is one of `when`; returns their names.

@@ -115,6 +115,49 @@ fn write_verdicts(s: &mut String, run: &RunData) {
         );
     }
     s.push_str("</table>");
+    write_byzantine(s, run);
+}
+
+/// harness.md §7 `byzantine`: per adversary behaviour, what was sent and what the
+/// honest nodes dropped (and why); only for runs that had adversaries.
+fn write_byzantine(s: &mut String, run: &RunData) {
+    let Some(c) = run
+        .results
+        .as_ref()
+        .and_then(|r| r.checkers.iter().find(|c| c.checker == "byzantine"))
+    else {
+        return;
+    };
+    let d = &c.details;
+    s.push_str(r#"<h2>Byzantine adversaries</h2><div id="byzantine">"#);
+    if d["beyond_fault_model"] == true {
+        let _ = write!(
+            s,
+            r#"<p class="note">Beyond the fault model: {} adversaries at once, f = {}. An invalid verdict is expected here, not a harness bug.</p>"#,
+            d["max_adversaries_at_once"], d["f"]
+        );
+    }
+    s.push_str("<table><tr><th>behaviour</th><th>intervals</th><th>honest</th><th>deviant</th><th>withheld</th></tr>");
+    for (b, v) in d["behaviours"].as_object().into_iter().flatten() {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(b),
+            v["intervals"],
+            v["honest"],
+            v["deviant"],
+            v["suppressed"]
+        );
+    }
+    s.push_str("</table><p>Honest nodes dropped: ");
+    let drops: Vec<String> = d["honest_dropped"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{} {}", escape(k), v))
+        .collect();
+    s.push_str(&drops.join(", "));
+    s.push_str("; the rest was accepted (harmless, or ignored without a counter).</p></div>");
 }
 
 fn history_lines_for(

@@ -7,6 +7,7 @@
 
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
+pub use rollcall_adversary::Behaviour;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -33,11 +34,13 @@ pub enum NemesisKind {
     Slow,
     /// A second node runs with an existing node's key (a Byzantine equivocator).
     DuplicateKey,
+    /// Up to f validators lie with their own keys (issue 12, rollcall-adversary).
+    Byzantine,
 }
 
 impl NemesisKind {
     /// Every nemesis, in the order of harness.md §3.
-    pub const ALL: [NemesisKind; 9] = [
+    pub const ALL: [NemesisKind; 10] = [
         NemesisKind::Partition,
         NemesisKind::Kill,
         NemesisKind::Pause,
@@ -47,6 +50,7 @@ impl NemesisKind {
         NemesisKind::Flaky,
         NemesisKind::Slow,
         NemesisKind::DuplicateKey,
+        NemesisKind::Byzantine,
     ];
 
     /// The CLI and history spelling.
@@ -61,6 +65,7 @@ impl NemesisKind {
             NemesisKind::Flaky => "flaky",
             NemesisKind::Slow => "slow",
             NemesisKind::DuplicateKey => "duplicate-key",
+            NemesisKind::Byzantine => "byzantine",
         }
     }
 
@@ -91,7 +96,7 @@ impl fmt::Display for NemesisKind {
 
 /// A nemesis name that is not one of harness.md §5.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown nemesis {0:?} (partition, kill, pause, crash-all, add-node, fail-node, flaky, slow, duplicate-key)")]
+#[error("unknown nemesis {0:?} (partition, kill, pause, crash-all, add-node, fail-node, flaky, slow, duplicate-key, byzantine)")]
 pub struct UnknownNemesis(pub String);
 
 impl FromStr for NemesisKind {
@@ -183,6 +188,14 @@ pub enum Fault {
         /// The duplicate's name.
         duplicate: String,
     },
+    /// Turn these validators into adversaries behaving as `behaviour`; honest again
+    /// on stop. More than f = ⌊(n−1)/3⌋ of them is beyond the fault model.
+    Byzantine {
+        /// The adversaries.
+        nodes: Vec<String>,
+        /// What they do.
+        behaviour: Behaviour,
+    },
 }
 
 impl Fault {
@@ -198,6 +211,7 @@ impl Fault {
             Fault::Flaky { .. } => NemesisKind::Flaky,
             Fault::Slow { .. } => NemesisKind::Slow,
             Fault::DuplicateKey { .. } => NemesisKind::DuplicateKey,
+            Fault::Byzantine { .. } => NemesisKind::Byzantine,
         }
     }
 }
@@ -252,6 +266,7 @@ pub fn plan(rng: &mut dyn RngCore, spec: &PlanSpec) -> Vec<PlannedFault> {
             .filter(|k| match k {
                 NemesisKind::AddNode => spare_left > 0,
                 NemesisKind::FailNode => !failed && members.len() > spec.min_roster.max(3),
+                NemesisKind::Byzantine => max_faulty(members.len()) > 0,
                 _ => !members.is_empty(),
             })
             .collect();
@@ -285,6 +300,11 @@ pub fn plan(rng: &mut dyn RngCore, spec: &PlanSpec) -> Vec<PlannedFault> {
         t += 2 * spec.interval_ns;
     }
     out
+}
+
+/// f = ⌊(n−1)/3⌋: the most Byzantine validators `n` tolerate (protocol.md §2).
+pub fn max_faulty(n: usize) -> usize {
+    n.saturating_sub(1) / 3
 }
 
 fn some_nodes(rng: &mut dyn RngCore, members: &[String]) -> Vec<String> {
@@ -342,6 +362,13 @@ fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[String]) -> Fau
                 duplicate: format!("{node}-dup"),
                 node,
             }
+        }
+        NemesisKind::Byzantine => {
+            let n = rng.gen_range(1..=max_faulty(members.len()).max(1));
+            let mut nodes: Vec<String> = members.choose_multiple(rng, n).cloned().collect();
+            nodes.sort();
+            let behaviour = Behaviour::ALL[rng.gen_range(0..Behaviour::ALL.len())];
+            Fault::Byzantine { nodes, behaviour }
         }
         // Planned by `plan` itself (they change the member list).
         NemesisKind::AddNode | NemesisKind::FailNode => Fault::CrashAll,

@@ -17,5 +17,7 @@ pub mod register;
 pub mod rw_register;
 pub mod strategies;
 
-pub use faults::{plan, Fault, NemesisKind, PartitionShape, PlanSpec, PlannedFault};
+pub use faults::{
+    max_faulty, plan, Behaviour, Fault, NemesisKind, PartitionShape, PlanSpec, PlannedFault,
+};
 pub use ops::{make, Completion, Invocation, Workload, WorkloadKind};

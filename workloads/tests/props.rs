@@ -141,6 +141,12 @@ proptest! {
                     prop_assert!(links.iter().all(|(a, b)| a != b && members.contains(a) && members.contains(b)));
                 }
                 Fault::CrashAll => {}
+                Fault::Byzantine { nodes, .. } => {
+                    // Drawn schedules stay within the fault model (f = ⌊(n−1)/3⌋).
+                    prop_assert!(!nodes.is_empty());
+                    prop_assert!(nodes.len() <= rollcall_workloads::max_faulty(members.len()));
+                    prop_assert!(nodes.iter().all(|n| members.contains(n)));
+                }
             }
         }
         prop_assert!(fails <= 1);
@@ -153,7 +159,7 @@ fn nemesis_list_parsing() {
         NemesisKind::parse_list("kill, partition,kill").unwrap(),
         vec![NemesisKind::Partition, NemesisKind::Kill]
     );
-    assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 9);
+    assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 10);
     assert!(NemesisKind::parse_list("kill,explode").is_err());
     assert!(NemesisKind::parse_list("").unwrap().is_empty());
 }

@@ -6,6 +6,7 @@
 //! (virtual time, sequence number), so the same seed and options replay the same
 //! run exactly. Nothing here iterates a hash map.
 
+mod byzantine;
 pub mod network;
 
 use crate::backend::{
@@ -87,6 +88,11 @@ enum EventKind {
         ticket: Ticket,
         tx: Tx,
     },
+    /// An adversary's own sends (byzantine.rs); `id` names the fault interval.
+    AdversaryTick {
+        node: usize,
+        id: u64,
+    },
 }
 
 impl EventKind {
@@ -94,7 +100,7 @@ impl EventKind {
         match self {
             EventKind::Deliver { to, inc, .. } => (*to, Some(*inc)),
             EventKind::Timer { node, inc, .. } => (*node, Some(*inc)),
-            EventKind::Submit { node, .. } => (*node, None),
+            EventKind::Submit { node, .. } | EventKind::AdversaryTick { node, .. } => (*node, None),
         }
     }
 }
@@ -142,6 +148,8 @@ struct SimNode {
     waiting: BTreeMap<String, Ticket>,
     /// A duplicate-key node (not a client target).
     duplicate: bool,
+    /// Set while a `byzantine` fault makes this node lie (byzantine.rs).
+    adversary: Option<byzantine::SimAdversary>,
 }
 
 /// The simulated cluster.
@@ -190,6 +198,7 @@ impl SimBackend {
                     started: false,
                     waiting: BTreeMap::new(),
                     duplicate: false,
+                    adversary: None,
                 })
             })
             .collect::<Result<_, BackendError>>()?;
@@ -322,6 +331,15 @@ impl SimBackend {
     }
 
     fn send(&mut self, from: usize, to: Option<NodeId>, msg: Message) {
+        if self.nodes[from].adversary.is_some() {
+            self.send_byzantine(from, to, msg);
+        } else {
+            self.deliver(from, to, msg);
+        }
+    }
+
+    /// Puts one message on the wire from `from` to `to` (every peer when `None`).
+    fn deliver(&mut self, from: usize, to: Option<NodeId>, msg: Message) {
         let sender = self.nodes[from].key.id();
         let targets: Vec<usize> = (0..self.nodes.len())
             .filter(|j| *j != from)
@@ -414,6 +432,9 @@ impl SimBackend {
         }
         match ev {
             EventKind::Deliver { from, msg, .. } => {
+                if let Some(a) = n.adversary.as_mut() {
+                    a.adv.observe(&msg);
+                }
                 let Some(core) = n.core.as_mut() else { return };
                 let fx = core.handle(Input::Message { from, msg });
                 self.execute(i, fx);
@@ -423,6 +444,7 @@ impl SimBackend {
                 let fx = core.handle(Input::Timeout(timeout));
                 self.execute(i, fx);
             }
+            EventKind::AdversaryTick { id, .. } => self.adversary_tick(i, id),
             EventKind::Submit { ticket, tx, .. } => {
                 let Some(core) = n.core.as_mut() else {
                     self.complete(ticket, ClientOutcome::Fail("connection refused".into()));
@@ -448,6 +470,22 @@ impl SimBackend {
 
 /// The node primitives on simulated nodes (the faults' meaning: `crate::nemesis`).
 impl NodeControl for SimBackend {
+    fn start_byzantine(
+        &mut self,
+        nodes: &[String],
+        behaviour: rollcall_adversary::Behaviour,
+    ) -> Result<Option<Value>, BackendError> {
+        SimBackend::start_byzantine(self, nodes, behaviour).map(Some)
+    }
+
+    fn stop_byzantine(&mut self, nodes: &[String]) -> Result<Option<Value>, BackendError> {
+        SimBackend::stop_byzantine(self, nodes).map(Some)
+    }
+
+    fn stop_all_byzantine(&mut self) -> Vec<String> {
+        SimBackend::stop_all_byzantine(self)
+    }
+
     fn node_names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()
     }
@@ -522,6 +560,7 @@ impl NodeControl for SimBackend {
             started: false,
             waiting: BTreeMap::new(),
             duplicate: true,
+            adversary: None,
         });
         Ok(())
     }

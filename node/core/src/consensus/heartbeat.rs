@@ -28,6 +28,7 @@ impl Core {
     /// otherwise never repaired), and pull blocks from a peer that is ahead.
     pub(super) fn on_tick(&mut self, fx: &mut Output) {
         self.ticks += 1;
+        self.distrusted.retain(|_, until| *until > self.ticks);
         fx.push(self.schedule(TimeoutKind::Tick, 0, 0, self.timeouts.tick_ms));
         fx.push(Effect::Broadcast(Message::Announce(self.announce(false))));
         if self.rs.step != Step::Committed && self.is_member() {

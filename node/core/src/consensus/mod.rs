@@ -184,6 +184,10 @@ pub struct Core {
     last_signed: Option<(u64, u32, SignStep, Option<Hash>)>,
     future: Vec<(NodeId, Message)>,
     peer_heights: BTreeMap<NodeId, u64>,
+    /// Peers that served an invalid block -> tick until which their height claims are
+    /// ignored (else a liar "furthest ahead" starves sync of honest peers; found by
+    /// the byzantine nemesis, issue 12).
+    distrusted: BTreeMap<NodeId, u32>,
     sync_inflight: Option<(NodeId, u64, u32)>,
     resume_step: Option<Step>,
     ticks: u32,
@@ -205,6 +209,7 @@ impl Core {
             last_signed: None,
             future: Vec::new(),
             peer_heights: BTreeMap::new(),
+            distrusted: BTreeMap::new(),
             sync_inflight: None,
             resume_step: None,
             ticks: 0,

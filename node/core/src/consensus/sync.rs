@@ -8,6 +8,8 @@ use crate::types::{CommittedBlock, Message, DOMAIN_VOTE};
 
 /// Blocks asked for in one sync request.
 pub const SYNC_BATCH: u64 = 256;
+/// Heartbeats during which a peer that served an invalid block is not asked again.
+pub(super) const DISTRUST_TICKS: u32 = 20;
 
 impl Core {
     /// The highest height a peer claimed.
@@ -37,6 +39,13 @@ impl Core {
 
     /// Raises what we know of a peer's height.
     pub(super) fn note_peer(&mut self, peer: NodeId, height: u64) {
+        if self
+            .distrusted
+            .get(&peer)
+            .is_some_and(|until| *until > self.ticks)
+        {
+            return;
+        }
         let e = self.peer_heights.entry(peer).or_default();
         if height > *e {
             *e = height;
@@ -101,8 +110,9 @@ impl Core {
             if let Err(e) = checked {
                 tracing::warn!(peer = %from.short(), height = cb.block.height, error = %e, "refusing synced block");
                 self.dropped.invalid_block += 1;
-                // Do not trust this peer's claims any more.
+                // Do not trust this peer's claims any more, for a while.
                 self.peer_heights.remove(&from);
+                self.distrusted.insert(from, self.ticks + DISTRUST_TICKS);
                 self.sync_inflight = None;
                 return;
             }

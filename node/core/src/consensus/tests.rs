@@ -1,6 +1,9 @@
+use super::sync::DISTRUST_TICKS;
 use super::*;
 use crate::store::MemDevice;
-use crate::types::{Block, Op, Params, Proposal, Vote};
+use crate::types::{
+    Announce, Block, Certificate, Op, Params, Proposal, SignedAnnounce, Vote, DOMAIN_ANNOUNCE,
+};
 use std::collections::BTreeSet;
 use std::collections::VecDeque;
 
@@ -728,4 +731,76 @@ fn sync_asks_the_delivering_peer_and_gives_up_on_a_silent_one() {
         let _ = newcomer.handle(tick.clone());
     }
     assert!(!newcomer.peer_heights.contains_key(&ks[0].id()));
+}
+
+/// Found by the byzantine nemesis (issue 12): a peer that served a forged synced
+/// block and kept announcing a far height was asked again after every refusal, so a
+/// newcomer never reached its honest peers.
+#[test]
+fn a_peer_that_served_an_invalid_block_is_not_believed_for_a_while() {
+    let ks = keys(4);
+    let mut newcomer = Core::new(
+        genesis(&ks),
+        Keypair::from_secret([52; 32]),
+        Timeouts::default(),
+        Verifier::new(),
+    );
+    let _ = newcomer.start();
+    let block = Block {
+        height: 1,
+        round: 0,
+        epoch: 0,
+        prev_hash: Hash::default(),
+        proposer: ks[0].id(),
+        roster_hash: Hash::default(),
+        txs: vec![],
+        evict: None,
+        last_commit: None,
+    };
+    let cert = Certificate {
+        epoch: 0,
+        height: 1,
+        round: 0,
+        block: block.hash(),
+        evict: None,
+        sigs: vec![],
+    };
+    let _ = newcomer.handle(Input::Message {
+        from: ks[0].id(),
+        msg: Message::SyncResponse(vec![CommittedBlock { block, cert }]),
+    });
+    assert_eq!(newcomer.dropped.invalid_block, 1);
+    let claim = |height: u64| {
+        let a = Announce {
+            from: ks[0].id(),
+            epoch: 0,
+            height,
+            roster_hash: Hash::default(),
+            new_view: false,
+        };
+        let sig = ks[0].sign(DOMAIN_ANNOUNCE, &crate::types::encode(&a));
+        Input::Message {
+            from: ks[0].id(),
+            msg: Message::Announce(SignedAnnounce { announce: a, sig }),
+        }
+    };
+    let _ = newcomer.handle(claim(100));
+    assert!(
+        !newcomer.peer_heights.contains_key(&ks[0].id()),
+        "a liar's claim is ignored"
+    );
+    let tick = Input::Timeout(Timeout {
+        kind: TimeoutKind::Tick,
+        height: 0,
+        round: 0,
+    });
+    for _ in 0..DISTRUST_TICKS {
+        let _ = newcomer.handle(tick.clone());
+    }
+    let _ = newcomer.handle(claim(101));
+    assert_eq!(
+        newcomer.peer_heights.get(&ks[0].id()),
+        Some(&101),
+        "believed again later"
+    );
 }
