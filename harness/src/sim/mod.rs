@@ -130,7 +130,27 @@ struct SimNode {
     waiting: BTreeMap<String, Ticket>,
     /// A duplicate-key node (not a client target).
     duplicate: bool,
+    /// Killed with a crash point: the core still runs and dies inside its next
+    /// step, at this point (the control plane already sees it killed).
+    dying: Option<CrashPoint>,
 }
+
+/// Where inside a step a kill lands (issue 13): between the store's write and its
+/// sync, or after the first `n` effects of an output, so an effect that escapes
+/// before what it depends on is durable is reachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CrashPoint {
+    /// After [`Store::write`], before [`Store::sync`]: nothing of the output leaves.
+    BeforeSync,
+    /// After the sync and the first `n` effects.
+    AfterEffects(usize),
+}
+
+/// One kill in this many lands inside a step rather than between two.
+const CRASH_POINT_ONE_IN: u32 = 3;
+/// Crash points are drawn from their own stream of the backend's seed, so the
+/// network, clients and the rest of a run draw exactly what they did before.
+const CRASH_STREAM: u64 = 13;
 
 /// The simulated cluster.
 pub struct SimBackend {
@@ -138,6 +158,8 @@ pub struct SimBackend {
     opts: SimOptions,
     verifier: Verifier,
     rng: ChaCha8Rng,
+    /// Crash points and what a crash keeps of unsynced writes ([`CRASH_STREAM`]).
+    crash_rng: ChaCha8Rng,
     now: u64,
     seq: u64,
     queue: BinaryHeap<Event>,
@@ -178,14 +200,18 @@ impl SimBackend {
                     started: false,
                     waiting: BTreeMap::new(),
                     duplicate: false,
+                    dying: None,
                 })
             })
             .collect::<Result<_, BackendError>>()?;
+        let mut crash_rng = rng.clone();
+        crash_rng.set_stream(CRASH_STREAM);
         let mut sim = SimBackend {
             spec,
             opts,
             verifier: Verifier::new(),
             rng,
+            crash_rng,
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -231,6 +257,10 @@ impl SimBackend {
     /// Starts (or restarts) node `i` from its store: `Core::recover`, `start`
     /// (protocol.md §6).
     fn start_node(&mut self, i: usize) -> Result<(), BackendError> {
+        if self.nodes[i].dying.is_some() {
+            // Restarted before its crash point came: it dies between steps.
+            self.crash_node(i);
+        }
         let n = &mut self.nodes[i];
         if n.core.is_some() || n.failed {
             return Ok(());
@@ -260,13 +290,14 @@ impl SimBackend {
     fn crash_node(&mut self, i: usize) {
         let now = self.now;
         let n = &mut self.nodes[i];
+        n.dying = None;
         if n.core.take().is_none() {
             return;
         }
         n.inc += 1;
         n.paused = false;
         n.deferred.clear();
-        n.store.device_mut().crash(now);
+        n.store.device_mut().crash_with(now, &mut self.crash_rng);
         if let Err(e) = n.store.reopen() {
             self.store_error.get_or_insert(BackendError::Replay {
                 node: n.name.clone(),
@@ -338,13 +369,21 @@ impl SimBackend {
 
     /// Commits a core's output through the node's real store, as the runtime does
     /// (writes, sync, then the effects: protocol.md §6), and executes the effects
-    /// in order.
+    /// in order. A dying node crashes at its crash point instead.
     fn execute(&mut self, i: usize, out: Output) {
         let now = self.now;
+        let point = self.nodes[i].dying;
         let store = &mut self.nodes[i].store;
         store.device_mut().set_now(now);
-        let fx = match store.commit(out) {
-            Ok(fx) => fx,
+        let done = store.write(out).and_then(|w| {
+            if point == Some(CrashPoint::BeforeSync) {
+                return Ok(None);
+            }
+            store.sync(w).map(Some)
+        });
+        let fx = match done {
+            Ok(Some(fx)) => fx,
+            Ok(None) => return self.crash_node(i),
             Err(e) => {
                 let node = self.nodes[i].name.clone();
                 self.store_error.get_or_insert(BackendError::Other(format!(
@@ -353,6 +392,16 @@ impl SimBackend {
                 return;
             }
         };
+        if let Some(CrashPoint::AfterEffects(n)) = point {
+            self.run_effects(i, fx.into_iter().take(n).collect());
+            return self.crash_node(i);
+        }
+        self.run_effects(i, fx);
+    }
+
+    /// Executes a node's effects in order (after its store made them safe).
+    fn run_effects(&mut self, i: usize, fx: Vec<Effect>) {
+        let now = self.now;
         for e in fx {
             match e {
                 Effect::Send { to, msg } => self.send(i, Some(to), msg),
@@ -449,6 +498,7 @@ impl NodeControl for SimBackend {
         let n = &self.nodes[self.index(node)?];
         Ok(match (&n.core, n.paused) {
             _ if n.failed => NodeState::Failed,
+            _ if n.dying.is_some() => NodeState::Killed,
             (Some(_), true) => NodeState::Paused,
             (Some(_), false) => NodeState::Running,
             (None, _) if !n.started => NodeState::NotStarted,
@@ -464,9 +514,20 @@ impl NodeControl for SimBackend {
         Ok(self.nodes[self.index(node)?].key.id().to_hex())
     }
 
+    /// Kills the node now, or (one kill in [`CRASH_POINT_ONE_IN`], seeded) arms a
+    /// crash point inside its next step; a paused node dies now.
     fn kill(&mut self, node: &str) -> Result<(), BackendError> {
         let i = self.index(node)?;
-        self.crash_node(i);
+        let n = &self.nodes[i];
+        if n.core.is_none() || n.paused || !self.crash_rng.gen_ratio(1, CRASH_POINT_ONE_IN) {
+            self.crash_node(i);
+            return Ok(());
+        }
+        let point = match self.crash_rng.gen_range(0..4) {
+            0 => CrashPoint::BeforeSync,
+            k => CrashPoint::AfterEffects(k - 1),
+        };
+        self.nodes[i].dying = Some(point);
         Ok(())
     }
 
@@ -515,6 +576,7 @@ impl NodeControl for SimBackend {
             started: false,
             waiting: BTreeMap::new(),
             duplicate: true,
+            dying: None,
         });
         Ok(())
     }

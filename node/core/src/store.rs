@@ -124,6 +124,14 @@ fn scan(data: &[u8]) -> (Vec<(u64, u32)>, u64) {
     (out, pos as u64)
 }
 
+/// An output whose writes are appended but not yet synced: its effects come out
+/// only through [`Store::sync`].
+#[must_use = "the effects leave only through Store::sync"]
+pub struct Written {
+    effects: Vec<Effect>,
+    dirty: Vec<LogFile>,
+}
+
 /// The node's store over a device.
 pub struct Store<D: Device> {
     dev: D,
@@ -237,10 +245,16 @@ impl<D: Device> Store<D> {
     /// Makes `out.persist` durable (written, then one sync per written file) and
     /// only then hands back the effects, which may now leave the node (§6).
     pub fn commit(&mut self, out: Output) -> Result<Vec<Effect>, StoreError> {
+        let w = self.write(out)?;
+        self.sync(w)
+    }
+
+    /// The first half of [`Store::commit`]: appends `out.persist` without syncing.
+    /// The effects stay inside the returned [`Written`] until [`Store::sync`]; the
+    /// simulator crashes a node between the two to test that order.
+    pub fn write(&mut self, out: Output) -> Result<Written, StoreError> {
         let Output { persist, effects } = out;
-        if persist.is_empty() {
-            return Ok(effects);
-        }
+        let mut dirty = Vec::new();
         let mut blocks = Vec::new();
         let mut sign = None;
         for p in persist {
@@ -251,14 +265,32 @@ impl<D: Device> Store<D> {
         }
         if !blocks.is_empty() {
             io(LogFile::Blocks, self.dev.append(LogFile::Blocks, &blocks))?;
-            if self.sync {
-                io(LogFile::Blocks, self.dev.sync(LogFile::Blocks))?;
-            }
+            dirty.push(LogFile::Blocks);
         }
         if let Some(s) = sign {
-            self.write_sign_state(s)?;
+            if self.write_sign_state(s)? {
+                dirty.push(LogFile::Sign);
+            }
         }
-        Ok(effects)
+        Ok(Written { effects, dirty })
+    }
+
+    /// The second half of [`Store::commit`]: syncs what `w` wrote, then hands back
+    /// its effects. A failed sync is final: the caller must stop, never retry and
+    /// carry on (the page cache may have dropped the dirty pages: "fsyncgate").
+    pub fn sync(&mut self, w: Written) -> Result<Vec<Effect>, StoreError> {
+        self.sync_files(&w.dirty)?;
+        Ok(w.effects)
+    }
+
+    /// Syncs `files` (skipped by the test-only [`Store::set_sync`] switch).
+    pub fn sync_files(&mut self, files: &[LogFile]) -> Result<(), StoreError> {
+        if self.sync {
+            for &f in files {
+                io(f, self.dev.sync(f))?;
+            }
+        }
+        Ok(())
     }
 
     /// Frames a block into `buf` if it extends the log (a block at a stored height
@@ -281,7 +313,8 @@ impl<D: Device> Store<D> {
 
     /// Only the newest signing state of one output matters: a crash either keeps
     /// it or a state older than the whole output, whose effects never happened.
-    fn write_sign_state(&mut self, s: SignState) -> Result<(), StoreError> {
+    /// Returns whether the log needs a sync (a rotation is durable on return).
+    fn write_sign_state(&mut self, s: SignState) -> Result<bool, StoreError> {
         // Paired with the core's check when it signs.
         debug_assert!(
             self.sign_state
@@ -301,15 +334,13 @@ impl<D: Device> Store<D> {
             // Rewrite the log with just the latest state, atomically.
             io(file, self.dev.replace(file, &f))?;
             self.sign_len = f.len() as u64;
-        } else {
-            io(file, self.dev.append(file, &f))?;
-            if self.sync {
-                io(file, self.dev.sync(file))?;
-            }
-            self.sign_len += f.len() as u64;
+            self.sign_state = Some(s);
+            return Ok(false);
         }
+        io(file, self.dev.append(file, &f))?;
+        self.sign_len += f.len() as u64;
         self.sign_state = Some(s);
-        Ok(())
+        Ok(true)
     }
 
     /// A stored block (everything [`Store::commit`] returned from is visible).
