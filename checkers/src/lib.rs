@@ -17,6 +17,7 @@ pub mod bank;
 pub mod cluster;
 pub mod edn;
 pub mod elle;
+pub mod equivocation;
 pub mod gen;
 pub mod history;
 pub mod linearizable;

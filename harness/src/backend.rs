@@ -44,6 +44,13 @@ pub struct NodeDumpData {
     pub status: Option<Value>,
     /// Whether it was running at the end.
     pub alive: bool,
+    /// Every signed proposal and vote this node sent (the `equivocation`
+    /// checker's input), or `None` where the backend cannot see them (docker).
+    pub signed: Option<Vec<rollcall_checkers::equivocation::SignedRecord>>,
+    /// The node id (hex) of a node Byzantine by design (a duplicate-key twin), whose
+    /// key the `equivocation` checker excludes; `None` for an honest node (and
+    /// where the backend records no signed messages).
+    pub byzantine_key: Option<String>,
 }
 
 /// Why a backend could not do what was asked: the harness failed (exit 255), not

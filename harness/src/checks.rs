@@ -11,7 +11,7 @@ use rollcall_checkers::{compose, CheckResult, Checker, History, Validity};
 use rollcall_node::types::{CommittedBlock, Genesis};
 use rollcall_workloads::WorkloadKind;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How often each transaction id took effect in a chain (the `set` checker's
 /// input). The chain is replayed from the genesis so that a transaction that was
@@ -57,6 +57,35 @@ pub fn node_dumps(dumps: &[NodeDumpData]) -> Vec<NodeDump> {
             alive: d.alive,
         })
         .collect()
+}
+
+/// The `equivocation` checker over the signed messages the backend recorded
+/// (issue 13), or `None` where it records none (docker: the checker does not
+/// apply there). Signers of Byzantine-by-design nodes are excluded.
+pub fn equivocation(dumps: &[NodeDumpData]) -> Option<CheckResult> {
+    let mut records = Vec::new();
+    for d in dumps {
+        records.extend(d.signed.as_ref()?.iter().cloned());
+    }
+    let byzantine: BTreeSet<String> = dumps
+        .iter()
+        .filter_map(|d| d.byzantine_key.clone())
+        .collect();
+    Some(rollcall_checkers::equivocation::check(
+        Some(&records),
+        &byzantine,
+    ))
+}
+
+/// Adds node-side results computed from the backend's dumps (not stored in the
+/// run directory) to `r`, recomposing the verdict.
+pub fn with_dump_checks(mut r: Results, dumps: &[NodeDumpData]) -> Results {
+    if dumps.is_empty() {
+        return r;
+    }
+    r.results.extend(equivocation(dumps));
+    r.valid = compose(&r.results);
+    r
 }
 
 /// Every checker's result and the composed verdict: `results.json`.

@@ -149,6 +149,7 @@ pub fn check_output(
         history,
         node_dumps(&out.dumps),
     )
+    .map(|r| crate::checks::with_dump_checks(r, &out.dumps))
     .map_err(CommandError::args)
 }
 

@@ -1046,10 +1046,12 @@ impl Clients for DockerBackend {
             }
             .map_err(|e| BackendError::Other(format!("dump of {name}: {e}")))?;
             out.push(NodeDumpData {
+                byzantine_key: None,
                 name,
                 chain,
                 status,
                 alive: matches!(state, State::Running | State::Paused),
+                signed: None,
             });
         }
         Ok(out)

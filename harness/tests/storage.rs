@@ -47,3 +47,48 @@ fn explore_over_the_same_cases_with_the_sync_finds_nothing() {
     assert_eq!(r.cases_run, 6);
     assert!(r.failure.is_none(), "{:?}", r.failure.map(|f| f.stored.dir));
 }
+
+/// Runs `rollcall test` with `extra` flags and returns the `equivocation` result.
+fn equivocation_of(extra: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "test",
+        "--time-limit",
+        "12",
+        "--nemesis",
+        "crash-all,kill",
+        "--nemesis-interval",
+        "2",
+        "--seed",
+        "1",
+        "--quiet",
+        "--store",
+    ];
+    args.push(dir.path().to_str().unwrap());
+    args.extend_from_slice(extra);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let path = dir.path().join("latest/results.json");
+    let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}: {text}"));
+    let results: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let checkers = results["checkers"].as_array().unwrap().clone();
+    checkers
+        .into_iter()
+        .find(|c| c["checker"] == "equivocation")
+        .unwrap_or_else(|| panic!("no equivocation result: {text}"))
+}
+
+/// A disk that forgets acknowledged syncs makes restarted nodes forget what they
+/// signed: the `equivocation` checker sees the double-signs; the honest disk under
+/// the same kills has none.
+#[test]
+fn equivocation_catches_a_node_that_forgot_its_signing_state() {
+    let honest = equivocation_of(&[]);
+    assert_eq!(honest["validity"], "valid", "{honest}");
+    let lying = equivocation_of(&["--sim-lying-disk"]);
+    assert_eq!(lying["validity"], "invalid", "{lying}");
+    assert_eq!(lying["anomalies"][0]["kind"], "double-sign");
+}

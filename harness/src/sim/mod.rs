@@ -16,10 +16,12 @@ use crate::cluster::ClusterSpec;
 use network::Network;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rollcall_checkers::equivocation::{SignedRecord, SignedStep};
 use rollcall_node_core::consensus::{Core, Effect, Input, Output, Submit, Timeout, Timeouts};
+use rollcall_node_core::crypto::sha256;
 use rollcall_node_core::crypto::{Keypair, NodeId, Verifier};
 use rollcall_node_core::store::{MemDevice, Store};
-use rollcall_node_core::types::{Message, Tx};
+use rollcall_node_core::types::{Message, Tx, VoteKind};
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -170,6 +172,9 @@ pub struct SimBackend {
     abandoned: BTreeSet<Ticket>,
     /// A store failure inside event processing, reported by the next `advance_to`.
     store_error: Option<BackendError>,
+    /// Every distinct signed proposal and vote sent, by (signer, height, round,
+    /// step, signed-bytes digest): the `equivocation` checker's input.
+    signed: BTreeMap<(NodeId, u64, u32, SignedStep, [u8; 32]), SignedRecord>,
 }
 
 /// A node's store on an empty simulated disk.
@@ -221,6 +226,7 @@ impl SimBackend {
             next_ticket: 0,
             abandoned: BTreeSet::new(),
             store_error: None,
+            signed: BTreeMap::new(),
         };
         for i in 0..sim.spec.roster_nodes {
             sim.start_node(i)?;
@@ -334,7 +340,56 @@ impl SimBackend {
         });
     }
 
+    /// Records a signed proposal or vote the first time the network carries it.
+    fn record_signed(&mut self, from: usize, msg: &Message) {
+        let (signer, height, round, step, bytes, value) = match msg {
+            Message::Proposal(p) => {
+                let hash = p.proposal.block.hash();
+                let pr = &p.proposal;
+                let bytes = pr.sign_bytes(&hash);
+                let value = format!("block {}", hash.short());
+                (
+                    p.proposer,
+                    pr.height,
+                    pr.round,
+                    SignedStep::Proposal,
+                    bytes,
+                    value,
+                )
+            }
+            Message::Vote(v) => {
+                let v = &v.vote;
+                let step = match v.kind {
+                    VoteKind::Prevote => SignedStep::Prevote,
+                    VoteKind::Precommit => SignedStep::Precommit,
+                };
+                let value = v
+                    .block
+                    .map_or_else(|| "nil".to_string(), |b| format!("block {}", b.short()));
+                (v.validator, v.height, v.round, step, v.sign_bytes(), value)
+            }
+            _ => return,
+        };
+        let digest = sha256(&bytes);
+        let key = (signer, height, round, step, digest.0);
+        if self.signed.contains_key(&key) {
+            return;
+        }
+        let rec = SignedRecord {
+            signer: signer.to_hex(),
+            height,
+            round,
+            step,
+            digest: digest.to_hex(),
+            value,
+            time_ns: self.now,
+            node: self.nodes[from].name.clone(),
+        };
+        self.signed.insert(key, rec);
+    }
+
     fn send(&mut self, from: usize, to: Option<NodeId>, msg: Message) {
+        self.record_signed(from, &msg);
         let sender = self.nodes[from].key.id();
         let targets: Vec<usize> = (0..self.nodes.len())
             .filter(|j| *j != from)
@@ -700,6 +755,13 @@ impl Clients for SimBackend {
                         .as_ref()
                         .and_then(|c| serde_json::to_value(c.status()).ok()),
                     alive: n.core.is_some(),
+                    signed: Some(
+                        (self.signed.values())
+                            .filter(|r| r.node == n.name)
+                            .cloned()
+                            .collect(),
+                    ),
+                    byzantine_key: n.duplicate.then(|| n.key.id().to_hex()),
                 })
             })
             .collect()
