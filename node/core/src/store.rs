@@ -103,25 +103,66 @@ fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes(a)
 }
 
-/// Reads whole frames; returns (payload offset, length) of each good frame and the
-/// offset where the good prefix ends.
-fn scan(data: &[u8]) -> (Vec<(u64, u32)>, u64) {
+/// How a log's good prefix ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tail {
+    /// At the end of the file.
+    Clean,
+    /// In a frame cut short: what a crash leaves of an unsynced append.
+    Torn,
+    /// In a whole frame whose CRC or length is wrong: corruption, not a crash.
+    Corrupt,
+}
+
+/// Reads whole frames; returns (payload offset, length) of each good frame, the
+/// offset where the good prefix ends, and how it ends.
+fn scan(data: &[u8]) -> (Vec<(u64, u32)>, u64, Tail) {
     let mut out = Vec::new();
     let mut pos = 0usize;
-    while pos + HEADER as usize <= data.len() {
+    let tail = loop {
+        if pos == data.len() {
+            break Tail::Clean;
+        }
+        if pos + HEADER as usize > data.len() {
+            break Tail::Torn;
+        }
         let len = le32(&data[pos..pos + 4]);
         let crc = le32(&data[pos + 4..pos + 8]);
         let start = pos + HEADER as usize;
-        let Some(end) = start.checked_add(len as usize) else {
-            break;
-        };
-        if len > MAX_RECORD || end > data.len() || crc32fast::hash(&data[start..end]) != crc {
-            break;
+        if len > MAX_RECORD {
+            break Tail::Corrupt;
+        }
+        let end = start + len as usize;
+        if end > data.len() {
+            break Tail::Torn;
+        }
+        if crc32fast::hash(&data[start..end]) != crc {
+            break Tail::Corrupt;
         }
         out.push((start as u64, len));
         pos = end;
-    }
-    (out, pos as u64)
+    };
+    (out, pos as u64, tail)
+}
+
+/// What the store found wrong with its own files (issue 13; the node's `/status`
+/// `storage` field): the node acts on it rather than serving bad data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Damage {
+    /// Corrupt frames found (CRC or length wrong in a whole frame), or reads that
+    /// did not verify.
+    pub corrupt: u64,
+    /// Blocks dropped from the log from the first corrupt one on: the node
+    /// fetches them again from peers through block sync.
+    pub blocks_dropped_bytes: u64,
+    /// The signing log was corrupt: the last signing state cannot be trusted, so
+    /// the node must not sign at or below this height (DESIGN.md "Storage
+    /// faults"): its chain height when opened plus one, the highest it can have
+    /// signed at, since a block is synced before the signing state of the next
+    /// height.
+    pub sign_floor: Option<u64>,
+    /// Why the store cannot be used at all (the node stops and says so).
+    pub fatal: Option<String>,
 }
 
 /// An output whose writes are appended but not yet synced: its effects come out
@@ -147,6 +188,8 @@ pub struct Store<D: Device> {
     truncated: u64,
     /// Test-only: `false` skips the sync in [`Store::commit`].
     sync: bool,
+    /// Corruption found (never served: [`Store::block`] verifies every read).
+    damage: Damage,
 }
 
 impl<D: Device> Store<D> {
@@ -162,6 +205,7 @@ impl<D: Device> Store<D> {
             sign_state: None,
             truncated: 0,
             sync: true,
+            damage: Damage::default(),
         };
         s.load()?;
         Ok(s)
@@ -176,22 +220,55 @@ impl<D: Device> Store<D> {
     fn load(&mut self) -> Result<(), StoreError> {
         let dev = &mut self.dev;
         let mut truncated = 0;
+        let mut damage = Damage::default();
         let data = io(LogFile::Blocks, dev.read(LogFile::Blocks))?;
-        let (offsets, end) = scan(&data);
-        if (data.len() as u64) > end {
-            truncated += data.len() as u64 - end;
-            tracing::warn!(
-                bytes = data.len() as u64 - end,
-                "cutting torn tail of blocks.log"
+        let (offsets, end, tail) = scan(&data);
+        let cut = data.len() as u64 - end;
+        if tail == Tail::Corrupt {
+            // Blocks are certified and replicated: drop the bad one and what
+            // follows, and fetch them again from peers (never serve or replay them).
+            tracing::error!(
+                at = end,
+                bytes = cut,
+                "blocks.log: corrupt frame, dropping the rest"
             );
+            damage.corrupt += 1;
+            damage.blocks_dropped_bytes = cut;
+        } else if cut > 0 {
+            tracing::warn!(bytes = cut, "cutting torn tail of blocks.log");
+            truncated += cut;
+        }
+        if cut > 0 {
             io(LogFile::Blocks, dev.truncate(LogFile::Blocks, end))?;
         }
         drop(data);
         let sdata = io(LogFile::Sign, dev.read(LogFile::Sign))?;
-        let (sframes, sign_len) = scan(&sdata);
-        let sign_state = sframes.last().and_then(|(off, len)| {
-            postcard::from_bytes(&sdata[*off as usize..(*off + *len as u64) as usize]).ok()
+        let (sframes, sign_len, stail) = scan(&sdata);
+        let decoded = sframes.last().map(|(off, len)| {
+            postcard::from_bytes::<SignState>(&sdata[*off as usize..(*off + *len as u64) as usize])
         });
+        let sign_state = match decoded {
+            Some(Ok(st)) if stail != Tail::Corrupt => Some(st),
+            None if stail != Tail::Corrupt => None,
+            _ => {
+                // What this node signed last is unknown: it waits (Damage::sign_floor).
+                let floor = offsets.len() as u64 + 1;
+                tracing::error!(
+                    floor,
+                    "sign.log: corrupt, not signing at or below height {floor}"
+                );
+                damage.corrupt += 1;
+                damage.sign_floor = Some(floor);
+                if damage.blocks_dropped_bytes > 0 {
+                    damage.fatal = Some(
+                        "both blocks.log and sign.log are corrupt: the highest height this \
+                         node may have signed at is unknown"
+                            .into(),
+                    );
+                }
+                None
+            }
+        };
         if (sdata.len() as u64) > sign_len {
             truncated += sdata.len() as u64 - sign_len;
             io(LogFile::Sign, dev.truncate(LogFile::Sign, sign_len))?;
@@ -201,7 +278,13 @@ impl<D: Device> Store<D> {
         self.sign_len = sign_len;
         self.sign_state = sign_state;
         self.truncated = truncated;
+        self.damage = damage;
         Ok(())
+    }
+
+    /// What the store found wrong with its files when opened, and since.
+    pub fn damage(&self) -> &Damage {
+        &self.damage
     }
 
     /// Last stored height.
@@ -352,9 +435,15 @@ impl<D: Device> Store<D> {
         else {
             return Ok(None);
         };
-        let mut buf = vec![0u8; len as usize];
-        io(file, self.dev.read_at(file, off, &mut buf))?;
-        postcard::from_bytes(&buf)
+        // Read the frame header too and verify the CRC: bytes that rotted after
+        // the store was opened are never returned as data.
+        let mut buf = vec![0u8; len as usize + HEADER as usize];
+        io(file, self.dev.read_at(file, off - HEADER, &mut buf))?;
+        let (head, payload) = buf.split_at(HEADER as usize);
+        if le32(&head[..4]) != len || le32(&head[4..]) != crc32fast::hash(payload) {
+            return Err(StoreError::Corrupt(file.name()));
+        }
+        postcard::from_bytes(payload)
             .map(Some)
             .map_err(|_| StoreError::Corrupt(file.name()))
     }
@@ -510,5 +599,99 @@ mod tests {
         s.device_mut().crash(0);
         s.reopen().unwrap();
         assert_eq!(s.sign_state(), Some(&sign(h + 1)));
+    }
+
+    /// A store with blocks 1..=3 and signing states, all synced; returns it and
+    /// the payload offset of each block.
+    fn three() -> (Store<MemDevice>, Vec<u64>) {
+        let mut s = Store::open(MemDevice::new(false)).unwrap();
+        for h in 1..=3 {
+            let _ = s.commit(output(h)).unwrap();
+        }
+        let offs = s.offsets.iter().map(|o| o.0).collect();
+        (s, offs)
+    }
+
+    #[test]
+    fn a_corrupt_block_in_the_middle_is_detected_and_never_returned() {
+        let (mut s, offs) = three();
+        assert!(s.device_mut().flip_bit(LogFile::Blocks, offs[1] + 3, 2));
+        s.reopen().unwrap();
+        assert_eq!(s.damage().corrupt, 1);
+        assert!(s.damage().blocks_dropped_bytes > 0);
+        assert_eq!(s.damage().sign_floor, None, "the signing log is intact");
+        // Blocks 2 and 3 are gone (fetched again from peers), block 1 is intact.
+        assert_eq!(s.height(), 1);
+        assert_eq!(s.blocks(1, 3).unwrap(), vec![cb(1)]);
+        // The log grows on from the good prefix (block 2 fetched again).
+        let again = Output {
+            persist: vec![Persist::Block(Box::new(cb(2)))],
+            effects: vec![],
+        };
+        let _ = s.commit(again).unwrap();
+        s.reopen().unwrap();
+        assert_eq!(s.blocks(1, 3).unwrap(), vec![cb(1), cb(2)]);
+    }
+
+    #[test]
+    fn a_corrupt_length_or_last_block_is_corruption_not_a_torn_tail() {
+        let (mut s, offs) = three();
+        // The length field of block 3's header: a huge length.
+        assert!(s
+            .device_mut()
+            .flip_bit(LogFile::Blocks, offs[2] - HEADER + 3, 7));
+        s.reopen().unwrap();
+        assert_eq!((s.damage().corrupt, s.height()), (1, 2));
+        assert_eq!(s.truncated_bytes(), 0, "not counted as a torn tail");
+        let (mut s, offs) = three();
+        // The CRC of block 3.
+        assert!(s.device_mut().flip_bit(LogFile::Blocks, offs[2] - 2, 0));
+        s.reopen().unwrap();
+        assert_eq!((s.damage().corrupt, s.height()), (1, 2));
+    }
+
+    #[test]
+    fn a_block_that_rots_after_opening_is_never_returned() {
+        let (mut s, offs) = three();
+        assert!(s.device_mut().flip_bit(LogFile::Blocks, offs[0] + 1, 4));
+        assert!(matches!(s.block(1), Err(StoreError::Corrupt(_))));
+        assert!(s.blocks(1, 3).is_err());
+        assert_eq!(s.block(2).unwrap(), Some(cb(2)));
+    }
+
+    #[test]
+    fn a_corrupt_signing_state_is_not_trusted_and_sets_the_floor() {
+        let (mut s, _) = three();
+        let last = s.device().len(LogFile::Sign) - 1;
+        assert!(s.device_mut().flip_bit(LogFile::Sign, last, 1));
+        s.reopen().unwrap();
+        assert_eq!(s.sign_state(), None, "an older state is not used either");
+        assert_eq!(
+            s.damage().sign_floor,
+            Some(4),
+            "chain at 3: may have signed at 4"
+        );
+        assert_eq!(s.damage().fatal, None);
+    }
+
+    #[test]
+    fn both_logs_corrupt_is_fatal() {
+        let (mut s, offs) = three();
+        assert!(s.device_mut().flip_bit(LogFile::Blocks, offs[2] + 1, 1));
+        let last = s.device().len(LogFile::Sign) - 1;
+        assert!(s.device_mut().flip_bit(LogFile::Sign, last, 1));
+        s.reopen().unwrap();
+        assert!(s.damage().fatal.is_some());
+    }
+
+    #[test]
+    fn a_truncated_tail_is_a_torn_tail_not_corruption() {
+        let (mut s, _) = three();
+        let len = s.device().len(LogFile::Blocks);
+        s.device_mut().truncate(LogFile::Blocks, len - 5).unwrap();
+        s.reopen().unwrap();
+        assert_eq!(s.damage(), &Damage::default());
+        assert_eq!(s.height(), 2);
+        assert!(s.truncated_bytes() > 0);
     }
 }

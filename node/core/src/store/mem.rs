@@ -122,6 +122,19 @@ impl MemDevice {
         }
     }
 
+    /// Flips one bit at byte `offset` of `file`, synced or not (bit rot, a bad
+    /// sector); `false` if the file is shorter.
+    pub fn flip_bit(&mut self, file: LogFile, offset: u64, bit: u8) -> bool {
+        let f = &mut self.files[idx(file)];
+        match f.data.get_mut(offset as usize) {
+            Some(b) => {
+                *b ^= 1 << (bit % 8);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether some file holds bytes a crash could lose.
     pub fn has_unsynced(&self) -> bool {
         self.files.iter().any(|f| f.data.len() as u64 > f.synced)
