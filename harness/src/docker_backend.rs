@@ -934,6 +934,10 @@ impl NodeControl for DockerBackend {
 
 /// Links are iptables and tc rules inside the containers: cuts drop packets one
 /// way, loss has no duplication, and delay needs netem (else a rate limit).
+/// Disk faults are not injected into containers yet (README: what docker can
+/// inject); the nemesis records them as `degraded`.
+impl crate::backend::DiskControl for DockerBackend {}
+
 impl LinkControl for DockerBackend {
     fn link_caps(&self) -> LinkCaps {
         LinkCaps {

@@ -33,11 +33,13 @@ pub enum NemesisKind {
     Slow,
     /// A second node runs with an existing node's key (a Byzantine equivocator).
     DuplicateKey,
+    /// One node's disk corrupts, tears, fills up or fails its sync (issue 13).
+    Disk,
 }
 
 impl NemesisKind {
     /// Every nemesis, in the order of harness.md §3.
-    pub const ALL: [NemesisKind; 9] = [
+    pub const ALL: [NemesisKind; 10] = [
         NemesisKind::Partition,
         NemesisKind::Kill,
         NemesisKind::Pause,
@@ -47,6 +49,7 @@ impl NemesisKind {
         NemesisKind::Flaky,
         NemesisKind::Slow,
         NemesisKind::DuplicateKey,
+        NemesisKind::Disk,
     ];
 
     /// The CLI and history spelling.
@@ -61,6 +64,7 @@ impl NemesisKind {
             NemesisKind::Flaky => "flaky",
             NemesisKind::Slow => "slow",
             NemesisKind::DuplicateKey => "duplicate-key",
+            NemesisKind::Disk => "disk",
         }
     }
 
@@ -183,6 +187,48 @@ pub enum Fault {
         /// The duplicate's name.
         duplicate: String,
     },
+    /// Damage one node's store or make its writes fail (issue 13); undone on stop.
+    Disk {
+        /// The victim (one node: a minority).
+        node: String,
+        /// What happens to its disk.
+        kind: DiskFault,
+    },
+}
+
+/// What the `disk` nemesis does to a node's store (issue 13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskFault {
+    /// Flip a bit in `blocks.log` (blocks and certificates) while the node is down.
+    CorruptBlocks,
+    /// Flip a bit in `sign.log` (the signing state) while the node is down.
+    CorruptSign,
+    /// Cut the tail of `blocks.log` (synced bytes too) while the node is down.
+    TruncateBlocks,
+    /// The disk is full: every write fails with ENOSPC until the stop.
+    Full,
+    /// Every sync fails with EIO until the stop.
+    SyncFails,
+}
+
+impl DiskFault {
+    /// Every disk fault.
+    pub const ALL: [DiskFault; 5] = [
+        DiskFault::CorruptBlocks,
+        DiskFault::CorruptSign,
+        DiskFault::TruncateBlocks,
+        DiskFault::Full,
+        DiskFault::SyncFails,
+    ];
+
+    /// Whether it damages files of a stopped node (else it fails writes).
+    pub fn damages_files(self) -> bool {
+        matches!(
+            self,
+            DiskFault::CorruptBlocks | DiskFault::CorruptSign | DiskFault::TruncateBlocks
+        )
+    }
 }
 
 impl Fault {
@@ -198,6 +244,7 @@ impl Fault {
             Fault::Flaky { .. } => NemesisKind::Flaky,
             Fault::Slow { .. } => NemesisKind::Slow,
             Fault::DuplicateKey { .. } => NemesisKind::DuplicateKey,
+            Fault::Disk { .. } => NemesisKind::Disk,
         }
     }
 }
@@ -343,6 +390,10 @@ fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[String]) -> Fau
                 node,
             }
         }
+        NemesisKind::Disk => Fault::Disk {
+            node: members[rng.gen_range(0..members.len())].clone(),
+            kind: DiskFault::ALL[rng.gen_range(0..DiskFault::ALL.len())],
+        },
         // Planned by `plan` itself (they change the member list).
         NemesisKind::AddNode | NemesisKind::FailNode => Fault::CrashAll,
     }

@@ -15,5 +15,5 @@ pub mod ops;
 pub mod register;
 pub mod strategies;
 
-pub use faults::{plan, Fault, NemesisKind, PartitionShape, PlanSpec, PlannedFault};
+pub use faults::{plan, DiskFault, Fault, NemesisKind, PartitionShape, PlanSpec, PlannedFault};
 pub use ops::{make, Completion, Invocation, Workload, WorkloadKind};

@@ -134,6 +134,8 @@ proptest! {
                     prop_assert!(members.contains(node));
                     prop_assert_ne!(node, duplicate);
                 }
+                // One member at a time: always a minority.
+                Fault::Disk { node, .. } => prop_assert!(members.contains(node)),
                 Fault::Flaky { links, .. } | Fault::Slow { links, .. } => {
                     prop_assert!(links.iter().all(|(a, b)| a != b && members.contains(a) && members.contains(b)));
                 }
@@ -150,7 +152,7 @@ fn nemesis_list_parsing() {
         NemesisKind::parse_list("kill, partition,kill").unwrap(),
         vec![NemesisKind::Partition, NemesisKind::Kill]
     );
-    assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 9);
+    assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 10);
     assert!(NemesisKind::parse_list("kill,explode").is_err());
     assert!(NemesisKind::parse_list("").unwrap().is_empty());
 }

@@ -9,20 +9,24 @@
 pub mod network;
 
 use crate::backend::{
-    Backend, BackendError, ClientOutcome, Clients, Completed, DirectedLink, LinkCaps, LinkControl,
-    LinkFaults, NodeControl, NodeDumpData, NodeState, Ticket,
+    Backend, BackendError, ClientOutcome, Clients, Completed, DirectedLink, DiskControl,
+    DiskUnsupported, LinkCaps, LinkControl, LinkFaults, NodeControl, NodeDumpData, NodeState,
+    Ticket,
 };
 use crate::cluster::ClusterSpec;
 use network::Network;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rollcall_checkers::equivocation::{SignedRecord, SignedStep};
-use rollcall_node_core::consensus::{Core, Effect, Input, Output, Submit, Timeout, Timeouts};
+use rollcall_node_core::consensus::{
+    Core, Effect, Input, Output, RecoverError, Submit, Timeout, Timeouts,
+};
 use rollcall_node_core::crypto::sha256;
 use rollcall_node_core::crypto::{Keypair, NodeId, Verifier};
-use rollcall_node_core::store::{MemDevice, Store};
+use rollcall_node_core::store::{IoFailure, LogFile, MemDevice, Store};
 use rollcall_node_core::types::{Message, Tx, VoteKind};
-use serde_json::Value;
+use rollcall_workloads::DiskFault;
+use serde_json::{json, Value};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -135,6 +139,8 @@ struct SimNode {
     /// Killed with a crash point: the core still runs and dies inside its next
     /// step, at this point (the control plane already sees it killed).
     dying: Option<CrashPoint>,
+    /// Why the node stopped itself (a failed write or sync, untrusted storage).
+    stopped: Option<String>,
 }
 
 /// Where inside a step a kill lands (issue 13): between the store's write and its
@@ -206,6 +212,7 @@ impl SimBackend {
                     waiting: BTreeMap::new(),
                     duplicate: false,
                     dying: None,
+                    stopped: None,
                 })
             })
             .collect::<Result<_, BackendError>>()?;
@@ -271,17 +278,30 @@ impl SimBackend {
         if n.core.is_some() || n.failed {
             return Ok(());
         }
-        let mut core = Core::recover(
+        let recovered = Core::recover(
             self.spec.genesis.clone(),
             n.key.clone(),
             self.opts.timeouts.clone(),
             self.verifier.clone(),
             &n.store,
-        )
-        .map_err(|e| BackendError::Replay {
-            node: n.name.clone(),
-            reason: e.to_string(),
-        })?;
+        );
+        let mut core = match recovered {
+            Ok(core) => core,
+            Err(e @ RecoverError::Untrusted(_)) => {
+                // The node refuses to run on storage it cannot trust (DESIGN.md
+                // "Storage faults"): it stays down, saying why.
+                n.started = true;
+                n.stopped = Some(e.to_string());
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(BackendError::Replay {
+                    node: n.name.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        n.stopped = None;
         let fx = core.start();
         n.core = Some(core);
         n.started = true;
@@ -440,10 +460,10 @@ impl SimBackend {
             Ok(Some(fx)) => fx,
             Ok(None) => return self.crash_node(i),
             Err(e) => {
-                let node = self.nodes[i].name.clone();
-                self.store_error.get_or_insert(BackendError::Other(format!(
-                    "node {node}: store commit failed: {e}"
-                )));
+                // Fail-stop (DESIGN.md "Storage faults"): no effect of this output
+                // leaves, the process dies, and a restart reads what the disk kept.
+                self.crash_node(i);
+                self.nodes[i].stopped = Some(format!("store commit failed: {e}"));
                 return;
             }
         };
@@ -632,7 +652,56 @@ impl NodeControl for SimBackend {
             waiting: BTreeMap::new(),
             duplicate: true,
             dying: None,
+            stopped: None,
         });
+        Ok(())
+    }
+}
+
+/// The `disk` nemesis's primitives on a node's simulated disk (issue 13); the
+/// byte and bit are drawn from the crash stream, so a run replays exactly.
+impl DiskControl for SimBackend {
+    fn damage_disk(&mut self, node: &str, fault: DiskFault) -> Result<Value, DiskUnsupported> {
+        let i = self
+            .index(node)
+            .map_err(|e| DiskUnsupported(e.to_string()))?;
+        let rng = &mut self.crash_rng;
+        let store = &mut self.nodes[i].store;
+        let file = match fault {
+            DiskFault::CorruptSign => LogFile::Sign,
+            _ => LogFile::Blocks,
+        };
+        let len = store.device().len(file);
+        if len == 0 {
+            return Ok(json!({"file": file.name(), "empty": true}));
+        }
+        let done = if fault == DiskFault::TruncateBlocks {
+            let cut = rng.gen_range(1..=len.min(4096));
+            store.device_mut().cut(file, len - cut);
+            json!({"file": file.name(), "cut_bytes": cut})
+        } else {
+            let at = rng.gen_range(0..len);
+            let bit = rng.gen_range(0..8u8);
+            store.device_mut().flip_bit(file, at, bit);
+            json!({"file": file.name(), "offset": at, "bit": bit})
+        };
+        if let Err(e) = store.reopen() {
+            return Err(DiskUnsupported(format!("reopening the store: {e}")));
+        }
+        Ok(done)
+    }
+
+    fn fail_disk(&mut self, node: &str, fault: Option<DiskFault>) -> Result<(), DiskUnsupported> {
+        let i = self
+            .index(node)
+            .map_err(|e| DiskUnsupported(e.to_string()))?;
+        let failure = match fault {
+            None => None,
+            Some(DiskFault::Full) => Some(IoFailure::Full),
+            Some(DiskFault::SyncFails) => Some(IoFailure::SyncFails),
+            Some(other) => return Err(DiskUnsupported(format!("{other:?} damages files"))),
+        };
+        self.nodes[i].store.device_mut().set_failure(failure);
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use std::io;
 
 mod mem;
 
-pub use mem::{MemDevice, LIE_WINDOW_NS};
+pub use mem::{IoFailure, MemDevice, LIE_WINDOW_NS};
 
 /// The store's files; a [`Device`] maps them to whatever it stores bytes in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -146,7 +146,9 @@ fn scan(data: &[u8]) -> (Vec<(u64, u32)>, u64, Tail) {
 }
 
 /// What the store found wrong with its own files (issue 13; the node's `/status`
-/// `storage` field): the node acts on it rather than serving bad data.
+/// `storage` field): the node acts on it rather than serving bad data. Counts are
+/// totals since the store was opened; the floor and the fatal reason are those of
+/// the last opening.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Damage {
     /// Corrupt frames found (CRC or length wrong in a whole frame), or reads that
@@ -278,7 +280,12 @@ impl<D: Device> Store<D> {
         self.sign_len = sign_len;
         self.sign_state = sign_state;
         self.truncated = truncated;
-        self.damage = damage;
+        // Counts add up over the reopenings of this store (a simulated node's store
+        // outlives its crashes; a real node counts since its process started).
+        self.damage.corrupt += damage.corrupt;
+        self.damage.blocks_dropped_bytes += damage.blocks_dropped_bytes;
+        self.damage.sign_floor = damage.sign_floor;
+        self.damage.fatal = damage.fatal;
         Ok(())
     }
 

@@ -68,7 +68,22 @@ pub struct MemDevice {
     files: [MemFile; 2],
     lying: bool,
     now_ns: u64,
+    /// Injected failure (the `disk` nemesis): every append or sync fails.
+    failure: Option<IoFailure>,
 }
+
+/// A failing disk (issue 13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoFailure {
+    /// Every append fails with ENOSPC: the disk is full.
+    Full,
+    /// Every sync fails with EIO (what was written may or may not be on disk).
+    SyncFails,
+}
+
+/// Linux errno values, so the node sees the error a real disk gives.
+const ENOSPC: i32 = 28;
+const EIO: i32 = 5;
 
 fn idx(file: LogFile) -> usize {
     match file {
@@ -135,6 +150,19 @@ impl MemDevice {
         }
     }
 
+    /// Makes appends (`Full`) or syncs (`SyncFails`) fail until set to `None`.
+    pub fn set_failure(&mut self, failure: Option<IoFailure>) {
+        self.failure = failure;
+    }
+
+    /// Cuts `file` to `len` bytes, synced bytes included (a lost tail).
+    pub fn cut(&mut self, file: LogFile, len: u64) {
+        let f = &mut self.files[idx(file)];
+        f.data.truncate(len as usize);
+        f.synced = f.synced.min(len);
+        f.unsynced.retain(|e| *e <= len);
+    }
+
     /// Whether some file holds bytes a crash could lose.
     pub fn has_unsynced(&self) -> bool {
         self.files.iter().any(|f| f.data.len() as u64 > f.synced)
@@ -177,6 +205,9 @@ impl Device for MemDevice {
     }
 
     fn append(&mut self, file: LogFile, data: &[u8]) -> io::Result<()> {
+        if self.failure == Some(IoFailure::Full) {
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
         let f = &mut self.files[idx(file)];
         f.data.extend_from_slice(data);
         f.unsynced.push(f.data.len() as u64);
@@ -184,6 +215,9 @@ impl Device for MemDevice {
     }
 
     fn sync(&mut self, file: LogFile) -> io::Result<()> {
+        if self.failure == Some(IoFailure::SyncFails) {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
         let now = self.now_ns;
         let f = &mut self.files[idx(file)];
         let len = f.data.len() as u64;
@@ -211,6 +245,11 @@ impl Device for MemDevice {
     }
 
     fn replace(&mut self, file: LogFile, data: &[u8]) -> io::Result<()> {
+        match self.failure {
+            Some(IoFailure::Full) => return Err(io::Error::from_raw_os_error(ENOSPC)),
+            Some(IoFailure::SyncFails) => return Err(io::Error::from_raw_os_error(EIO)),
+            None => {}
+        }
         let f = &mut self.files[idx(file)];
         f.data = data.to_vec();
         f.synced = f.data.len() as u64;
