@@ -24,6 +24,7 @@ pub mod linearizable;
 pub mod oracle;
 pub mod result;
 pub mod set;
+pub mod storage;
 
 pub use history::{Event, History, HistoryError, Op, OpType, Process};
 pub use result::{compose, Anomaly, CheckResult, Checker, Validity};

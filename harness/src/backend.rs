@@ -52,6 +52,9 @@ pub struct NodeDumpData {
     /// key the `equivocation` checker excludes; `None` for an honest node (and
     /// where the backend records no signed messages).
     pub byzantine_key: Option<String>,
+    /// Why the node stopped itself (a failed write or sync, untrusted storage),
+    /// where the backend knows.
+    pub stopped: Option<String>,
 }
 
 /// Why a backend could not do what was asked: the harness failed (exit 255), not

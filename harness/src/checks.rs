@@ -7,6 +7,7 @@ use rollcall_checkers::cluster::{check_cluster, ClusterRun, NodeDump, DEFAULT_LI
 use rollcall_checkers::elle::ElleChecker;
 use rollcall_checkers::linearizable::LinearizableChecker;
 use rollcall_checkers::set::SetChecker;
+use rollcall_checkers::storage::NodeStorage;
 use rollcall_checkers::{compose, CheckResult, Checker, History, Validity};
 use rollcall_node::types::{CommittedBlock, Genesis};
 use rollcall_workloads::WorkloadKind;
@@ -77,13 +78,29 @@ pub fn equivocation(dumps: &[NodeDumpData]) -> Option<CheckResult> {
     ))
 }
 
+/// The `storage` view (issue 13) of a run: disk faults from the history, what
+/// each node's store reported and why it stopped.
+pub fn storage(history: &History, dumps: &[NodeDumpData]) -> CheckResult {
+    let nodes: Vec<NodeStorage> = dumps
+        .iter()
+        .map(|d| NodeStorage {
+            node: d.name.clone(),
+            status: d.status.as_ref().map(|s| s["storage"].clone()),
+            alive: d.alive,
+            stopped: d.stopped.clone(),
+        })
+        .collect();
+    rollcall_checkers::storage::check(history, &nodes)
+}
+
 /// Adds node-side results computed from the backend's dumps (not stored in the
 /// run directory) to `r`, recomposing the verdict.
-pub fn with_dump_checks(mut r: Results, dumps: &[NodeDumpData]) -> Results {
+pub fn with_dump_checks(mut r: Results, history: &History, dumps: &[NodeDumpData]) -> Results {
     if dumps.is_empty() {
         return r;
     }
     r.results.extend(equivocation(dumps));
+    r.results.push(storage(history, dumps));
     r.valid = compose(&r.results);
     r
 }

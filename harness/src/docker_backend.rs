@@ -1051,6 +1051,7 @@ impl Clients for DockerBackend {
             .map_err(|e| BackendError::Other(format!("dump of {name}: {e}")))?;
             out.push(NodeDumpData {
                 byzantine_key: None,
+                stopped: None,
                 name,
                 chain,
                 status,

@@ -139,7 +139,8 @@ struct SimNode {
     /// Killed with a crash point: the core still runs and dies inside its next
     /// step, at this point (the control plane already sees it killed).
     dying: Option<CrashPoint>,
-    /// Why the node stopped itself (a failed write or sync, untrusted storage).
+    /// Why the node last stopped itself (a failed write or sync, untrusted
+    /// storage); kept after a restart, for the `storage` view.
     stopped: Option<String>,
 }
 
@@ -301,7 +302,6 @@ impl SimBackend {
                 })
             }
         };
-        n.stopped = None;
         let fx = core.start();
         n.core = Some(core);
         n.started = true;
@@ -831,6 +831,7 @@ impl Clients for SimBackend {
                             .collect(),
                     ),
                     byzantine_key: n.duplicate.then(|| n.key.id().to_hex()),
+                    stopped: n.stopped.clone(),
                 })
             })
             .collect()
