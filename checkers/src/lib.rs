@@ -17,10 +17,12 @@ pub mod bank;
 pub mod byzantine;
 pub mod cluster;
 pub mod elle;
+pub mod equivocation;
 pub mod gen;
 pub mod linearizable;
 pub mod oracle;
 pub mod set;
+pub mod storage;
 
 // The history model, EDN import and verdict types live in `rollcall-history`
 // (issue 11); re-exported so `rollcall_checkers::history::...` paths keep working.

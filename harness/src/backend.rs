@@ -4,6 +4,7 @@
 //! fault of harness.md §5 means is defined once, over them, in [`crate::nemesis`].
 
 use rollcall_node::types::{CommittedBlock, Tx, TxOutcome};
+use rollcall_workloads::DiskFault;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +45,16 @@ pub struct NodeDumpData {
     pub status: Option<Value>,
     /// Whether it was running at the end.
     pub alive: bool,
+    /// Every signed proposal and vote this node sent (the `equivocation`
+    /// checker's input), or `None` where the backend cannot see them (docker).
+    pub signed: Option<Vec<rollcall_checkers::equivocation::SignedRecord>>,
+    /// The node id (hex) of a node Byzantine by design (a duplicate-key twin), whose
+    /// key the `equivocation` checker excludes; `None` for an honest node (and
+    /// where the backend records no signed messages).
+    pub byzantine_key: Option<String>,
+    /// Why the node stopped itself (a failed write or sync, untrusted storage),
+    /// where the backend knows.
+    pub stopped: Option<String>,
 }
 
 /// Why a backend could not do what was asked: the harness failed (exit 255), not
@@ -215,10 +226,37 @@ pub trait Clients {
     fn dump(&mut self) -> Result<Vec<NodeDumpData>, BackendError>;
 }
 
+/// Disk primitives (issue 13); [`crate::nemesis`] gives the `disk` nemesis its
+/// meaning over them. A backend that cannot inject a fault says why (the nemesis
+/// records it as `degraded`); the defaults say so for every fault.
+pub trait DiskControl {
+    /// Damages a Killed node's stored files as `fault` says (a file-damaging
+    /// [`DiskFault`]); returns what was done.
+    fn damage_disk(&mut self, node: &str, fault: DiskFault) -> Result<Value, DiskUnsupported> {
+        let _ = (node, fault);
+        Err(DiskUnsupported(
+            "this backend cannot damage a node's files".into(),
+        ))
+    }
+    /// Makes the node's writes (`Full`) or syncs (`SyncFails`) fail from now on;
+    /// `None` heals.
+    fn fail_disk(&mut self, node: &str, fault: Option<DiskFault>) -> Result<(), DiskUnsupported> {
+        let _ = (node, fault);
+        Err(DiskUnsupported(
+            "this backend cannot fail a node's writes".into(),
+        ))
+    }
+}
+
+/// Why a backend cannot inject a disk fault (recorded as `degraded`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DiskUnsupported(pub String);
+
 /// A cluster the run loop drives (harness.md §2): nodes, links and clients as
 /// primitives, plus the backend's own time (the simulator's virtual clock, or the
 /// wall clock for real processes). Fault meaning lives in [`crate::nemesis`].
-pub trait Backend: NodeControl + LinkControl + Clients {
+pub trait Backend: NodeControl + LinkControl + DiskControl + Clients {
     /// The backend's name as in `--backend`.
     fn name(&self) -> &'static str;
     /// Nanoseconds since the test began.

@@ -7,10 +7,11 @@ use rollcall_checkers::cluster::{check_cluster, ClusterRun, NodeDump, DEFAULT_LI
 use rollcall_checkers::elle::{ElleChecker, ElleOptions, RwRegisterChecker};
 use rollcall_checkers::linearizable::LinearizableChecker;
 use rollcall_checkers::set::SetChecker;
-use rollcall_checkers::{CheckResult, Checker, History};
+use rollcall_checkers::storage::NodeStorage;
+use rollcall_checkers::{compose, CheckResult, Checker, History};
 use rollcall_node::types::{CommittedBlock, Genesis};
 use rollcall_workloads::WorkloadKind;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How often each transaction id took effect in a chain (the `set` checker's
 /// input). The chain is replayed from the genesis so that a transaction that was
@@ -109,6 +110,51 @@ pub fn node_dumps(dumps: &[NodeDumpData]) -> Vec<NodeDump> {
             alive: d.alive,
         })
         .collect()
+}
+
+/// The `equivocation` checker over the signed messages the backend recorded
+/// (issue 13), or `None` where it records none (docker: the checker does not
+/// apply there). Signers of Byzantine-by-design nodes are excluded.
+pub fn equivocation(dumps: &[NodeDumpData]) -> Option<CheckResult> {
+    let mut records = Vec::new();
+    for d in dumps {
+        records.extend(d.signed.as_ref()?.iter().cloned());
+    }
+    let byzantine: BTreeSet<String> = dumps
+        .iter()
+        .filter_map(|d| d.byzantine_key.clone())
+        .collect();
+    Some(rollcall_checkers::equivocation::check(
+        Some(&records),
+        &byzantine,
+    ))
+}
+
+/// The `storage` view (issue 13) of a run: disk faults from the history, what
+/// each node's store reported and why it stopped.
+pub fn storage(history: &History, dumps: &[NodeDumpData]) -> CheckResult {
+    let nodes: Vec<NodeStorage> = dumps
+        .iter()
+        .map(|d| NodeStorage {
+            node: d.name.clone(),
+            status: d.status.as_ref().map(|s| s["storage"].clone()),
+            alive: d.alive,
+            stopped: d.stopped.clone(),
+        })
+        .collect();
+    rollcall_checkers::storage::check(history, &nodes)
+}
+
+/// Adds node-side results computed from the backend's dumps (not stored in the
+/// run directory) to `r`, recomposing the verdict.
+pub fn with_dump_checks(mut r: Results, history: &History, dumps: &[NodeDumpData]) -> Results {
+    if dumps.is_empty() {
+        return r;
+    }
+    r.results.extend(equivocation(dumps));
+    r.results.push(storage(history, dumps));
+    r.valid = compose(&r.results);
+    r
 }
 
 /// Every checker's result and the composed verdict: `results.json` (one type,

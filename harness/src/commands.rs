@@ -142,6 +142,7 @@ pub fn check_output(
 ) -> Result<Results, CommandError> {
     let history = History::parse_jsonl(&out.history)
         .map_err(|e| CommandError::harness(format!("the recorded history is malformed: {e}")))?;
+    let kept = history.clone();
     check_run(
         opts.workload,
         crate::checks::Expectation::model(&opts.model),
@@ -149,6 +150,7 @@ pub fn check_output(
         history,
         node_dumps(&out.dumps),
     )
+    .map(|r| crate::checks::with_dump_checks(r, &kept, &out.dumps))
     .map_err(CommandError::args)
 }
 

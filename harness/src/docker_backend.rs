@@ -799,6 +799,10 @@ impl NodeControl for DockerBackend {
 
 /// Links are iptables and tc rules inside the containers: cuts drop packets one
 /// way, loss has no duplication, and delay needs netem (else a rate limit).
+/// Disk faults are not injected into containers yet (README: what docker can
+/// inject); the nemesis records them as `degraded`.
+impl crate::backend::DiskControl for DockerBackend {}
+
 impl LinkControl for DockerBackend {
     fn link_caps(&self) -> LinkCaps {
         LinkCaps {
@@ -900,10 +904,13 @@ impl Clients for DockerBackend {
             }
             .map_err(|e| BackendError::Other(format!("dump of {name}: {e}")))?;
             out.push(NodeDumpData {
+                byzantine_key: None,
+                stopped: None,
                 name,
                 chain,
                 status,
                 alive: matches!(state, State::Running | State::Paused),
+                signed: None,
             });
         }
         Ok(out)

@@ -10,10 +10,10 @@
 //! that restarts gets the rules that still hold.
 
 use crate::backend::{
-    BackendError, DirectedLink, LinkCaps, LinkControl, LinkFaults, Lossy, NodeControl, NodeState,
-    Slow,
+    BackendError, DirectedLink, DiskControl, LinkCaps, LinkControl, LinkFaults, Lossy, NodeControl,
+    NodeState, Slow,
 };
-use rollcall_workloads::Fault;
+use rollcall_workloads::{DiskFault, Fault};
 use serde_json::{json, Value};
 
 /// The fault state the nemesis owns across calls.
@@ -26,8 +26,8 @@ pub struct Nemesis {
 }
 
 /// A backend as the nemesis needs it.
-pub trait Target: NodeControl + LinkControl {}
-impl<T: NodeControl + LinkControl + ?Sized> Target for T {}
+pub trait Target: NodeControl + LinkControl + DiskControl {}
+impl<T: NodeControl + LinkControl + DiskControl + ?Sized> Target for T {}
 
 impl Nemesis {
     /// The link faults that hold now.
@@ -86,6 +86,7 @@ impl Nemesis {
             Fault::Byzantine { nodes, behaviour } => b
                 .start_byzantine(nodes, *behaviour)?
                 .unwrap_or_else(|| cannot_lie(nodes)),
+            Fault::Disk { node, kind } => disk_start(b, node, *kind)?,
             Fault::DuplicateKey { node, duplicate } => {
                 b.node_state(node)?;
                 if matches!(b.node_state(duplicate), Err(BackendError::UnknownNode(_))) {
@@ -200,6 +201,7 @@ impl Nemesis {
                 b.stop_for_good(duplicate)?;
                 json!({"duplicate": duplicate, "stopped": true})
             }
+            Fault::Disk { node, kind } => disk_stop(b, node, *kind)?,
         })
     }
 
@@ -272,6 +274,57 @@ fn known_links<B: Target + ?Sized>(b: &B, links: &[DirectedLink]) -> Vec<Directe
         .filter(|(x, y)| b.node_state(x).is_ok() && b.node_state(y).is_ok())
         .cloned()
         .collect()
+}
+
+/// What is left of a [`crate::backend::DiskUnsupported`] reason in the history.
+fn unsupported(v: &mut Value, e: crate::backend::DiskUnsupported) {
+    degrade(v, Some(e.0));
+}
+
+/// The `disk` nemesis (issue 13) on one node: a file-damaging fault kills the node
+/// (if it runs), damages its files and leaves it down until the stop restarts it
+/// (it must detect the damage then); a write-failing fault arms the failure under
+/// the running node, which must stop at its next write or sync (fail-stop).
+fn disk_start<B: Target + ?Sized>(
+    b: &mut B,
+    node: &str,
+    kind: DiskFault,
+) -> Result<Value, BackendError> {
+    let state = b.node_state(node)?;
+    let mut v = json!({"node": node, "kind": kind});
+    if kind.damages_files() {
+        if matches!(state, NodeState::Running | NodeState::Paused) {
+            b.kill(node)?;
+        }
+        if b.node_state(node)? != NodeState::Killed {
+            v["skipped"] = json!(format!("{state:?}"));
+            return Ok(v);
+        }
+        match b.damage_disk(node, kind) {
+            Ok(done) => v["done"] = done,
+            Err(e) => unsupported(&mut v, e),
+        }
+    } else if let Err(e) = b.fail_disk(node, Some(kind)) {
+        unsupported(&mut v, e);
+    }
+    Ok(v)
+}
+
+/// Heals a disk fault: writes work again and the node restarts from its disk
+/// (a node the fault stopped, or one left down for its files to be damaged).
+fn disk_stop<B: Target + ?Sized>(
+    b: &mut B,
+    node: &str,
+    kind: DiskFault,
+) -> Result<Value, BackendError> {
+    if !kind.damages_files() {
+        let _ = b.fail_disk(node, None);
+    }
+    let restarted = b.node_state(node)? == NodeState::Killed;
+    if restarted {
+        b.restart(node)?;
+    }
+    Ok(json!({"node": node, "kind": kind, "restarted": restarted}))
 }
 
 fn degrade(v: &mut Value, reason: Option<String>) {
@@ -401,6 +454,8 @@ mod tests {
             Ok(())
         }
     }
+
+    impl DiskControl for Fake {}
 
     impl LinkControl for Fake {
         fn link_caps(&self) -> LinkCaps {

@@ -39,7 +39,8 @@ fn sources(root: &Path) -> Vec<PathBuf> {
                 if !skip {
                     stack.push(p);
                 }
-            } else if name.ends_with(".rs") {
+            } else if name.ends_with(".rs") && name != "tests.rs" {
+                // `tests.rs` beside production code is a `#[cfg(test)] mod tests;`.
                 let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
                 if rel.components().any(|c| c.as_os_str() == "src") {
                     out.push(rel);

@@ -160,6 +160,44 @@ fn write_byzantine(s: &mut String, run: &RunData) {
     s.push_str("; the rest was accepted (harmless, or ignored without a counter).</p></div>");
 }
 
+/// The `storage` view (issue 13) as a table, one row per node: disk faults
+/// injected, corruption detected, blocks dropped, signing floor, stopped and why.
+fn write_storage(s: &mut String, run: &RunData) {
+    let Some(r) = &run.results else { return };
+    let Some(c) = r.checkers.iter().find(|c| c.checker == "storage") else {
+        return;
+    };
+    let Some(nodes) = c.details["nodes"].as_object() else {
+        return;
+    };
+    s.push_str(r#"<h2 id="storage-h">Storage</h2><table id="storage"><tr><th>node</th><th>disk faults injected</th><th>corruption detected</th><th>blocks dropped (bytes)</th><th>signing floor</th><th>stopped itself</th></tr>"#);
+    let cell = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(x) => escape(x),
+        Value::Array(xs) => escape(
+            &xs.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        other => escape(&other.to_string()),
+    };
+    for (name, row) in nodes {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            cell(&row["faults_injected"]),
+            cell(&row["kinds"]),
+            cell(&row["corrupt_detected"]),
+            cell(&row["blocks_dropped_bytes"]),
+            cell(&row["sign_floor"]),
+            cell(&row["stopped"]),
+        );
+    }
+    s.push_str("</table>");
+}
+
 fn history_lines_for(
     run: &RunData,
     h: &History,
@@ -599,6 +637,7 @@ fn render(run: &RunData) -> Result<(String, Vec<Plot>), ReportError> {
     }
     s.push_str(r##"<p><a href="#verdicts-h">verdict</a> · <a href="#anomalies">anomalies</a> · <a href="#plots">plots</a> · <a href="#faults">faults</a> · <a href="#roster">roster</a> · <a href="#timeline">timeline</a> · <a href="#nodes">nodes</a> · <a href="#options">test</a> · <a href="history.jsonl">history.jsonl</a> · <a href="results.json">results.json</a></p>"##);
     write_verdicts(&mut s, run);
+    write_storage(&mut s, run);
     write_anomalies(&mut s, run);
 
     let mut plots_out = Vec::new();

@@ -36,11 +36,13 @@ pub enum NemesisKind {
     DuplicateKey,
     /// Up to f validators lie with their own keys (issue 12, rollcall-adversary).
     Byzantine,
+    /// One node's disk corrupts, tears, fills up or fails its sync (issue 13).
+    Disk,
 }
 
 impl NemesisKind {
     /// Every nemesis, in the order of harness.md §3.
-    pub const ALL: [NemesisKind; 10] = [
+    pub const ALL: [NemesisKind; 11] = [
         NemesisKind::Partition,
         NemesisKind::Kill,
         NemesisKind::Pause,
@@ -51,6 +53,7 @@ impl NemesisKind {
         NemesisKind::Slow,
         NemesisKind::DuplicateKey,
         NemesisKind::Byzantine,
+        NemesisKind::Disk,
     ];
 
     /// The CLI and history spelling.
@@ -66,6 +69,7 @@ impl NemesisKind {
             NemesisKind::Slow => "slow",
             NemesisKind::DuplicateKey => "duplicate-key",
             NemesisKind::Byzantine => "byzantine",
+            NemesisKind::Disk => "disk",
         }
     }
 
@@ -96,7 +100,7 @@ impl fmt::Display for NemesisKind {
 
 /// A nemesis name that is not one of harness.md §5.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown nemesis {0:?} (partition, kill, pause, crash-all, add-node, fail-node, flaky, slow, duplicate-key, byzantine)")]
+#[error("unknown nemesis {0:?} (partition, kill, pause, crash-all, add-node, fail-node, flaky, slow, duplicate-key, byzantine, disk)")]
 pub struct UnknownNemesis(pub String);
 
 impl FromStr for NemesisKind {
@@ -196,6 +200,48 @@ pub enum Fault {
         /// What they do.
         behaviour: Behaviour,
     },
+    /// Damage one node's store or make its writes fail (issue 13); undone on stop.
+    Disk {
+        /// The victim (one node: a minority).
+        node: String,
+        /// What happens to its disk.
+        kind: DiskFault,
+    },
+}
+
+/// What the `disk` nemesis does to a node's store (issue 13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskFault {
+    /// Flip a bit in `blocks.log` (blocks and certificates) while the node is down.
+    CorruptBlocks,
+    /// Flip a bit in `sign.log` (the signing state) while the node is down.
+    CorruptSign,
+    /// Cut the tail of `blocks.log` (synced bytes too) while the node is down.
+    TruncateBlocks,
+    /// The disk is full: every write fails with ENOSPC until the stop.
+    Full,
+    /// Every sync fails with EIO until the stop.
+    SyncFails,
+}
+
+impl DiskFault {
+    /// Every disk fault.
+    pub const ALL: [DiskFault; 5] = [
+        DiskFault::CorruptBlocks,
+        DiskFault::CorruptSign,
+        DiskFault::TruncateBlocks,
+        DiskFault::Full,
+        DiskFault::SyncFails,
+    ];
+
+    /// Whether it damages files of a stopped node (else it fails writes).
+    pub fn damages_files(self) -> bool {
+        matches!(
+            self,
+            DiskFault::CorruptBlocks | DiskFault::CorruptSign | DiskFault::TruncateBlocks
+        )
+    }
 }
 
 impl Fault {
@@ -212,6 +258,7 @@ impl Fault {
             Fault::Slow { .. } => NemesisKind::Slow,
             Fault::DuplicateKey { .. } => NemesisKind::DuplicateKey,
             Fault::Byzantine { .. } => NemesisKind::Byzantine,
+            Fault::Disk { .. } => NemesisKind::Disk,
         }
     }
 }
@@ -370,6 +417,10 @@ fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[String]) -> Fau
             let behaviour = Behaviour::ALL[rng.gen_range(0..Behaviour::ALL.len())];
             Fault::Byzantine { nodes, behaviour }
         }
+        NemesisKind::Disk => Fault::Disk {
+            node: members[rng.gen_range(0..members.len())].clone(),
+            kind: DiskFault::ALL[rng.gen_range(0..DiskFault::ALL.len())],
+        },
         // Planned by `plan` itself (they change the member list).
         NemesisKind::AddNode | NemesisKind::FailNode => Fault::CrashAll,
     }

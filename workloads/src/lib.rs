@@ -18,6 +18,7 @@ pub mod rw_register;
 pub mod strategies;
 
 pub use faults::{
-    max_faulty, plan, Behaviour, Fault, NemesisKind, PartitionShape, PlanSpec, PlannedFault,
+    max_faulty, plan, Behaviour, DiskFault, Fault, NemesisKind, PartitionShape, PlanSpec,
+    PlannedFault,
 };
 pub use ops::{make, Completion, Invocation, Workload, WorkloadKind};

@@ -137,6 +137,8 @@ proptest! {
                     prop_assert!(members.contains(node));
                     prop_assert_ne!(node, duplicate);
                 }
+                // One member at a time: always a minority.
+                Fault::Disk { node, .. } => prop_assert!(members.contains(node)),
                 Fault::Flaky { links, .. } | Fault::Slow { links, .. } => {
                     prop_assert!(links.iter().all(|(a, b)| a != b && members.contains(a) && members.contains(b)));
                 }

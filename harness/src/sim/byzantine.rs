@@ -101,6 +101,7 @@ impl SimBackend {
             );
             let id = self.seq + 1;
             self.nodes[i].adversary = Some(SimAdversary { adv, id });
+            self.nodes[i].ever_byzantine = true;
             self.push(self.now + TICK_NS, EventKind::AdversaryTick { node: i, id });
         }
         Ok(json!({

@@ -10,18 +10,24 @@ mod byzantine;
 pub mod network;
 
 use crate::backend::{
-    Backend, BackendError, ClientOutcome, Clients, Completed, DirectedLink, LinkCaps, LinkControl,
-    LinkFaults, NodeControl, NodeDumpData, NodeState, Ticket,
+    Backend, BackendError, ClientOutcome, Clients, Completed, DirectedLink, DiskControl,
+    DiskUnsupported, LinkCaps, LinkControl, LinkFaults, NodeControl, NodeDumpData, NodeState,
+    Ticket,
 };
 use crate::cluster::ClusterSpec;
 use network::Network;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rollcall_node_core::consensus::{Core, Effect, Input, Output, Submit, Timeout, Timeouts};
+use rollcall_checkers::equivocation::{SignedRecord, SignedStep};
+use rollcall_node_core::consensus::{
+    Core, Effect, Input, Output, RecoverError, Submit, Timeout, Timeouts,
+};
+use rollcall_node_core::crypto::sha256;
 use rollcall_node_core::crypto::{Keypair, NodeId, Verifier};
-use rollcall_node_core::store::{MemDevice, Store, StoreError};
-use rollcall_node_core::types::{Message, Tx};
-use serde_json::Value;
+use rollcall_node_core::store::{IoFailure, LogFile, MemDevice, Store, StoreError};
+use rollcall_node_core::types::{Message, Tx, VoteKind};
+use rollcall_workloads::DiskFault;
+use serde_json::{json, Value};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -150,7 +156,33 @@ struct SimNode {
     duplicate: bool,
     /// Set while a `byzantine` fault makes this node lie (byzantine.rs).
     adversary: Option<byzantine::SimAdversary>,
+    /// Was an adversary at some point: its signatures are Byzantine by design, so the
+    /// equivocation checker leaves its key out.
+    ever_byzantine: bool,
+    /// Killed with a crash point: the core still runs and dies inside its next
+    /// step, at this point (the control plane already sees it killed).
+    dying: Option<CrashPoint>,
+    /// Why the node last stopped itself (a failed write or sync, untrusted
+    /// storage); kept after a restart, for the `storage` view.
+    stopped: Option<String>,
 }
+
+/// Where inside a step a kill lands (issue 13): between the store's write and its
+/// sync, or after the first `n` effects of an output, so an effect that escapes
+/// before what it depends on is durable is reachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CrashPoint {
+    /// After [`Store::write`], before [`Store::sync`]: nothing of the output leaves.
+    BeforeSync,
+    /// After the sync and the first `n` effects.
+    AfterEffects(usize),
+}
+
+/// One kill in this many lands inside a step rather than between two.
+const CRASH_POINT_ONE_IN: u32 = 3;
+/// Crash points are drawn from their own stream of the backend's seed, so the
+/// network, clients and the rest of a run draw exactly what they did before.
+const CRASH_STREAM: u64 = 13;
 
 /// The simulated cluster.
 pub struct SimBackend {
@@ -158,6 +190,8 @@ pub struct SimBackend {
     opts: SimOptions,
     verifier: Verifier,
     rng: ChaCha8Rng,
+    /// Crash points and what a crash keeps of unsynced writes ([`CRASH_STREAM`]).
+    crash_rng: ChaCha8Rng,
     now: u64,
     seq: u64,
     queue: BinaryHeap<Event>,
@@ -168,6 +202,9 @@ pub struct SimBackend {
     abandoned: BTreeSet<Ticket>,
     /// A store failure inside event processing, reported by the next `advance_to`.
     store_error: Option<BackendError>,
+    /// Every distinct signed proposal and vote sent, by (signer, height, round,
+    /// step, signed-bytes digest): the `equivocation` checker's input.
+    signed: BTreeMap<(NodeId, u64, u32, SignedStep, [u8; 32]), SignedRecord>,
 }
 
 /// A node's store on an empty simulated disk.
@@ -199,14 +236,20 @@ impl SimBackend {
                     waiting: BTreeMap::new(),
                     duplicate: false,
                     adversary: None,
+                    ever_byzantine: false,
+                    dying: None,
+                    stopped: None,
                 })
             })
             .collect::<Result<_, BackendError>>()?;
+        let mut crash_rng = rng.clone();
+        crash_rng.set_stream(CRASH_STREAM);
         let mut sim = SimBackend {
             spec,
             opts,
             verifier: Verifier::new(),
             rng,
+            crash_rng,
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -216,6 +259,7 @@ impl SimBackend {
             next_ticket: 0,
             abandoned: BTreeSet::new(),
             store_error: None,
+            signed: BTreeMap::new(),
         };
         for i in 0..sim.spec.roster_nodes {
             sim.start_node(i)?;
@@ -252,21 +296,37 @@ impl SimBackend {
     /// Starts (or restarts) node `i` from its store: `Core::recover`, `start`
     /// (protocol.md §6).
     fn start_node(&mut self, i: usize) -> Result<(), BackendError> {
+        if self.nodes[i].dying.is_some() {
+            // Restarted before its crash point came: it dies between steps.
+            self.crash_node(i);
+        }
         let n = &mut self.nodes[i];
         if n.core.is_some() || n.failed {
             return Ok(());
         }
-        let mut core = Core::recover(
+        let recovered = Core::recover(
             self.spec.genesis.clone(),
             n.key.clone(),
             self.opts.timeouts.clone(),
             self.verifier.clone(),
             &n.store,
-        )
-        .map_err(|e| BackendError::Replay {
-            node: n.name.clone(),
-            reason: e.to_string(),
-        })?;
+        );
+        let mut core = match recovered {
+            Ok(core) => core,
+            Err(e @ RecoverError::Untrusted(_)) => {
+                // The node refuses to run on storage it cannot trust (DESIGN.md
+                // "Storage faults"): it stays down, saying why.
+                n.started = true;
+                n.stopped = Some(e.to_string());
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(BackendError::Replay {
+                    node: n.name.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        };
         let fx = core.start();
         n.core = Some(core);
         n.started = true;
@@ -281,18 +341,21 @@ impl SimBackend {
     fn crash_node(&mut self, i: usize) {
         let now = self.now;
         let n = &mut self.nodes[i];
+        n.dying = None;
         if n.core.take().is_none() {
             return;
         }
         n.inc += 1;
         n.paused = false;
         n.deferred.clear();
-        n.store.device_mut().crash(now);
-        let reopened = n.store.reopen();
-        let waiting = std::mem::take(&mut n.waiting);
-        if let Err(e) = reopened {
-            self.store_failed(i, e);
+        n.store.device_mut().crash_with(now, &mut self.crash_rng);
+        if let Err(e) = n.store.reopen() {
+            self.store_error.get_or_insert(BackendError::Replay {
+                node: n.name.clone(),
+                reason: e.to_string(),
+            });
         }
+        let waiting = std::mem::take(&mut n.waiting);
         for (_, ticket) in waiting {
             self.complete(ticket, ClientOutcome::Info("node crashed".into()));
         }
@@ -330,6 +393,54 @@ impl SimBackend {
         });
     }
 
+    /// Records a signed proposal or vote the first time the network carries it.
+    fn record_signed(&mut self, from: usize, msg: &Message) {
+        let (signer, height, round, step, bytes, value) = match msg {
+            Message::Proposal(p) => {
+                let hash = p.proposal.block.hash();
+                let pr = &p.proposal;
+                let bytes = pr.sign_bytes(&hash);
+                let value = format!("block {}", hash.short());
+                (
+                    p.proposer,
+                    pr.height,
+                    pr.round,
+                    SignedStep::Proposal,
+                    bytes,
+                    value,
+                )
+            }
+            Message::Vote(v) => {
+                let v = &v.vote;
+                let step = match v.kind {
+                    VoteKind::Prevote => SignedStep::Prevote,
+                    VoteKind::Precommit => SignedStep::Precommit,
+                };
+                let value = v
+                    .block
+                    .map_or_else(|| "nil".to_string(), |b| format!("block {}", b.short()));
+                (v.validator, v.height, v.round, step, v.sign_bytes(), value)
+            }
+            _ => return,
+        };
+        let digest = sha256(&bytes);
+        let key = (signer, height, round, step, digest.0);
+        if self.signed.contains_key(&key) {
+            return;
+        }
+        let rec = SignedRecord {
+            signer: signer.to_hex(),
+            height,
+            round,
+            step,
+            digest: digest.to_hex(),
+            value,
+            time_ns: self.now,
+            node: self.nodes[from].name.clone(),
+        };
+        self.signed.insert(key, rec);
+    }
+
     fn send(&mut self, from: usize, to: Option<NodeId>, msg: Message) {
         if self.nodes[from].adversary.is_some() {
             self.send_byzantine(from, to, msg);
@@ -340,6 +451,7 @@ impl SimBackend {
 
     /// Puts one message on the wire from `from` to `to` (every peer when `None`).
     fn deliver(&mut self, from: usize, to: Option<NodeId>, msg: Message) {
+        self.record_signed(from, &msg);
         let sender = self.nodes[from].key.id();
         let targets: Vec<usize> = (0..self.nodes.len())
             .filter(|j| *j != from)
@@ -374,15 +486,39 @@ impl SimBackend {
 
     /// Commits a core's output through the node's real store, as the runtime does
     /// (writes, sync, then the effects: protocol.md §6), and executes the effects
-    /// in order.
+    /// in order. A dying node crashes at its crash point instead.
     fn execute(&mut self, i: usize, out: Output) {
         let now = self.now;
+        let point = self.nodes[i].dying;
         let store = &mut self.nodes[i].store;
         store.device_mut().set_now(now);
-        let fx = match store.commit(out) {
-            Ok(fx) => fx,
-            Err(e) => return self.store_failed(i, e),
+        let done = store.write(out).and_then(|w| {
+            if point == Some(CrashPoint::BeforeSync) {
+                return Ok(None);
+            }
+            store.sync(w).map(Some)
+        });
+        let fx = match done {
+            Ok(Some(fx)) => fx,
+            Ok(None) => return self.crash_node(i),
+            Err(e) => {
+                // Fail-stop (DESIGN.md "Storage faults"): no effect of this output
+                // leaves, the process dies, and a restart reads what the disk kept.
+                self.crash_node(i);
+                self.nodes[i].stopped = Some(format!("store commit failed: {e}"));
+                return;
+            }
         };
+        if let Some(CrashPoint::AfterEffects(n)) = point {
+            self.run_effects(i, fx.into_iter().take(n).collect());
+            return self.crash_node(i);
+        }
+        self.run_effects(i, fx);
+    }
+
+    /// Executes a node's effects in order (after its store made them safe).
+    fn run_effects(&mut self, i: usize, fx: Vec<Effect>) {
+        let now = self.now;
         for e in fx {
             match e {
                 Effect::Send { to, msg } => self.send(i, Some(to), msg),
@@ -494,6 +630,7 @@ impl NodeControl for SimBackend {
         let n = &self.nodes[self.index(node)?];
         Ok(match (&n.core, n.paused) {
             _ if n.failed => NodeState::Failed,
+            _ if n.dying.is_some() => NodeState::Killed,
             (Some(_), true) => NodeState::Paused,
             (Some(_), false) => NodeState::Running,
             (None, _) if !n.started => NodeState::NotStarted,
@@ -509,9 +646,20 @@ impl NodeControl for SimBackend {
         Ok(self.nodes[self.index(node)?].key.id().to_hex())
     }
 
+    /// Kills the node now, or (one kill in [`CRASH_POINT_ONE_IN`], seeded) arms a
+    /// crash point inside its next step; a paused node dies now.
     fn kill(&mut self, node: &str) -> Result<(), BackendError> {
         let i = self.index(node)?;
-        self.crash_node(i);
+        let n = &self.nodes[i];
+        if n.core.is_none() || n.paused || !self.crash_rng.gen_ratio(1, CRASH_POINT_ONE_IN) {
+            self.crash_node(i);
+            return Ok(());
+        }
+        let point = match self.crash_rng.gen_range(0..4) {
+            0 => CrashPoint::BeforeSync,
+            k => CrashPoint::AfterEffects(k - 1),
+        };
+        self.nodes[i].dying = Some(point);
         Ok(())
     }
 
@@ -561,7 +709,58 @@ impl NodeControl for SimBackend {
             waiting: BTreeMap::new(),
             duplicate: true,
             adversary: None,
+            ever_byzantine: false,
+            dying: None,
+            stopped: None,
         });
+        Ok(())
+    }
+}
+
+/// The `disk` nemesis's primitives on a node's simulated disk (issue 13); the
+/// byte and bit are drawn from the crash stream, so a run replays exactly.
+impl DiskControl for SimBackend {
+    fn damage_disk(&mut self, node: &str, fault: DiskFault) -> Result<Value, DiskUnsupported> {
+        let i = self
+            .index(node)
+            .map_err(|e| DiskUnsupported(e.to_string()))?;
+        let rng = &mut self.crash_rng;
+        let store = &mut self.nodes[i].store;
+        let file = match fault {
+            DiskFault::CorruptSign => LogFile::Sign,
+            _ => LogFile::Blocks,
+        };
+        let len = store.device().len(file);
+        if len == 0 {
+            return Ok(json!({"file": file.name(), "empty": true}));
+        }
+        let done = if fault == DiskFault::TruncateBlocks {
+            let cut = rng.gen_range(1..=len.min(4096));
+            store.device_mut().cut(file, len - cut);
+            json!({"file": file.name(), "cut_bytes": cut})
+        } else {
+            let at = rng.gen_range(0..len);
+            let bit = rng.gen_range(0..8u8);
+            store.device_mut().flip_bit(file, at, bit);
+            json!({"file": file.name(), "offset": at, "bit": bit})
+        };
+        if let Err(e) = store.reopen() {
+            return Err(DiskUnsupported(format!("reopening the store: {e}")));
+        }
+        Ok(done)
+    }
+
+    fn fail_disk(&mut self, node: &str, fault: Option<DiskFault>) -> Result<(), DiskUnsupported> {
+        let i = self
+            .index(node)
+            .map_err(|e| DiskUnsupported(e.to_string()))?;
+        let failure = match fault {
+            None => None,
+            Some(DiskFault::Full) => Some(IoFailure::Full),
+            Some(DiskFault::SyncFails) => Some(IoFailure::SyncFails),
+            Some(other) => return Err(DiskUnsupported(format!("{other:?} damages files"))),
+        };
+        self.nodes[i].store.device_mut().set_failure(failure);
         Ok(())
     }
 }
@@ -684,6 +883,14 @@ impl Clients for SimBackend {
                         .as_ref()
                         .and_then(|c| serde_json::to_value(c.status()).ok()),
                     alive: n.core.is_some(),
+                    signed: Some(
+                        (self.signed.values())
+                            .filter(|r| r.node == n.name)
+                            .cloned()
+                            .collect(),
+                    ),
+                    byzantine_key: (n.duplicate || n.ever_byzantine).then(|| n.key.id().to_hex()),
+                    stopped: n.stopped.clone(),
                 })
             })
             .collect()

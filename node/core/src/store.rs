@@ -14,7 +14,7 @@ use std::io;
 
 mod mem;
 
-pub use mem::{MemDevice, LIE_WINDOW_NS};
+pub use mem::{IoFailure, MemDevice, LIE_WINDOW_NS};
 
 /// The store's files; a [`Device`] maps them to whatever it stores bytes in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,25 +103,76 @@ fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes(a)
 }
 
-/// Reads whole frames; returns (payload offset, length) of each good frame and the
-/// offset where the good prefix ends.
-fn scan(data: &[u8]) -> (Vec<(u64, u32)>, u64) {
+/// How a log's good prefix ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tail {
+    /// At the end of the file.
+    Clean,
+    /// In a frame cut short: what a crash leaves of an unsynced append.
+    Torn,
+    /// In a whole frame whose CRC or length is wrong: corruption, not a crash.
+    Corrupt,
+}
+
+/// Reads whole frames; returns (payload offset, length) of each good frame, the
+/// offset where the good prefix ends, and how it ends.
+fn scan(data: &[u8]) -> (Vec<(u64, u32)>, u64, Tail) {
     let mut out = Vec::new();
     let mut pos = 0usize;
-    while pos + HEADER as usize <= data.len() {
+    let tail = loop {
+        if pos == data.len() {
+            break Tail::Clean;
+        }
+        if pos + HEADER as usize > data.len() {
+            break Tail::Torn;
+        }
         let len = le32(&data[pos..pos + 4]);
         let crc = le32(&data[pos + 4..pos + 8]);
         let start = pos + HEADER as usize;
-        let Some(end) = start.checked_add(len as usize) else {
-            break;
-        };
-        if len > MAX_RECORD || end > data.len() || crc32fast::hash(&data[start..end]) != crc {
-            break;
+        if len > MAX_RECORD {
+            break Tail::Corrupt;
+        }
+        let end = start + len as usize;
+        if end > data.len() {
+            break Tail::Torn;
+        }
+        if crc32fast::hash(&data[start..end]) != crc {
+            break Tail::Corrupt;
         }
         out.push((start as u64, len));
         pos = end;
-    }
-    (out, pos as u64)
+    };
+    (out, pos as u64, tail)
+}
+
+/// What the store found wrong with its own files (issue 13; the node's `/status`
+/// `storage` field): the node acts on it rather than serving bad data. Counts are
+/// totals since the store was opened; the floor and the fatal reason are those of
+/// the last opening.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Damage {
+    /// Corrupt frames found (CRC or length wrong in a whole frame), or reads that
+    /// did not verify.
+    pub corrupt: u64,
+    /// Blocks dropped from the log from the first corrupt one on: the node
+    /// fetches them again from peers through block sync.
+    pub blocks_dropped_bytes: u64,
+    /// The signing log was corrupt: the last signing state cannot be trusted, so
+    /// the node must not sign at or below this height (DESIGN.md "Storage
+    /// faults"): its chain height when opened plus one, the highest it can have
+    /// signed at, since a block is synced before the signing state of the next
+    /// height.
+    pub sign_floor: Option<u64>,
+    /// Why the store cannot be used at all (the node stops and says so).
+    pub fatal: Option<String>,
+}
+
+/// An output whose writes are appended but not yet synced: its effects come out
+/// only through [`Store::sync`].
+#[must_use = "the effects leave only through Store::sync"]
+pub struct Written {
+    effects: Vec<Effect>,
+    dirty: Vec<LogFile>,
 }
 
 /// The node's store over a device.
@@ -139,6 +190,8 @@ pub struct Store<D: Device> {
     truncated: u64,
     /// Test-only: `false` skips the sync in [`Store::commit`].
     sync: bool,
+    /// Corruption found (never served: [`Store::block`] verifies every read).
+    damage: Damage,
 }
 
 impl<D: Device> Store<D> {
@@ -154,6 +207,7 @@ impl<D: Device> Store<D> {
             sign_state: None,
             truncated: 0,
             sync: true,
+            damage: Damage::default(),
         };
         s.load()?;
         Ok(s)
@@ -168,22 +222,55 @@ impl<D: Device> Store<D> {
     fn load(&mut self) -> Result<(), StoreError> {
         let dev = &mut self.dev;
         let mut truncated = 0;
+        let mut damage = Damage::default();
         let data = io(LogFile::Blocks, dev.read(LogFile::Blocks))?;
-        let (offsets, end) = scan(&data);
-        if (data.len() as u64) > end {
-            truncated += data.len() as u64 - end;
-            tracing::warn!(
-                bytes = data.len() as u64 - end,
-                "cutting torn tail of blocks.log"
+        let (offsets, end, tail) = scan(&data);
+        let cut = data.len() as u64 - end;
+        if tail == Tail::Corrupt {
+            // Blocks are certified and replicated: drop the bad one and what
+            // follows, and fetch them again from peers (never serve or replay them).
+            tracing::error!(
+                at = end,
+                bytes = cut,
+                "blocks.log: corrupt frame, dropping the rest"
             );
+            damage.corrupt += 1;
+            damage.blocks_dropped_bytes = cut;
+        } else if cut > 0 {
+            tracing::warn!(bytes = cut, "cutting torn tail of blocks.log");
+            truncated += cut;
+        }
+        if cut > 0 {
             io(LogFile::Blocks, dev.truncate(LogFile::Blocks, end))?;
         }
         drop(data);
         let sdata = io(LogFile::Sign, dev.read(LogFile::Sign))?;
-        let (sframes, sign_len) = scan(&sdata);
-        let sign_state = sframes.last().and_then(|(off, len)| {
-            postcard::from_bytes(&sdata[*off as usize..(*off + *len as u64) as usize]).ok()
+        let (sframes, sign_len, stail) = scan(&sdata);
+        let decoded = sframes.last().map(|(off, len)| {
+            postcard::from_bytes::<SignState>(&sdata[*off as usize..(*off + *len as u64) as usize])
         });
+        let sign_state = match decoded {
+            Some(Ok(st)) if stail != Tail::Corrupt => Some(st),
+            None if stail != Tail::Corrupt => None,
+            _ => {
+                // What this node signed last is unknown: it waits (Damage::sign_floor).
+                let floor = offsets.len() as u64 + 1;
+                tracing::error!(
+                    floor,
+                    "sign.log: corrupt, not signing at or below height {floor}"
+                );
+                damage.corrupt += 1;
+                damage.sign_floor = Some(floor);
+                if damage.blocks_dropped_bytes > 0 {
+                    damage.fatal = Some(
+                        "both blocks.log and sign.log are corrupt: the highest height this \
+                         node may have signed at is unknown"
+                            .into(),
+                    );
+                }
+                None
+            }
+        };
         if (sdata.len() as u64) > sign_len {
             truncated += sdata.len() as u64 - sign_len;
             io(LogFile::Sign, dev.truncate(LogFile::Sign, sign_len))?;
@@ -193,7 +280,18 @@ impl<D: Device> Store<D> {
         self.sign_len = sign_len;
         self.sign_state = sign_state;
         self.truncated = truncated;
+        // Counts add up over the reopenings of this store (a simulated node's store
+        // outlives its crashes; a real node counts since its process started).
+        self.damage.corrupt += damage.corrupt;
+        self.damage.blocks_dropped_bytes += damage.blocks_dropped_bytes;
+        self.damage.sign_floor = damage.sign_floor;
+        self.damage.fatal = damage.fatal;
         Ok(())
+    }
+
+    /// What the store found wrong with its files when opened, and since.
+    pub fn damage(&self) -> &Damage {
+        &self.damage
     }
 
     /// Last stored height.
@@ -237,10 +335,16 @@ impl<D: Device> Store<D> {
     /// Makes `out.persist` durable (written, then one sync per written file) and
     /// only then hands back the effects, which may now leave the node (§6).
     pub fn commit(&mut self, out: Output) -> Result<Vec<Effect>, StoreError> {
+        let w = self.write(out)?;
+        self.sync(w)
+    }
+
+    /// The first half of [`Store::commit`]: appends `out.persist` without syncing.
+    /// The effects stay inside the returned [`Written`] until [`Store::sync`]; the
+    /// simulator crashes a node between the two to test that order.
+    pub fn write(&mut self, out: Output) -> Result<Written, StoreError> {
         let Output { persist, effects } = out;
-        if persist.is_empty() {
-            return Ok(effects);
-        }
+        let mut dirty = Vec::new();
         let mut blocks = Vec::new();
         let mut sign = None;
         for p in persist {
@@ -251,14 +355,32 @@ impl<D: Device> Store<D> {
         }
         if !blocks.is_empty() {
             io(LogFile::Blocks, self.dev.append(LogFile::Blocks, &blocks))?;
-            if self.sync {
-                io(LogFile::Blocks, self.dev.sync(LogFile::Blocks))?;
-            }
+            dirty.push(LogFile::Blocks);
         }
         if let Some(s) = sign {
-            self.write_sign_state(s)?;
+            if self.write_sign_state(s)? {
+                dirty.push(LogFile::Sign);
+            }
         }
-        Ok(effects)
+        Ok(Written { effects, dirty })
+    }
+
+    /// The second half of [`Store::commit`]: syncs what `w` wrote, then hands back
+    /// its effects. A failed sync is final: the caller must stop, never retry and
+    /// carry on (the page cache may have dropped the dirty pages: "fsyncgate").
+    pub fn sync(&mut self, w: Written) -> Result<Vec<Effect>, StoreError> {
+        self.sync_files(&w.dirty)?;
+        Ok(w.effects)
+    }
+
+    /// Syncs `files` (skipped by the test-only [`Store::set_sync`] switch).
+    pub fn sync_files(&mut self, files: &[LogFile]) -> Result<(), StoreError> {
+        if self.sync {
+            for &f in files {
+                io(f, self.dev.sync(f))?;
+            }
+        }
+        Ok(())
     }
 
     /// Frames a block into `buf` if it extends the log (a block at a stored height
@@ -281,7 +403,8 @@ impl<D: Device> Store<D> {
 
     /// Only the newest signing state of one output matters: a crash either keeps
     /// it or a state older than the whole output, whose effects never happened.
-    fn write_sign_state(&mut self, s: SignState) -> Result<(), StoreError> {
+    /// Returns whether the log needs a sync (a rotation is durable on return).
+    fn write_sign_state(&mut self, s: SignState) -> Result<bool, StoreError> {
         // Paired with the core's check when it signs.
         debug_assert!(
             self.sign_state
@@ -301,15 +424,13 @@ impl<D: Device> Store<D> {
             // Rewrite the log with just the latest state, atomically.
             io(file, self.dev.replace(file, &f))?;
             self.sign_len = f.len() as u64;
-        } else {
-            io(file, self.dev.append(file, &f))?;
-            if self.sync {
-                io(file, self.dev.sync(file))?;
-            }
-            self.sign_len += f.len() as u64;
+            self.sign_state = Some(s);
+            return Ok(false);
         }
+        io(file, self.dev.append(file, &f))?;
+        self.sign_len += f.len() as u64;
         self.sign_state = Some(s);
-        Ok(())
+        Ok(true)
     }
 
     /// A stored block (everything [`Store::commit`] returned from is visible).
@@ -321,9 +442,15 @@ impl<D: Device> Store<D> {
         else {
             return Ok(None);
         };
-        let mut buf = vec![0u8; len as usize];
-        io(file, self.dev.read_at(file, off, &mut buf))?;
-        postcard::from_bytes(&buf)
+        // Read the frame header too and verify the CRC: bytes that rotted after
+        // the store was opened are never returned as data.
+        let mut buf = vec![0u8; len as usize + HEADER as usize];
+        io(file, self.dev.read_at(file, off - HEADER, &mut buf))?;
+        let (head, payload) = buf.split_at(HEADER as usize);
+        if le32(&head[..4]) != len || le32(&head[4..]) != crc32fast::hash(payload) {
+            return Err(StoreError::Corrupt(file.name()));
+        }
+        postcard::from_bytes(payload)
             .map(Some)
             .map_err(|_| StoreError::Corrupt(file.name()))
     }
@@ -479,5 +606,99 @@ mod tests {
         s.device_mut().crash(0);
         s.reopen().unwrap();
         assert_eq!(s.sign_state(), Some(&sign(h + 1)));
+    }
+
+    /// A store with blocks 1..=3 and signing states, all synced; returns it and
+    /// the payload offset of each block.
+    fn three() -> (Store<MemDevice>, Vec<u64>) {
+        let mut s = Store::open(MemDevice::new(false)).unwrap();
+        for h in 1..=3 {
+            let _ = s.commit(output(h)).unwrap();
+        }
+        let offs = s.offsets.iter().map(|o| o.0).collect();
+        (s, offs)
+    }
+
+    #[test]
+    fn a_corrupt_block_in_the_middle_is_detected_and_never_returned() {
+        let (mut s, offs) = three();
+        assert!(s.device_mut().flip_bit(LogFile::Blocks, offs[1] + 3, 2));
+        s.reopen().unwrap();
+        assert_eq!(s.damage().corrupt, 1);
+        assert!(s.damage().blocks_dropped_bytes > 0);
+        assert_eq!(s.damage().sign_floor, None, "the signing log is intact");
+        // Blocks 2 and 3 are gone (fetched again from peers), block 1 is intact.
+        assert_eq!(s.height(), 1);
+        assert_eq!(s.blocks(1, 3).unwrap(), vec![cb(1)]);
+        // The log grows on from the good prefix (block 2 fetched again).
+        let again = Output {
+            persist: vec![Persist::Block(Box::new(cb(2)))],
+            effects: vec![],
+        };
+        let _ = s.commit(again).unwrap();
+        s.reopen().unwrap();
+        assert_eq!(s.blocks(1, 3).unwrap(), vec![cb(1), cb(2)]);
+    }
+
+    #[test]
+    fn a_corrupt_length_or_last_block_is_corruption_not_a_torn_tail() {
+        let (mut s, offs) = three();
+        // The length field of block 3's header: a huge length.
+        assert!(s
+            .device_mut()
+            .flip_bit(LogFile::Blocks, offs[2] - HEADER + 3, 7));
+        s.reopen().unwrap();
+        assert_eq!((s.damage().corrupt, s.height()), (1, 2));
+        assert_eq!(s.truncated_bytes(), 0, "not counted as a torn tail");
+        let (mut s, offs) = three();
+        // The CRC of block 3.
+        assert!(s.device_mut().flip_bit(LogFile::Blocks, offs[2] - 2, 0));
+        s.reopen().unwrap();
+        assert_eq!((s.damage().corrupt, s.height()), (1, 2));
+    }
+
+    #[test]
+    fn a_block_that_rots_after_opening_is_never_returned() {
+        let (mut s, offs) = three();
+        assert!(s.device_mut().flip_bit(LogFile::Blocks, offs[0] + 1, 4));
+        assert!(matches!(s.block(1), Err(StoreError::Corrupt(_))));
+        assert!(s.blocks(1, 3).is_err());
+        assert_eq!(s.block(2).unwrap(), Some(cb(2)));
+    }
+
+    #[test]
+    fn a_corrupt_signing_state_is_not_trusted_and_sets_the_floor() {
+        let (mut s, _) = three();
+        let last = s.device().len(LogFile::Sign) - 1;
+        assert!(s.device_mut().flip_bit(LogFile::Sign, last, 1));
+        s.reopen().unwrap();
+        assert_eq!(s.sign_state(), None, "an older state is not used either");
+        assert_eq!(
+            s.damage().sign_floor,
+            Some(4),
+            "chain at 3: may have signed at 4"
+        );
+        assert_eq!(s.damage().fatal, None);
+    }
+
+    #[test]
+    fn both_logs_corrupt_is_fatal() {
+        let (mut s, offs) = three();
+        assert!(s.device_mut().flip_bit(LogFile::Blocks, offs[2] + 1, 1));
+        let last = s.device().len(LogFile::Sign) - 1;
+        assert!(s.device_mut().flip_bit(LogFile::Sign, last, 1));
+        s.reopen().unwrap();
+        assert!(s.damage().fatal.is_some());
+    }
+
+    #[test]
+    fn a_truncated_tail_is_a_torn_tail_not_corruption() {
+        let (mut s, _) = three();
+        let len = s.device().len(LogFile::Blocks);
+        s.device_mut().truncate(LogFile::Blocks, len - 5).unwrap();
+        s.reopen().unwrap();
+        assert_eq!(s.damage(), &Damage::default());
+        assert_eq!(s.height(), 2);
+        assert!(s.truncated_bytes() > 0);
     }
 }

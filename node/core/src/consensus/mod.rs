@@ -160,6 +160,9 @@ pub enum RecoverError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store cannot be trusted enough to run on (the node stops, saying why).
+    #[error("storage cannot be trusted: {0}")]
+    Untrusted(String),
     /// A stored height that reads back empty.
     #[error("stored block {0} is missing")]
     Missing(u64),
@@ -182,6 +185,8 @@ pub struct Core {
     rs: RoundState,
     mempool: Mempool,
     last_signed: Option<(u64, u32, SignStep, Option<Hash>)>,
+    /// The store's damage report of the last start (`/status` `storage`).
+    storage: crate::store::Damage,
     future: Vec<(NodeId, Message)>,
     peer_heights: BTreeMap<NodeId, u64>,
     /// Peers that served an invalid block -> tick until which their height claims are
@@ -207,6 +212,7 @@ impl Core {
             rs: RoundState::new(1),
             mempool: Mempool::default(),
             last_signed: None,
+            storage: Default::default(),
             future: Vec::new(),
             peer_heights: BTreeMap::new(),
             distrusted: BTreeMap::new(),
@@ -228,7 +234,18 @@ impl Core {
         verifier: Verifier,
         store: &Store<D>,
     ) -> Result<Core, RecoverError> {
+        let damage = store.damage();
+        if let Some(reason) = &damage.fatal {
+            return Err(RecoverError::Untrusted(reason.clone()));
+        }
         let mut core = Core::new(genesis, key, timeouts, verifier);
+        core.storage = damage.clone();
+        if let Some(floor) = damage.sign_floor {
+            // An untrusted signing state: sign nothing at or below the highest
+            // height this node may have signed at; it votes again once the
+            // cluster's commit of that height reaches it (DESIGN.md "Storage faults").
+            core.last_signed = Some((floor, u32::MAX, SignStep::Precommit, None));
+        }
         for height in 1..=store.height() {
             let cb = store.block(height)?.ok_or(RecoverError::Missing(height))?;
             core.replay(cb)

@@ -85,6 +85,8 @@ pub struct Status {
     pub mempool: usize,
     /// Highest height a peer claimed.
     pub best_peer_height: u64,
+    /// What the store found wrong with its files at the last start (issue 13).
+    pub storage: crate::store::Damage,
 }
 
 impl Core {
@@ -129,6 +131,7 @@ impl Core {
                 })
                 .collect(),
             role: self.role(),
+            storage: self.storage.clone(),
             roster: roster.entries().to_vec(),
             proposal_counts: roster
                 .entries()

@@ -804,3 +804,39 @@ fn a_peer_that_served_an_invalid_block_is_not_believed_for_a_while() {
         "believed again later"
     );
 }
+
+/// A node whose signing log is corrupt (issue 13) does not trust any older
+/// state: it signs nothing at or below the highest height it may have signed at
+/// (its chain height + 1), and votes again once it learned that height's commit.
+#[test]
+fn a_corrupt_signing_log_holds_the_node_back_until_the_next_height() {
+    let mut c = Cluster::new(4);
+    c.run_until(0, 3);
+    let len = c.stores[0].device().len(crate::store::LogFile::Sign);
+    assert!(c.stores[0]
+        .device_mut()
+        .flip_bit(crate::store::LogFile::Sign, len - 1, 3));
+    c.restart_all();
+    let floor = c.stores[0]
+        .damage()
+        .sign_floor
+        .expect("corruption detected");
+    assert_eq!(floor, c.cores[0].chain().height + 1);
+    assert_eq!(c.cores[0].status().storage.corrupt, 1);
+    let marker = Some((floor, u32::MAX, SignStep::Precommit, None));
+    assert_eq!(c.cores[0].last_signed, marker);
+    // Until node 0 learns the commit of `floor`, it signs nothing.
+    let mut steps = 0;
+    while c.cores[0].chain().height < floor {
+        assert_eq!(
+            c.cores[0].last_signed, marker,
+            "signed at or below the floor"
+        );
+        steps += 1;
+        assert!(steps < 100_000, "the others did not commit {floor}");
+        c.step();
+    }
+    // Then it takes part again.
+    c.run_until(0, floor + 2);
+    assert!(c.cores[0].last_signed.is_some_and(|(h, ..)| h > floor));
+}
