@@ -10,6 +10,7 @@ pub use rollcall_node_core::{chain, consensus, crypto, eviction, kv, mempool, ro
 pub mod api;
 pub mod config;
 pub mod net;
+pub mod noise;
 pub mod runtime;
 pub mod store;
 pub mod testnet;

@@ -10,7 +10,7 @@ use crate::api;
 use crate::config::Home;
 use crate::consensus::{Core, Effect, Input, Output, Status, Submit};
 use crate::crypto::{NodeId, Verifier};
-use crate::net::{encode_frame, Net};
+use crate::net::{encode_frame, Net, SYNC_RESPONSE_BYTES};
 use crate::store::FsDevice;
 use crate::types::{CommittedBlock, Message, RosterEntry, Tx, TxOutcome};
 use anyhow::Context;
@@ -22,8 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-/// Bytes of blocks sent in one sync response at most.
-const SYNC_RESPONSE_BYTES: usize = 8 << 20;
+/// Sync requests a non-member peer may make per second (a newcomer must sync; an
+/// outsider must not make the node serve blocks without bound; issue 14).
+const NON_MEMBER_SYNCS_PER_SEC: u32 = 20;
 
 /// The answer to a submitted transaction.
 #[derive(Debug)]
@@ -94,7 +95,7 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
 
     let (in_tx, mut in_rx) = mpsc::channel::<Input>(65_536);
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(65_536);
-    let net = Net::new(id, home.genesis.chain_id.clone(), in_tx.clone());
+    let net = Net::new(&home.key, &home.genesis.chain_id, in_tx.clone())?;
     let listener = TcpListener::bind(&home.config.listen_addr)
         .await
         .with_context(|| format!("binding peer port {}", home.config.listen_addr))?;
@@ -124,20 +125,21 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
         store,
         in_tx,
         waiters: HashMap::new(),
+        gate: Gate::default(),
     };
     let out = core.start();
     driver.execute(out)?;
     loop {
         let mut out = Output::default();
         tokio::select! {
-            Some(i) = in_rx.recv() => out.extend(core.handle(i)),
+            Some(i) = in_rx.recv() => driver.input(&mut core, i, &mut out),
             Some(c) = cmd_rx.recv() => driver.command(&mut core, c, &mut out),
             else => return Ok(()),
         }
         // Take what else is ready, so one fsync and one gossip frame serve many inputs.
         for _ in 0..512 {
             if let Ok(i) = in_rx.try_recv() {
-                out.extend(core.handle(i));
+                driver.input(&mut core, i, &mut out);
             } else if let Ok(c) = cmd_rx.try_recv() {
                 driver.command(&mut core, c, &mut out);
             } else {
@@ -162,9 +164,57 @@ struct Driver {
     store: Arc<Mutex<Store<FsDevice>>>,
     in_tx: mpsc::Sender<Input>,
     waiters: HashMap<String, Vec<oneshot::Sender<SubmitReply>>>,
+    gate: Gate,
+}
+
+/// Per-second counts of the messages non-members sent (issue 14).
+#[derive(Default)]
+struct Gate {
+    window: Option<std::time::Instant>,
+    counts: HashMap<NodeId, u32>,
+}
+
+impl Gate {
+    /// Whether a message from `from` reaches the core. Peer ids are proven by the
+    /// Noise handshake, so membership is checked on them: roster members of the
+    /// current epoch pass (the core screens epochs and signatures); a non-member may
+    /// only sync, at [`NON_MEMBER_SYNCS_PER_SEC`]. Refusals are counted by reason.
+    fn admit(&mut self, core: &mut Core, from: &NodeId, msg: &Message) -> bool {
+        if core.chain().roster().contains(from) {
+            return true;
+        }
+        if !matches!(msg, Message::SyncRequest { .. } | Message::SyncResponse(_)) {
+            core.count_drop(true);
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            self.window = Some(now);
+            self.counts.clear();
+        }
+        let n = self.counts.entry(*from).or_default();
+        *n += 1;
+        if *n > NON_MEMBER_SYNCS_PER_SEC {
+            core.count_drop(false);
+            return false;
+        }
+        true
+    }
 }
 
 impl Driver {
+    fn input(&mut self, core: &mut Core, i: Input, fx: &mut Output) {
+        if let Input::Message { from, msg } = &i {
+            if !self.gate.admit(core, from, msg) {
+                return;
+            }
+        }
+        fx.extend(core.handle(i));
+    }
+
     fn command(&mut self, core: &mut Core, c: Cmd, fx: &mut Output) {
         match c {
             Cmd::Submit(tx, reply) => {
@@ -182,7 +232,15 @@ impl Driver {
                 };
             }
             Cmd::Status(reply) => {
-                let _ = reply.send(core.status());
+                let mut s = core.status();
+                let d = &self.net.drops;
+                let get =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                s.dropped.refused_connection = get(&d.refused_connection);
+                s.dropped.bad_handshake = get(&d.bad_handshake);
+                s.dropped.bad_frame = get(&d.bad_frame);
+                s.dropped_messages = s.dropped.total();
+                let _ = reply.send(s);
             }
             Cmd::Roster(h, reply) => {
                 let chain = core.chain();
@@ -204,9 +262,22 @@ impl Driver {
             .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         let fx = store.commit(out)?;
         let mut gossip = Vec::new();
+        let mut bytes = 0;
         for e in fx {
             match e {
-                Effect::Broadcast(Message::Txs(txs)) => gossip.extend(txs),
+                Effect::Broadcast(Message::Txs(txs)) => {
+                    for tx in txs {
+                        // Gossip frames stay within one block's budget.
+                        let size = crate::types::validate_tx(&tx).unwrap_or(0);
+                        if bytes + size > crate::types::MAX_BLOCK_TX_BYTES && !gossip.is_empty() {
+                            let batch = std::mem::take(&mut gossip);
+                            self.perform(&store, Effect::Broadcast(Message::Txs(batch)));
+                            bytes = 0;
+                        }
+                        bytes += size;
+                        gossip.push(tx);
+                    }
+                }
                 other => self.perform(&store, other),
             }
         }
@@ -241,11 +312,13 @@ impl Driver {
                 for h in from..=to {
                     match store.block(h) {
                         Ok(Some(cb)) => {
-                            bytes += cb.block.txs.len() * 64 + 512;
-                            blocks.push(cb);
-                            if bytes > SYNC_RESPONSE_BYTES {
+                            // Measured exactly, so the response fits the frame limit.
+                            bytes += postcard::experimental::serialized_size(&cb)
+                                .unwrap_or(usize::MAX / 2);
+                            if bytes > SYNC_RESPONSE_BYTES && !blocks.is_empty() {
                                 break;
                             }
+                            blocks.push(cb);
                         }
                         _ => break,
                     }
