@@ -5,8 +5,8 @@
 //! Every connection proves its peer's node id in the handshake, so the runtime can
 //! trust `from` when it decides which messages count (only roster members' consensus
 //! and mempool messages do). A connection costs at most one frame of [`MAX_FRAME`]
-//! bytes plus 128 KiB of buffers; there are at most [`MAX_CONNS`] of them and
-//! [`MAX_CONNS_PER_IP`] inbound from one address. A peer that is silent for
+//! bytes plus 128 KiB of buffers; there are at most [`MAX_CONNS`] inbound and
+//! [`MAX_CONNS_PER_IP`] handshaking from one address. A peer that is silent for
 //! [`IDLE_TIMEOUT`], leaves a frame half-sent for [`FRAME_TIMEOUT`] or does not finish
 //! the handshake in [`HANDSHAKE_TIMEOUT`] is dropped. Every drop is counted.
 
@@ -31,9 +31,11 @@ pub const MAX_FRAME: usize = 2 * MAX_BLOCK_TX_BYTES + (2 << 20);
 /// Most bytes of blocks one sync response carries (one block more if the first alone
 /// is larger), measured on the encoded blocks.
 pub const SYNC_RESPONSE_BYTES: usize = MAX_BLOCK_TX_BYTES;
-/// Most peer connections, inbound and outbound together.
+/// Most inbound peer connections (outbound ones go to roster and bootstrap
+/// addresses only, so members stay reachable however the inbound slots are used).
 pub const MAX_CONNS: usize = 64;
-/// Most inbound connections from one IP address.
+/// Most inbound connections from one IP address still in their handshake (the ones
+/// that prove nothing yet; proven ones are one per node id).
 pub const MAX_CONNS_PER_IP: usize = 4;
 /// Time allowed for the Noise handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,24 +84,31 @@ pub struct Net {
     pub drops: Arc<NetDrops>,
 }
 
-/// Releases a connection slot when the connection ends.
+/// An inbound connection's place under the caps, released when it ends; its
+/// per-address share is released once the handshake proves the peer.
 struct Slot {
     conns: Arc<Mutex<(usize, HashMap<IpAddr, usize>)>>,
-    ip: Option<IpAddr>,
+    pending: Option<IpAddr>,
+}
+
+impl Slot {
+    fn proven(&mut self) {
+        if let (Some(ip), Ok(mut c)) = (self.pending.take(), self.conns.lock()) {
+            if let Some(n) = c.1.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.1.remove(&ip);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.proven();
         if let Ok(mut c) = self.conns.lock() {
             c.0 = c.0.saturating_sub(1);
-            if let Some(ip) = self.ip {
-                if let Some(n) = c.1.get_mut(&ip) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        c.1.remove(&ip);
-                    }
-                }
-            }
         }
     }
 }
@@ -120,10 +129,10 @@ impl Net {
         })
     }
 
-    /// Takes a connection slot (per-address cap for inbound ones), or refuses.
-    fn slot(&self, ip: Option<IpAddr>) -> Option<Slot> {
+    /// Takes an inbound connection slot, or refuses (counted).
+    fn slot(&self, ip: IpAddr) -> Option<Slot> {
         let mut c = self.conns.lock().ok()?;
-        let per_ip = ip.map_or(0, |ip| c.1.get(&ip).copied().unwrap_or(0));
+        let per_ip = c.1.get(&ip).copied().unwrap_or(0);
         if c.0 >= MAX_CONNS || per_ip >= MAX_CONNS_PER_IP {
             self.drops
                 .refused_connection
@@ -131,12 +140,10 @@ impl Net {
             return None;
         }
         c.0 += 1;
-        if let Some(ip) = ip {
-            *c.1.entry(ip).or_default() += 1;
-        }
+        *c.1.entry(ip).or_default() += 1;
         Some(Slot {
             conns: self.conns.clone(),
-            ip,
+            pending: Some(ip),
         })
     }
 
@@ -147,13 +154,13 @@ impl Net {
             loop {
                 match listener.accept().await {
                     Ok((sock, addr)) => {
-                        let Some(slot) = net.slot(Some(addr.ip())) else {
+                        let Some(mut slot) = net.slot(addr.ip()) else {
                             tracing::debug!(%addr, "connection cap reached: refused");
                             continue;
                         };
                         let net = net.clone();
                         tokio::spawn(async move {
-                            let r = net.connection(sock, false).await;
+                            let r = net.connection(sock, Some(&mut slot)).await;
                             drop(slot);
                             if let Err(e) = r {
                                 log_close(&addr.to_string(), &e);
@@ -183,17 +190,14 @@ impl Net {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(50);
             loop {
-                if let Some(slot) = net.slot(None) {
-                    match TcpStream::connect(&addr).await {
-                        Ok(sock) => {
-                            backoff = Duration::from_millis(50);
-                            if let Err(e) = net.connection(sock, true).await {
-                                log_close(&addr, &e);
-                            }
+                match TcpStream::connect(&addr).await {
+                    Ok(sock) => {
+                        backoff = Duration::from_millis(50);
+                        if let Err(e) = net.connection(sock, None).await {
+                            log_close(&addr, &e);
                         }
-                        Err(e) => tracing::trace!(%addr, error = %e, "dial failed"),
                     }
-                    drop(slot);
+                    Err(e) => tracing::trace!(%addr, error = %e, "dial failed"),
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -201,8 +205,15 @@ impl Net {
         });
     }
 
-    async fn connection(&self, mut sock: TcpStream, initiator: bool) -> Result<(), ChannelError> {
+    /// Runs one connection; `inbound` holds the slot of an accepted one (we answer
+    /// the handshake), `None` means we dialed (we start it).
+    async fn connection(
+        &self,
+        mut sock: TcpStream,
+        inbound: Option<&mut Slot>,
+    ) -> Result<(), ChannelError> {
         sock.set_nodelay(true)?;
+        let initiator = inbound.is_none();
         let (peer, mut sealer, mut opener) = match self
             .local
             .handshake(&mut sock, initiator, HANDSHAKE_TIMEOUT)
@@ -214,6 +225,9 @@ impl Net {
                 return Err(e);
             }
         };
+        if let Some(slot) = inbound {
+            slot.proven();
+        }
         if peer == self.me {
             return Err(ChannelError::Crypto("connected to myself".into()));
         }

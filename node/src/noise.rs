@@ -89,6 +89,24 @@ impl Local {
         })
     }
 
+    /// A handshake side whose payload claims `claimed` but is signed by `key`: what an
+    /// impersonator can send. For the hostile tests and the flood bench, which must
+    /// see such a peer refused.
+    pub fn impersonating(
+        key: &Keypair,
+        claimed: NodeId,
+        chain_id: &str,
+    ) -> Result<Self, ChannelError> {
+        let mut l = Local::new(key, chain_id)?;
+        let real: Identity =
+            postcard::from_bytes(&l.payload).map_err(|e| ChannelError::Crypto(e.to_string()))?;
+        l.payload = crate::types::encode(&Identity {
+            id: claimed,
+            sig: real.sig,
+        });
+        Ok(l)
+    }
+
     /// Runs the XX handshake on `sock` within `limit`; returns the proven peer id and
     /// the two directions of the encrypted channel.
     pub async fn handshake<S>(
