@@ -614,4 +614,88 @@ mod tests {
         // proposes everything, a second eviction once the fresh window fills.
         assert_eq!(run(steps), 3);
     }
+
+    /// Applies `txs` as the next block, unchecked (apply trusts its caller), and
+    /// returns their outcomes' errors.
+    fn apply_txs(a: &mut ChainState, txs: Vec<Tx>) -> Vec<Option<String>> {
+        let h = a.height + 1;
+        let block = Block {
+            height: h,
+            round: 0,
+            epoch: a.epoch(),
+            prev_hash: a.last_hash,
+            proposer: a.roster().proposer(h, 0),
+            roster_hash: a.roster().hash(),
+            txs,
+            evict: a.expected_evict(),
+            last_commit: a.last_cert.clone(),
+        };
+        let cert = Certificate {
+            epoch: a.epoch(),
+            height: h,
+            round: 0,
+            block: block.hash(),
+            evict: block.evict,
+            sigs: vec![],
+        };
+        let out = a.apply(&block, cert);
+        out.outcomes.into_iter().map(|(_, o)| o.error).collect()
+    }
+
+    #[test]
+    fn a_replayed_or_reused_add_node_nonce_is_rejected_at_execution() {
+        let op = Keypair::from_secret([1; 32]);
+        let keys: Vec<Keypair> = (2..6).map(|i| Keypair::from_secret([i; 32])).collect();
+        let genesis = Genesis::for_test(&keys, vec![op.id()], Params::default());
+        let add = |k: u8, nonce: u64, tx: &str| {
+            let req = AddNode {
+                id: Keypair::from_secret([k; 32]).id(),
+                addr: format!("n{k}:9"),
+                nonce,
+            };
+            let sig = Some(op.sign(DOMAIN_ADD_NODE, &req.sign_bytes(&genesis.chain_id)));
+            Tx {
+                id: tx.into(),
+                body: TxBody::AddNode { req, sig },
+            }
+        };
+        let mut a = ChainState::new(genesis.clone());
+        // Same nonce twice in one block: the second is a re-use.
+        let errs = apply_txs(&mut a, vec![add(10, 5, "a"), add(11, 5, "b")]);
+        assert_eq!(errs[0], None);
+        assert!(
+            errs[1].as_deref().unwrap().contains("already used nonce 5"),
+            "{errs:?}"
+        );
+        // The node leaves the roster (as an eviction would); the old request, under a
+        // new transaction id, does not bring it back.
+        let ten = Keypair::from_secret([10; 32]).id();
+        let mut roster = a.roster().clone();
+        assert!(roster.remove(&ten));
+        assert!(a
+            .check_add_node(
+                &roster,
+                &match add(10, 5, "c").body {
+                    TxBody::AddNode { req, .. } => req,
+                    TxBody::Kv(_) => unreachable!(),
+                },
+                Some(
+                    &op.sign(
+                        DOMAIN_ADD_NODE,
+                        &AddNode {
+                            id: ten,
+                            addr: "n10:9".into(),
+                            nonce: 5,
+                        }
+                        .sign_bytes(&genesis.chain_id)
+                    )
+                )
+            )
+            .unwrap_err()
+            .contains("replayed"));
+        // A fresh nonce applies; a replay of it in a later block does not.
+        assert_eq!(apply_txs(&mut a, vec![add(12, 6, "d")]), vec![None]);
+        let errs = apply_txs(&mut a, vec![add(13, 6, "e")]);
+        assert!(errs[0].as_deref().unwrap().contains("replayed"), "{errs:?}");
+    }
 }
