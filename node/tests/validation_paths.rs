@@ -44,7 +44,7 @@ fn via_gossip(g: &Genesis, keys: &[Keypair], tx: &Tx) -> bool {
         Verifier::new(),
     );
     let msg = Message::Txs(vec![tx.clone()]);
-    core.handle(Input::Message {
+    let _effects = core.handle(Input::Message {
         from: keys[1].id(),
         msg,
     });
