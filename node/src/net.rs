@@ -221,8 +221,9 @@ impl Net {
         {
             Ok(x) => x,
             Err(e) => {
+                // Unfinished or garbled handshakes are a protocol break (logged).
                 self.drops.bad_handshake.fetch_add(1, Ordering::Relaxed);
-                return Err(e);
+                return Err(ChannelError::Crypto(format!("handshake: {e}")));
             }
         };
         if let Some(slot) = inbound {
