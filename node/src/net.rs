@@ -63,7 +63,20 @@ pub struct NetDrops {
     pub bad_handshake: AtomicU64,
     /// Oversized, undecodable, undecryptable or too slow frames.
     pub bad_frame: AtomicU64,
+    /// A non-member's frame other than a sync request or response.
+    pub non_member: AtomicU64,
+    /// A non-member's sync frames over [`NON_MEMBER_FRAMES_PER_SEC`].
+    pub rate_limited: AtomicU64,
 }
+
+/// Sync frames a non-member connection may send per second (a newcomer must sync; an
+/// outsider must not make the node serve or check blocks without bound).
+pub const NON_MEMBER_FRAMES_PER_SEC: u32 = 20;
+
+/// postcard's tags of [`Message`]'s variants a non-member may send: its first byte
+/// is the variant index (a varint, one byte below 128), so a non-member's other
+/// frames are dropped before they are decoded or queued.
+const SYNC_TAGS: [u8; 2] = [4, 5];
 
 /// Encodes a message as one frame.
 pub fn encode_frame(msg: &Message) -> Frame {
@@ -79,6 +92,7 @@ pub struct Net {
     dialing: Arc<Mutex<HashSet<String>>>,
     conns: Arc<Mutex<(usize, HashMap<IpAddr, usize>)>>,
     next_conn: Arc<AtomicU64>,
+    members: Arc<std::sync::RwLock<HashSet<NodeId>>>,
     inbox: mpsc::Sender<Input>,
     /// Drop counters.
     pub drops: Arc<NetDrops>,
@@ -124,9 +138,44 @@ impl Net {
             dialing: Default::default(),
             conns: Default::default(),
             next_conn: Default::default(),
+            members: Default::default(),
             inbox,
             drops: Default::default(),
         })
+    }
+
+    /// The roster in force: only these peers' consensus and mempool frames are
+    /// delivered (the ids are proven by the handshake; issue 14).
+    pub fn set_members(&self, ids: impl IntoIterator<Item = NodeId>) {
+        if let Ok(mut m) = self.members.write() {
+            *m = ids.into_iter().collect();
+        }
+    }
+
+    fn is_member(&self, id: &NodeId) -> bool {
+        self.members.read().is_ok_and(|m| m.contains(id))
+    }
+
+    /// Whether a frame from `peer` goes on to decoding: a member's always; a
+    /// non-member's only if it is a sync frame within the rate (drops counted).
+    fn admit(&self, peer: &NodeId, frame: &[u8], window: &mut (std::time::Instant, u32)) -> bool {
+        if self.is_member(peer) {
+            return true;
+        }
+        if !frame.first().is_some_and(|t| SYNC_TAGS.contains(t)) {
+            self.drops.non_member.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if now.duration_since(window.0) >= Duration::from_secs(1) {
+            *window = (now, 0);
+        }
+        window.1 += 1;
+        if window.1 > NON_MEMBER_FRAMES_PER_SEC {
+            self.drops.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Takes an inbound connection slot, or refuses (counted).
@@ -269,10 +318,14 @@ impl Net {
         rd: &mut tokio::net::tcp::OwnedReadHalf,
         opener: &mut crate::noise::Opener,
     ) -> Result<(), ChannelError> {
+        let mut window = (std::time::Instant::now(), 0u32);
         loop {
             let frame = opener
                 .read_frame(rd, MAX_FRAME, IDLE_TIMEOUT, FRAME_TIMEOUT)
                 .await?;
+            if !self.admit(&peer, &frame, &mut window) {
+                continue;
+            }
             let msg: Message = postcard::from_bytes(&frame).map_err(|e| {
                 tracing::warn!(peer = %peer.short(), error = %e, "undecodable frame");
                 ChannelError::Crypto(format!("undecodable frame: {e}"))
@@ -315,5 +368,19 @@ fn log_close(addr: &str, e: &ChannelError) {
         tracing::debug!(%addr, error = %e, "peer connection closed");
     } else {
         tracing::warn!(%addr, error = %e, "peer broke the protocol: connection dropped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The non-member filter reads postcard's variant tag: it must match the encoding.
+    #[test]
+    fn sync_tags_are_the_sync_variants_and_only_them() {
+        let tag = |m: &Message| encode_frame(m)[0];
+        assert!(SYNC_TAGS.contains(&tag(&Message::SyncRequest { from: 1, to: 2 })));
+        assert!(SYNC_TAGS.contains(&tag(&Message::SyncResponse(vec![]))));
+        assert!(!SYNC_TAGS.contains(&tag(&Message::Txs(vec![]))));
     }
 }

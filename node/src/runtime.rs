@@ -22,10 +22,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-/// Sync requests a non-member peer may make per second (a newcomer must sync; an
-/// outsider must not make the node serve blocks without bound; issue 14).
-const NON_MEMBER_SYNCS_PER_SEC: u32 = 20;
-
 /// The answer to a submitted transaction.
 #[derive(Debug)]
 pub enum SubmitReply {
@@ -105,6 +101,7 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
             net.dial(addr.clone());
         }
     }
+    net.set_members(core.chain().roster().entries().iter().map(|e| e.id));
     dial_roster(&net, id, core.chain().roster().entries());
 
     let store = Arc::new(Mutex::new(store));
@@ -125,21 +122,20 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
         store,
         in_tx,
         waiters: HashMap::new(),
-        gate: Gate::default(),
     };
     let out = core.start();
     driver.execute(out)?;
     loop {
         let mut out = Output::default();
         tokio::select! {
-            Some(i) = in_rx.recv() => driver.input(&mut core, i, &mut out),
+            Some(i) = in_rx.recv() => out.extend(core.handle(i)),
             Some(c) = cmd_rx.recv() => driver.command(&mut core, c, &mut out),
             else => return Ok(()),
         }
         // Take what else is ready, so one fsync and one gossip frame serve many inputs.
         for _ in 0..512 {
             if let Ok(i) = in_rx.try_recv() {
-                driver.input(&mut core, i, &mut out);
+                out.extend(core.handle(i));
             } else if let Ok(c) = cmd_rx.try_recv() {
                 driver.command(&mut core, c, &mut out);
             } else {
@@ -164,57 +160,9 @@ struct Driver {
     store: Arc<Mutex<Store<FsDevice>>>,
     in_tx: mpsc::Sender<Input>,
     waiters: HashMap<String, Vec<oneshot::Sender<SubmitReply>>>,
-    gate: Gate,
-}
-
-/// Per-second counts of the messages non-members sent (issue 14).
-#[derive(Default)]
-struct Gate {
-    window: Option<std::time::Instant>,
-    counts: HashMap<NodeId, u32>,
-}
-
-impl Gate {
-    /// Whether a message from `from` reaches the core. Peer ids are proven by the
-    /// Noise handshake, so membership is checked on them: roster members of the
-    /// current epoch pass (the core screens epochs and signatures); a non-member may
-    /// only sync, at [`NON_MEMBER_SYNCS_PER_SEC`]. Refusals are counted by reason.
-    fn admit(&mut self, core: &mut Core, from: &NodeId, msg: &Message) -> bool {
-        if core.chain().roster().contains(from) {
-            return true;
-        }
-        if !matches!(msg, Message::SyncRequest { .. } | Message::SyncResponse(_)) {
-            core.count_drop(true);
-            return false;
-        }
-        let now = std::time::Instant::now();
-        if self
-            .window
-            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
-        {
-            self.window = Some(now);
-            self.counts.clear();
-        }
-        let n = self.counts.entry(*from).or_default();
-        *n += 1;
-        if *n > NON_MEMBER_SYNCS_PER_SEC {
-            core.count_drop(false);
-            return false;
-        }
-        true
-    }
 }
 
 impl Driver {
-    fn input(&mut self, core: &mut Core, i: Input, fx: &mut Output) {
-        if let Input::Message { from, msg } = &i {
-            if !self.gate.admit(core, from, msg) {
-                return;
-            }
-        }
-        fx.extend(core.handle(i));
-    }
-
     fn command(&mut self, core: &mut Core, c: Cmd, fx: &mut Output) {
         match c {
             Cmd::Submit(tx, reply) => {
@@ -239,6 +187,8 @@ impl Driver {
                 s.dropped.refused_connection = get(&d.refused_connection);
                 s.dropped.bad_handshake = get(&d.bad_handshake);
                 s.dropped.bad_frame = get(&d.bad_frame);
+                s.dropped.non_member = get(&d.non_member);
+                s.dropped.rate_limited = get(&d.rate_limited);
                 s.dropped_messages = s.dropped.total();
                 let _ = reply.send(s);
             }
@@ -305,7 +255,10 @@ impl Driver {
                     }
                 }
             }
-            Effect::RosterChanged(r) => dial_roster(&self.net, self.me, r.entries()),
+            Effect::RosterChanged(r) => {
+                self.net.set_members(r.entries().iter().map(|e| e.id));
+                dial_roster(&self.net, self.me, r.entries());
+            }
             Effect::ServeBlocks { to_peer, from, to } => {
                 let mut blocks = Vec::new();
                 let mut bytes = 0usize;

@@ -532,16 +532,6 @@ impl Core {
             _ => true,
         }
     }
-
-    /// Counts a drop the runtime decided (the authenticated peer is not a member, or
-    /// over its rate), so `/status` shows every drop in one place (issue 14).
-    pub fn count_drop(&mut self, non_member: bool) {
-        if non_member {
-            self.dropped.non_member += 1;
-        } else {
-            self.dropped.rate_limited += 1;
-        }
-    }
 }
 
 fn msg_height(m: &Message) -> Option<u64> {

@@ -48,7 +48,7 @@ pub struct Dropped {
     #[serde(default)]
     pub future_full: u64,
     /// A consensus or mempool message from a peer outside the roster (counted by the
-    /// runtime, which knows the authenticated peer id; issue 14).
+    /// transport, which knows the authenticated peer id; issue 14).
     #[serde(default)]
     pub non_member: u64,
     /// A non-member's sync request over its rate (issue 14).
