@@ -45,13 +45,34 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames queued per peer before new ones are dropped (consensus re-sends).
 const QUEUE: usize = 1024;
+/// Bytes queued per peer before new frames are dropped: a slow or hostile reader
+/// cannot make the node hold more than this for it.
+const QUEUE_BYTES: usize = 2 * MAX_FRAME;
 
 /// An encoded message (postcard), not yet sealed for a connection.
 type Frame = Arc<Vec<u8>>;
 
 /// Live connections by peer id: a connection number (so a closing connection only
 /// removes itself) and the writer's queue.
-type PeerTable = HashMap<NodeId, (u64, mpsc::Sender<Frame>)>;
+type PeerTable = HashMap<NodeId, (u64, Outbox)>;
+
+/// A connection's writer queue and the bytes in it.
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Frame>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Outbox {
+    fn push(&self, frame: Frame) {
+        let n = frame.len();
+        if self.queued.fetch_add(n, Ordering::Relaxed) + n > QUEUE_BYTES
+            || self.tx.try_send(frame).is_err()
+        {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Connections refused or dropped by the transport, by reason (merged into
 /// `/status`'s `dropped`).
@@ -69,7 +90,7 @@ pub struct NetDrops {
     pub rate_limited: AtomicU64,
 }
 
-/// Sync frames a non-member connection may send per second (a newcomer must sync; an
+/// Sync frames all non-members together may send per second (a newcomer must sync; an
 /// outsider must not make the node serve or check blocks without bound).
 pub const NON_MEMBER_FRAMES_PER_SEC: u32 = 20;
 
@@ -93,6 +114,9 @@ pub struct Net {
     conns: Arc<Mutex<(usize, HashMap<IpAddr, usize>)>>,
     next_conn: Arc<AtomicU64>,
     members: Arc<std::sync::RwLock<HashSet<NodeId>>>,
+    /// All non-members' sync frames in the current second (one budget for all of
+    /// them, so many outsider keys do not multiply it).
+    outsiders: Arc<Mutex<(std::time::Instant, u32)>>,
     inbox: mpsc::Sender<Input>,
     /// Drop counters.
     pub drops: Arc<NetDrops>,
@@ -139,6 +163,7 @@ impl Net {
             conns: Default::default(),
             next_conn: Default::default(),
             members: Default::default(),
+            outsiders: Arc::new(Mutex::new((std::time::Instant::now(), 0))),
             inbox,
             drops: Default::default(),
         })
@@ -158,7 +183,7 @@ impl Net {
 
     /// Whether a frame from `peer` goes on to decoding: a member's always; a
     /// non-member's only if it is a sync frame within the rate (drops counted).
-    fn admit(&self, peer: &NodeId, frame: &[u8], window: &mut (std::time::Instant, u32)) -> bool {
+    fn admit(&self, peer: &NodeId, frame: &[u8]) -> bool {
         if self.is_member(peer) {
             return true;
         }
@@ -166,6 +191,9 @@ impl Net {
             self.drops.non_member.fetch_add(1, Ordering::Relaxed);
             return false;
         }
+        let Ok(mut window) = self.outsiders.lock() else {
+            return false;
+        };
         let now = std::time::Instant::now();
         if now.duration_since(window.0) >= Duration::from_secs(1) {
             *window = (now, 0);
@@ -284,12 +312,23 @@ impl Net {
         let (mut rd, wr) = sock.into_split();
         let mut wr = BufWriter::new(wr);
         let (tx, mut rx) = mpsc::channel::<Frame>(QUEUE);
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut p) = self.peers.lock() {
-            p.insert(peer, (conn, tx));
+            p.insert(
+                peer,
+                (
+                    conn,
+                    Outbox {
+                        tx,
+                        queued: queued.clone(),
+                    },
+                ),
+            );
         }
         let writer = tokio::spawn(async move {
             while let Some(f) = rx.recv().await {
+                queued.fetch_sub(f.len(), Ordering::Relaxed);
                 let Ok(bytes) = sealer.seal(&f) else { return };
                 if wr.write_all(&bytes).await.is_err() {
                     return;
@@ -318,12 +357,11 @@ impl Net {
         rd: &mut tokio::net::tcp::OwnedReadHalf,
         opener: &mut crate::noise::Opener,
     ) -> Result<(), ChannelError> {
-        let mut window = (std::time::Instant::now(), 0u32);
         loop {
             let frame = opener
                 .read_frame(rd, MAX_FRAME, IDLE_TIMEOUT, FRAME_TIMEOUT)
                 .await?;
-            if !self.admit(&peer, &frame, &mut window) {
+            if !self.admit(&peer, &frame) {
                 continue;
             }
             let msg: Message = postcard::from_bytes(&frame).map_err(|e| {
@@ -346,7 +384,7 @@ impl Net {
     pub fn send(&self, to: &NodeId, frame: Frame) {
         if let Ok(p) = self.peers.lock() {
             if let Some((_, tx)) = p.get(to) {
-                let _ = tx.try_send(frame);
+                tx.push(frame);
             }
         }
     }
@@ -355,7 +393,7 @@ impl Net {
     pub fn broadcast(&self, frame: Frame) {
         if let Ok(p) = self.peers.lock() {
             for (_, tx) in p.values() {
-                let _ = tx.try_send(frame.clone());
+                tx.push(frame.clone());
             }
         }
     }
