@@ -90,6 +90,11 @@ pub struct NetDrops {
     pub rate_limited: AtomicU64,
 }
 
+/// Bytes a non-member connection may send per second: beyond it the node stops
+/// reading that socket for the rest of the second, so TCP back-pressure, not the
+/// node's CPU, absorbs a flood.
+pub const NON_MEMBER_BYTES_PER_SEC: usize = 256 << 10;
+
 /// Sync frames all non-members together may send per second (a newcomer must sync; an
 /// outsider must not make the node serve or check blocks without bound).
 pub const NON_MEMBER_FRAMES_PER_SEC: u32 = 20;
@@ -357,10 +362,21 @@ impl Net {
         rd: &mut tokio::net::tcp::OwnedReadHalf,
         opener: &mut crate::noise::Opener,
     ) -> Result<(), ChannelError> {
+        let mut budget = (tokio::time::Instant::now(), 0usize);
         loop {
             let frame = opener
                 .read_frame(rd, MAX_FRAME, IDLE_TIMEOUT, FRAME_TIMEOUT)
                 .await?;
+            if !self.is_member(&peer) {
+                let now = tokio::time::Instant::now();
+                if now.duration_since(budget.0) >= Duration::from_secs(1) {
+                    budget = (now, 0);
+                }
+                budget.1 += frame.len();
+                if budget.1 > NON_MEMBER_BYTES_PER_SEC {
+                    tokio::time::sleep_until(budget.0 + Duration::from_secs(1)).await;
+                }
+            }
             if !self.admit(&peer, &frame) {
                 continue;
             }
