@@ -123,9 +123,17 @@ async fn peers_that_lie_flood_or_stall_are_refused_and_counted() {
         .expect("a non-member may connect (to sync)");
     send(&mut sock, &mut s, &Message::Txs(vec![big_tx("nm-1", 10)])).await;
     send(&mut sock, &mut s, &far_future_vote(outsider.id())).await;
-    net.wait_for("non-member messages counted", 10, || async {
-        dropped(&net, 0, "non_member").await >= 2
-    })
+    // It may sync, but only within the rate all non-members share.
+    for _ in 0..40 {
+        send(&mut sock, &mut s, &Message::SyncRequest { from: 1, to: 2 }).await;
+    }
+    net.wait_for(
+        "non-member messages and over-rate syncs counted",
+        10,
+        || async {
+            dropped(&net, 0, "non_member").await >= 2 && dropped(&net, 0, "rate_limited").await >= 1
+        },
+    )
     .await;
 
     // 3. A member gossips a transaction over the key limit (the API's rule) and an
