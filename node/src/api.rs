@@ -8,7 +8,7 @@
 use crate::runtime::{Cmd, NodeHandle, SubmitReply};
 use crate::types::TxOutcome;
 use crate::wire::{block_json, outcome_json, tx_from_json, RosterAnswer};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value as Json_};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -24,11 +26,42 @@ pub const BODY_LIMIT: usize = 1 << 20;
 /// Most blocks returned by one `GET /blocks`.
 pub const BLOCKS_PAGE: u64 = 1000;
 
-/// Serves the API on `listener` until the process ends.
+/// Most open API connections; beyond it new ones are closed at once (issue 14).
+pub const MAX_API_CONNS: usize = 512;
+/// Time a client has to send a request's headers (slow-loris, issue 14).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send a request's body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the API on `listener` until the process ends: hyper's HTTP/1 server with
+/// a header-read timeout, at most [`MAX_API_CONNS`] connections.
 pub async fn serve(listener: TcpListener, node: NodeHandle) {
     let app = router(node);
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(error = %e, "API server stopped");
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_API_CONNS));
+    loop {
+        let (sock, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "API accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%addr, "API connection cap reached: refused");
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let conn = b.serve_connection(hyper_util::rt::TokioIo::new(sock), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(%addr, error = %e, "API connection closed");
+            }
+            drop(slot);
+        });
     }
 }
 
@@ -49,7 +82,40 @@ fn err(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(json!({ "error": msg.into() }))).into_response()
 }
 
-async fn post_tx(State(node): State<NodeHandle>, body: Bytes) -> Response {
+/// Reads a request body within [`BODY_LIMIT`] and [`BODY_TIMEOUT`]; 413 and 408 are
+/// JSON like every other error.
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            // axum wraps http-body-util's `LengthLimitError` ("length limit exceeded").
+            let mut src: Option<&dyn std::error::Error> = Some(&e);
+            let mut too_big = false;
+            while let Some(x) = src {
+                too_big |= x.to_string().contains("length limit");
+                src = x.source();
+            }
+            Err(if too_big {
+                err(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body over {BODY_LIMIT} bytes"),
+                )
+            } else {
+                err(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
+            })
+        }
+        Err(_) => Err(err(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time",
+        )),
+    }
+}
+
+async fn post_tx(State(node): State<NodeHandle>, body: Body) -> Response {
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let v: Json_ = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return err(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),

@@ -19,26 +19,28 @@ use std::time::{Duration, Instant};
 pub struct BenchArgs {
     /// Nodes.
     #[arg(long, default_value_t = 4)]
-    nodes: usize,
+    pub(crate) nodes: usize,
     /// Seconds per measured phase.
     #[arg(long, default_value_t = 10)]
-    duration: u64,
+    pub(crate) duration: u64,
     /// Requests in flight during the throughput phase.
     #[arg(long, default_value_t = 512)]
-    concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Offered load of the latency phase (default: half the measured throughput).
     #[arg(long)]
     rate: Option<u64>,
     /// First port.
     #[arg(long, default_value_t = 27600)]
-    base_port: u16,
+    pub(crate) base_port: u16,
     /// Where to write the testnet (a temp dir by default).
     #[arg(long)]
     dir: Option<PathBuf>,
     /// What to measure: throughput (tx/s, latency, empty blocks/s), add-node
     /// (throughput during an addition vs steady state), sync (a newcomer's block sync
     /// rate on a long chain), eviction (blocks/s with a dead node before and after its
-    /// eviction vs a healthy 3-node network).
+    /// eviction vs a healthy 3-node network), flood (committed tx/s while a
+    /// non-member peer floods node 1, as a share of the same run without the flood,
+    /// and node 1's peak RSS).
     #[arg(long, default_value = "throughput")]
     scenario: String,
     /// Chain length for the sync scenario.
@@ -56,24 +58,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "add-node" => add_node(args),
         "sync" => sync(args),
         "eviction" => eviction(args),
-        other => anyhow::bail!("unknown scenario {other:?} (throughput, add-node, sync, eviction)"),
+        "flood" => crate::bench_flood::flood(args),
+        other => anyhow::bail!(
+            "unknown scenario {other:?} (throughput, add-node, sync, eviction, flood)"
+        ),
     }
 }
 
 /// A testnet of child processes; killed on drop.
-struct Cluster {
+pub(crate) struct Cluster {
     dir: PathBuf,
     keep: bool,
-    nodes: Vec<rollcall_node::testnet::TestnetNode>,
+    pub(crate) nodes: Vec<rollcall_node::testnet::TestnetNode>,
     operator: rollcall_node::crypto::Keypair,
-    chain_id: String,
-    procs: Vec<Option<Child>>,
+    pub(crate) chain_id: String,
+    pub(crate) procs: Vec<Option<Child>>,
     /// API clients of every node, one shared connection pool.
-    apis: Vec<NodeClient>,
+    pub(crate) apis: Vec<NodeClient>,
 }
 
 impl Cluster {
-    fn new(
+    pub(crate) fn new(
         args: &BenchArgs,
         tag: &str,
         ta: TestnetArgs,
@@ -158,7 +163,7 @@ impl Drop for Cluster {
     }
 }
 
-fn testnet_args(nodes: usize, spare: usize, base_port: u16) -> TestnetArgs {
+pub(crate) fn testnet_args(nodes: usize, spare: usize, base_port: u16) -> TestnetArgs {
     TestnetArgs {
         nodes,
         dir: PathBuf::new(),
@@ -176,7 +181,7 @@ fn testnet_args(nodes: usize, spare: usize, base_port: u16) -> TestnetArgs {
     }
 }
 
-fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .timeout(Duration::from_secs(15))
@@ -462,7 +467,7 @@ fn throughput(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_healthy(apis: &[NodeClient]) -> anyhow::Result<()> {
+pub(crate) async fn wait_healthy(apis: &[NodeClient]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     for a in apis {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -475,7 +480,7 @@ async fn wait_healthy(apis: &[NodeClient]) -> anyhow::Result<()> {
 
 /// Closed loop (`rate = None`: `concurrency` workers back to back) or open loop at
 /// `rate` tx/s. Returns committed tx/s and (p50, p99) latency in ms.
-async fn load(
+pub(crate) async fn load(
     apis: &[NodeClient],
     concurrency: usize,
     rate: Option<u64>,

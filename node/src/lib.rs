@@ -11,6 +11,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod net;
+pub mod noise;
 pub mod runtime;
 pub mod store;
 pub mod testnet;

@@ -11,6 +11,7 @@ use rollcall_node::types::{AddNode, Params, DOMAIN_ADD_NODE};
 use std::path::PathBuf;
 
 mod bench;
+mod bench_flood;
 
 #[derive(Parser)]
 #[command(

@@ -10,7 +10,7 @@ use crate::api;
 use crate::config::Home;
 use crate::consensus::{Core, Effect, Input, Output, Status, Submit};
 use crate::crypto::{NodeId, Verifier};
-use crate::net::{encode_frame, Net};
+use crate::net::{encode_frame, Net, SYNC_RESPONSE_BYTES};
 use crate::store::FsDevice;
 use crate::types::{CommittedBlock, Message, RosterEntry, Tx, TxOutcome};
 use anyhow::Context;
@@ -21,9 +21,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
-
-/// Bytes of blocks sent in one sync response at most.
-const SYNC_RESPONSE_BYTES: usize = 8 << 20;
 
 /// The answer to a submitted transaction.
 #[derive(Debug)]
@@ -94,7 +91,7 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
 
     let (in_tx, mut in_rx) = mpsc::channel::<Input>(65_536);
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(65_536);
-    let net = Net::new(id, home.genesis.chain_id.clone(), in_tx.clone());
+    let net = Net::new(&home.key, &home.genesis.chain_id, in_tx.clone())?;
     let listener = TcpListener::bind(&home.config.listen_addr)
         .await
         .with_context(|| format!("binding peer port {}", home.config.listen_addr))?;
@@ -104,6 +101,7 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
             net.dial(addr.clone());
         }
     }
+    net.set_members(core.chain().roster().entries().iter().map(|e| e.id));
     dial_roster(&net, id, core.chain().roster().entries());
 
     let store = Arc::new(Mutex::new(store));
@@ -182,7 +180,17 @@ impl Driver {
                 };
             }
             Cmd::Status(reply) => {
-                let _ = reply.send(core.status());
+                let mut s = core.status();
+                let d = &self.net.drops;
+                let get =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                s.dropped.refused_connection = get(&d.refused_connection);
+                s.dropped.bad_handshake = get(&d.bad_handshake);
+                s.dropped.bad_frame = get(&d.bad_frame);
+                s.dropped.non_member = get(&d.non_member);
+                s.dropped.rate_limited = get(&d.rate_limited);
+                s.dropped_messages = s.dropped.total();
+                let _ = reply.send(s);
             }
             Cmd::Roster(h, reply) => {
                 let chain = core.chain();
@@ -204,9 +212,22 @@ impl Driver {
             .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         let fx = store.commit(out)?;
         let mut gossip = Vec::new();
+        let mut bytes = 0;
         for e in fx {
             match e {
-                Effect::Broadcast(Message::Txs(txs)) => gossip.extend(txs),
+                Effect::Broadcast(Message::Txs(txs)) => {
+                    for tx in txs {
+                        // Gossip frames stay within one block's budget.
+                        let size = crate::types::validate_tx(&tx).unwrap_or(0);
+                        if bytes + size > crate::types::MAX_BLOCK_TX_BYTES && !gossip.is_empty() {
+                            let batch = std::mem::take(&mut gossip);
+                            self.perform(&store, Effect::Broadcast(Message::Txs(batch)));
+                            bytes = 0;
+                        }
+                        bytes += size;
+                        gossip.push(tx);
+                    }
+                }
                 other => self.perform(&store, other),
             }
         }
@@ -234,18 +255,23 @@ impl Driver {
                     }
                 }
             }
-            Effect::RosterChanged(r) => dial_roster(&self.net, self.me, r.entries()),
+            Effect::RosterChanged(r) => {
+                self.net.set_members(r.entries().iter().map(|e| e.id));
+                dial_roster(&self.net, self.me, r.entries());
+            }
             Effect::ServeBlocks { to_peer, from, to } => {
                 let mut blocks = Vec::new();
                 let mut bytes = 0usize;
                 for h in from..=to {
                     match store.block(h) {
                         Ok(Some(cb)) => {
-                            bytes += cb.block.txs.len() * 64 + 512;
-                            blocks.push(cb);
-                            if bytes > SYNC_RESPONSE_BYTES {
+                            // Measured exactly, so the response fits the frame limit.
+                            bytes += postcard::experimental::serialized_size(&cb)
+                                .unwrap_or(usize::MAX / 2);
+                            if bytes > SYNC_RESPONSE_BYTES && !blocks.is_empty() {
                                 break;
                             }
+                            blocks.push(cb);
                         }
                         _ => break,
                     }

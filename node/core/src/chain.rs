@@ -55,6 +55,12 @@ pub enum BlockError {
     /// Bad certificate.
     #[error("certificate: {0}")]
     Cert(String),
+    /// A transaction fails the one stateless validation (issue 14).
+    #[error("transaction {0:?}: {1}")]
+    InvalidTx(String, crate::types::TxError),
+    /// The transactions' encoded bytes exceed the block budget (issue 14).
+    #[error("block holds {0} transaction bytes, more than the limit")]
+    TooManyBytes(usize),
 }
 
 /// What committing a block changed.
@@ -101,6 +107,9 @@ pub struct ChainState {
     kv: KvState,
     outcomes: HashMap<String, TxOutcome>,
     evicted_ever: BTreeSet<NodeId>,
+    /// (operator, nonce) of every applied AddNode: a replay never applies again, across
+    /// evictions, and across restarts since replaying the chain rebuilds it (issue 14).
+    used_nonces: BTreeSet<(NodeId, u64)>,
 }
 
 impl ChainState {
@@ -121,6 +130,7 @@ impl ChainState {
             kv: KvState::default(),
             outcomes: HashMap::new(),
             evicted_ever: BTreeSet::new(),
+            used_nonces: BTreeSet::new(),
         }
     }
 
@@ -236,6 +246,14 @@ impl ChainState {
         if b.txs.len() > self.params().max_block_txs as usize {
             return Err(BlockError::TooManyTxs(b.txs.len()));
         }
+        let mut bytes = 0usize;
+        for tx in &b.txs {
+            bytes += crate::types::validate_tx(tx)
+                .map_err(|e| BlockError::InvalidTx(tx.id.clone(), e))?;
+        }
+        if bytes > crate::types::MAX_BLOCK_TX_BYTES {
+            return Err(BlockError::TooManyBytes(bytes));
+        }
         let mut ids = HashSet::with_capacity(b.txs.len());
         for tx in &b.txs {
             if self.outcomes.contains_key(&tx.id) || !ids.insert(tx.id.as_str()) {
@@ -309,6 +327,48 @@ impl ChainState {
         applied
     }
 
+    /// The AddNode checks of protocol.md §3: signed by an operator of the genesis, not
+    /// already in the roster, a well-formed address, a nonce that operator never used
+    /// (issue 14; the checkers' oracle, `checkers/src/oracle/add_node.rs`, applies the
+    /// same rule). Returns the signing operator, under whom the nonce is recorded.
+    pub fn check_add_node(
+        &self,
+        roster: &Roster,
+        req: &crate::types::AddNode,
+        sig: Option<&crate::crypto::Sig>,
+    ) -> Result<NodeId, String> {
+        let Some(sig) = sig else {
+            return Err("AddNode is not signed".into());
+        };
+        let bytes = req.sign_bytes(&self.genesis.chain_id);
+        let v = Verifier::new();
+        let Some(operator) = self
+            .genesis
+            .operators
+            .iter()
+            .find(|op| v.verify(op, DOMAIN_ADD_NODE, &bytes, sig))
+            .copied()
+        else {
+            return Err("AddNode is not signed by an operator key of the genesis".into());
+        };
+        if crate::crypto::check_public_key(&req.id).is_err() {
+            return Err("AddNode id is not an ed25519 public key".into());
+        }
+        if roster.contains(&req.id) {
+            return Err(format!("node {} is already in the roster", req.id));
+        }
+        if !valid_addr(&req.addr) {
+            return Err(format!("malformed address {:?}", req.addr));
+        }
+        if self.used_nonces.contains(&(operator, req.nonce)) {
+            return Err(format!(
+                "AddNode replayed: operator {operator} already used nonce {}",
+                req.nonce
+            ));
+        }
+        Ok(operator)
+    }
+
     fn execute(
         &mut self,
         tx: &Tx,
@@ -319,18 +379,17 @@ impl ChainState {
     ) -> TxOutcome {
         let result = match &tx.body {
             TxBody::Kv(ops) => self.kv.execute(ops),
-            TxBody::AddNode { req, sig } => {
-                match check_add_node(&self.genesis, roster, req, sig.as_ref()) {
-                    Ok(()) => {
-                        roster.add(req.id, req.addr.clone());
-                        self.evicted_ever.remove(&req.id);
-                        applied.added.push(req.id);
-                        *changed = true;
-                        Ok(Vec::new())
-                    }
-                    Err(e) => Err(e),
+            TxBody::AddNode { req, sig } => match self.check_add_node(roster, req, sig.as_ref()) {
+                Ok(operator) => {
+                    self.used_nonces.insert((operator, req.nonce));
+                    roster.add(req.id, req.addr.clone());
+                    self.evicted_ever.remove(&req.id);
+                    applied.added.push(req.id);
+                    *changed = true;
+                    Ok(Vec::new())
                 }
-            }
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok(results) => TxOutcome {
@@ -345,38 +404,6 @@ impl ChainState {
             },
         }
     }
-}
-
-/// The AddNode checks of protocol.md §3: signed by an operator of the genesis, not
-/// already in the roster, a well-formed address.
-pub fn check_add_node(
-    genesis: &Genesis,
-    roster: &Roster,
-    req: &crate::types::AddNode,
-    sig: Option<&crate::crypto::Sig>,
-) -> Result<(), String> {
-    let Some(sig) = sig else {
-        return Err("AddNode is not signed".into());
-    };
-    let bytes = req.sign_bytes(&genesis.chain_id);
-    let v = Verifier::new();
-    if !genesis
-        .operators
-        .iter()
-        .any(|op| v.verify(op, DOMAIN_ADD_NODE, &bytes, sig))
-    {
-        return Err("AddNode is not signed by an operator key of the genesis".into());
-    }
-    if crate::crypto::check_public_key(&req.id).is_err() {
-        return Err("AddNode id is not an ed25519 public key".into());
-    }
-    if roster.contains(&req.id) {
-        return Err(format!("node {} is already in the roster", req.id));
-    }
-    if !valid_addr(&req.addr) {
-        return Err(format!("malformed address {:?}", req.addr));
-    }
-    Ok(())
 }
 
 /// Checks a certificate: right view and block, `q(n)` distinct roster members, every
@@ -586,5 +613,89 @@ mod tests {
         // An eviction (down to min_roster = 3), the add, and, since node 0 still
         // proposes everything, a second eviction once the fresh window fills.
         assert_eq!(run(steps), 3);
+    }
+
+    /// Applies `txs` as the next block, unchecked (apply trusts its caller), and
+    /// returns their outcomes' errors.
+    fn apply_txs(a: &mut ChainState, txs: Vec<Tx>) -> Vec<Option<String>> {
+        let h = a.height + 1;
+        let block = Block {
+            height: h,
+            round: 0,
+            epoch: a.epoch(),
+            prev_hash: a.last_hash,
+            proposer: a.roster().proposer(h, 0),
+            roster_hash: a.roster().hash(),
+            txs,
+            evict: a.expected_evict(),
+            last_commit: a.last_cert.clone(),
+        };
+        let cert = Certificate {
+            epoch: a.epoch(),
+            height: h,
+            round: 0,
+            block: block.hash(),
+            evict: block.evict,
+            sigs: vec![],
+        };
+        let out = a.apply(&block, cert);
+        out.outcomes.into_iter().map(|(_, o)| o.error).collect()
+    }
+
+    #[test]
+    fn a_replayed_or_reused_add_node_nonce_is_rejected_at_execution() {
+        let op = Keypair::from_secret([1; 32]);
+        let keys: Vec<Keypair> = (2..6).map(|i| Keypair::from_secret([i; 32])).collect();
+        let genesis = Genesis::for_test(&keys, vec![op.id()], Params::default());
+        let add = |k: u8, nonce: u64, tx: &str| {
+            let req = AddNode {
+                id: Keypair::from_secret([k; 32]).id(),
+                addr: format!("n{k}:9"),
+                nonce,
+            };
+            let sig = Some(op.sign(DOMAIN_ADD_NODE, &req.sign_bytes(&genesis.chain_id)));
+            Tx {
+                id: tx.into(),
+                body: TxBody::AddNode { req, sig },
+            }
+        };
+        let mut a = ChainState::new(genesis.clone());
+        // Same nonce twice in one block: the second is a re-use.
+        let errs = apply_txs(&mut a, vec![add(10, 5, "a"), add(11, 5, "b")]);
+        assert_eq!(errs[0], None);
+        assert!(
+            errs[1].as_deref().unwrap().contains("already used nonce 5"),
+            "{errs:?}"
+        );
+        // The node leaves the roster (as an eviction would); the old request, under a
+        // new transaction id, does not bring it back.
+        let ten = Keypair::from_secret([10; 32]).id();
+        let mut roster = a.roster().clone();
+        assert!(roster.remove(&ten));
+        assert!(a
+            .check_add_node(
+                &roster,
+                &match add(10, 5, "c").body {
+                    TxBody::AddNode { req, .. } => req,
+                    TxBody::Kv(_) => unreachable!(),
+                },
+                Some(
+                    &op.sign(
+                        DOMAIN_ADD_NODE,
+                        &AddNode {
+                            id: ten,
+                            addr: "n10:9".into(),
+                            nonce: 5,
+                        }
+                        .sign_bytes(&genesis.chain_id)
+                    )
+                )
+            )
+            .unwrap_err()
+            .contains("replayed"));
+        // A fresh nonce applies; a replay of it in a later block does not.
+        assert_eq!(apply_txs(&mut a, vec![add(12, 6, "d")]), vec![None]);
+        let errs = apply_txs(&mut a, vec![add(13, 6, "e")]);
+        assert!(errs[0].as_deref().unwrap().contains("replayed"), "{errs:?}");
     }
 }

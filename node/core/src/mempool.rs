@@ -1,29 +1,49 @@
-//! Pending transactions in arrival order, deduplicated by id.
+//! Pending transactions in arrival order, deduplicated by id, bounded in count and
+//! bytes (issue 14: a full mempool answers 503, never grows).
 
-use crate::types::Tx;
+use crate::types::{validate_tx, Tx, MAX_BLOCK_TX_BYTES};
 use std::collections::{BTreeMap, HashMap};
 
 /// Transactions waiting for a block.
 #[derive(Debug, Default)]
 pub struct Mempool {
-    by_seq: BTreeMap<u64, Tx>,
+    by_seq: BTreeMap<u64, (Tx, usize)>,
     seq_of: HashMap<String, u64>,
     next: u64,
+    bytes: usize,
 }
 
 /// Most transactions kept: beyond it new ones are refused (back-pressure, 503).
 pub const MEMPOOL_LIMIT: usize = 100_000;
+/// Most encoded transaction bytes kept (64 blocks' worth).
+pub const MEMPOOL_BYTES: usize = 64 * MAX_BLOCK_TX_BYTES;
+
+/// Why a transaction was not added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Its id is already pending.
+    Duplicate,
+    /// The pool is at its count or byte bound.
+    Full,
+    /// It fails [`validate_tx`] (callers validate first; this is the backstop).
+    Invalid,
+}
 
 impl Mempool {
-    /// Adds `tx` unless its id is already pending. Returns whether it was added.
-    pub fn insert(&mut self, tx: Tx) -> bool {
-        if self.seq_of.contains_key(&tx.id) || self.by_seq.len() >= MEMPOOL_LIMIT {
-            return false;
+    /// Adds `tx` unless its id is already pending, it is invalid, or the pool is full.
+    pub fn insert(&mut self, tx: Tx) -> Result<(), Refused> {
+        if self.seq_of.contains_key(&tx.id) {
+            return Err(Refused::Duplicate);
+        }
+        let size = validate_tx(&tx).map_err(|_| Refused::Invalid)?;
+        if self.by_seq.len() >= MEMPOOL_LIMIT || self.bytes + size > MEMPOOL_BYTES {
+            return Err(Refused::Full);
         }
         self.seq_of.insert(tx.id.clone(), self.next);
-        self.by_seq.insert(self.next, tx);
+        self.by_seq.insert(self.next, (tx, size));
         self.next += 1;
-        true
+        self.bytes += size;
+        Ok(())
     }
 
     /// Whether `id` is pending.
@@ -31,15 +51,27 @@ impl Mempool {
         self.seq_of.contains_key(id)
     }
 
-    /// The oldest `max` transactions (they stay until committed).
+    /// The oldest transactions up to `max` of them and [`MAX_BLOCK_TX_BYTES`] in all
+    /// (they stay until committed): a block its peers accept (issue 14).
     pub fn reap(&self, max: usize) -> Vec<Tx> {
-        self.by_seq.values().take(max).cloned().collect()
+        let mut bytes = 0;
+        self.by_seq
+            .values()
+            .take(max)
+            .take_while(|(_, size)| {
+                bytes += size;
+                bytes <= MAX_BLOCK_TX_BYTES
+            })
+            .map(|(tx, _)| tx.clone())
+            .collect()
     }
 
     /// Forgets a committed transaction.
     pub fn remove(&mut self, id: &str) {
         if let Some(seq) = self.seq_of.remove(id) {
-            self.by_seq.remove(&seq);
+            if let Some((_, size)) = self.by_seq.remove(&seq) {
+                self.bytes -= size;
+            }
         }
     }
 
@@ -48,8 +80,42 @@ impl Mempool {
         self.by_seq.len()
     }
 
+    /// Encoded bytes pending.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// True when nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.by_seq.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Op, TxBody};
+
+    fn tx(i: usize, key_len: usize) -> Tx {
+        Tx {
+            id: format!("t{i}"),
+            body: TxBody::Kv(vec![Op::Write("k".repeat(key_len), 1); 64]),
+        }
+    }
+
+    #[test]
+    fn reap_stops_at_the_block_byte_budget_and_insert_refuses_invalid() {
+        let mut m = Mempool::default();
+        for i in 0..100 {
+            m.insert(tx(i, 256)).unwrap();
+        }
+        let reaped = m.reap(4000);
+        let total: usize = reaped.iter().map(|t| validate_tx(t).unwrap()).sum();
+        assert!(total <= MAX_BLOCK_TX_BYTES && reaped.len() < 100, "{total}");
+        assert_eq!(m.insert(tx(0, 1)), Err(Refused::Duplicate));
+        assert_eq!(m.insert(tx(1000, 257)), Err(Refused::Invalid));
+        let before = m.bytes();
+        m.remove("t0");
+        assert!(m.bytes() < before);
     }
 }

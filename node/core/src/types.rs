@@ -437,3 +437,68 @@ pub enum Message {
     /// Committed blocks with certificates, in height order.
     SyncResponse(Vec<CommittedBlock>),
 }
+
+// ---- Limits on what a transaction and a block may hold (issue 14) -------------------
+
+/// Longest transaction id, key or AddNode address, in bytes (protocol.md §3).
+pub const MAX_STR: usize = 256;
+/// Most micro-ops in one KV transaction (protocol.md §3).
+pub const MAX_OPS: usize = 64;
+/// Largest encoded transaction. The field limits above already keep a transaction
+/// under ~18 KiB; this bound is what the block budget below is counted in.
+pub const MAX_TX_BYTES: usize = 32 << 10;
+/// Most encoded transaction bytes in one block: the proposer stops reaping there and
+/// validators refuse a proposal over it, so a block always fits a peer frame.
+pub const MAX_BLOCK_TX_BYTES: usize = 1 << 20;
+
+/// Why a transaction can never apply, whichever way it arrived (API, gossip, block).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Id empty or too long.
+    #[error("transaction id must be 1 to {MAX_STR} bytes")]
+    Id,
+    /// No ops or too many.
+    #[error("a transaction holds 1 to {MAX_OPS} micro-ops")]
+    OpCount,
+    /// A key empty or too long.
+    #[error("ops[{0}]: keys are 1 to {MAX_STR} bytes")]
+    Key(usize),
+    /// An AddNode address too long.
+    #[error("AddNode address is longer than {MAX_STR} bytes")]
+    Addr,
+    /// The encoded transaction is too large.
+    #[error("transaction of {0} bytes is over the {MAX_TX_BYTES}-byte limit")]
+    Size(usize),
+}
+
+/// The one stateless validation of a transaction (issue 14): the API, mempool gossip
+/// and block validation all call it, so a transaction accepted on one path is accepted
+/// on every path. Values are any `i64` (the JSON form refuses anything else).
+/// Returns the encoded size, which block budgets are counted in.
+pub fn validate_tx(tx: &Tx) -> Result<usize, TxError> {
+    if tx.id.is_empty() || tx.id.len() > MAX_STR {
+        return Err(TxError::Id);
+    }
+    match &tx.body {
+        TxBody::Kv(ops) => {
+            if ops.is_empty() || ops.len() > MAX_OPS {
+                return Err(TxError::OpCount);
+            }
+            for (i, op) in ops.iter().enumerate() {
+                let k = match op {
+                    Op::Read(k) | Op::Write(k, _) | Op::Cas(k, _, _) | Op::Append(k, _) => k,
+                };
+                if k.is_empty() || k.len() > MAX_STR {
+                    return Err(TxError::Key(i));
+                }
+            }
+        }
+        TxBody::AddNode { req, .. } if req.addr.len() > MAX_STR => return Err(TxError::Addr),
+        TxBody::AddNode { .. } => {}
+    }
+    let size = postcard::experimental::serialized_size(tx).unwrap_or(usize::MAX);
+    if size > MAX_TX_BYTES {
+        return Err(TxError::Size(size));
+    }
+    Ok(size)
+}

@@ -91,6 +91,11 @@ impl Net {
         }
     }
 
+    /// The process id of running node `i`.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.procs[i].as_ref().expect("node is running").id()
+    }
+
     /// SIGKILLs node `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.procs[i].take() {

@@ -36,7 +36,7 @@ use votes::Added;
 
 use crate::chain::ChainState;
 use crate::crypto::{Hash, Keypair, NodeId, Verifier};
-use crate::mempool::Mempool;
+use crate::mempool::{Mempool, Refused};
 use crate::store::{Device, Store, StoreError};
 use crate::types::{
     CommittedBlock, Genesis, Message, SignedProposal, SignedVote, Tx, TxBody, TxOutcome, VoteKind,
@@ -308,8 +308,17 @@ impl Core {
         if self.mempool.contains(&tx.id) {
             return (Submit::Pending, Output::default());
         }
-        if !self.mempool.insert(tx.clone()) {
-            return (Submit::Busy, Output::default());
+        match self.mempool.insert(tx.clone()) {
+            Ok(()) => {}
+            Err(Refused::Full) => return (Submit::Busy, Output::default()),
+            // precheck passed, so neither happens; answer as the cases would.
+            Err(Refused::Duplicate) => return (Submit::Pending, Output::default()),
+            Err(Refused::Invalid) => {
+                return (
+                    Submit::Rejected("invalid transaction".into()),
+                    Output::default(),
+                )
+            }
         }
         let mut fx = Output::default();
         self.maybe_propose_now(&mut fx);
@@ -317,22 +326,17 @@ impl Core {
         (Submit::Pending, fx)
     }
 
-    /// Checks that need no ordering: transactions failing them can never apply.
-    fn precheck(&self, tx: &Tx) -> Result<(), String> {
-        if tx.id.is_empty() || tx.id.len() > 256 {
-            return Err("transaction id must be 1 to 256 characters".into());
-        }
+    /// Checks that need no ordering: transactions failing them can never apply. The
+    /// same rules run for the API and for gossip ([`crate::types::validate_tx`], then
+    /// the AddNode rules against the committed roster and used nonces).
+    pub fn precheck(&self, tx: &Tx) -> Result<(), String> {
+        crate::types::validate_tx(tx).map_err(|e| e.to_string())?;
         match &tx.body {
-            TxBody::Kv(ops) if ops.is_empty() || ops.len() > 64 => {
-                Err("a transaction holds 1 to 64 micro-ops".into())
-            }
             TxBody::Kv(_) => Ok(()),
-            TxBody::AddNode { req, sig } => crate::chain::check_add_node(
-                self.chain.genesis(),
-                self.chain.roster(),
-                req,
-                sig.as_ref(),
-            ),
+            TxBody::AddNode { req, sig } => self
+                .chain
+                .check_add_node(self.chain.roster(), req, sig.as_ref())
+                .map(|_| ()),
         }
     }
 
@@ -383,8 +387,15 @@ impl Core {
         match msg {
             Message::Txs(txs) => {
                 for tx in txs {
-                    if self.chain.outcome(&tx.id).is_none() && self.precheck(&tx).is_ok() {
-                        self.mempool.insert(tx);
+                    if self.chain.outcome(&tx.id).is_some() || self.mempool.contains(&tx.id) {
+                        continue;
+                    }
+                    if self.precheck(&tx).is_err() {
+                        self.dropped.invalid_tx += 1;
+                        continue;
+                    }
+                    if self.mempool.insert(tx) == Err(Refused::Full) {
+                        self.dropped.mempool_full += 1;
                     }
                 }
                 self.maybe_propose_now(fx);
@@ -428,9 +439,19 @@ impl Core {
             return false;
         }
         if height > h {
+            // Only a correctly signed message may move the peer heights `/status` and
+            // sync act on; nothing beyond the next height is stored (issue 14).
+            if !self.signature_ok(msg) {
+                self.dropped.bad_signature += 1;
+                return false;
+            }
             self.note_peer(from, height - 1);
-            if height == h + 1 && self.future.len() < FUTURE_LIMIT {
+            if height > h + 1 {
+                self.dropped.far_future += 1;
+            } else if self.future.len() < FUTURE_LIMIT {
                 self.future.push((from, msg.clone()));
+            } else {
+                self.dropped.future_full += 1;
             }
             return false;
         }
@@ -509,6 +530,28 @@ impl Core {
                     self.evaluate(fx);
                 }
             }
+        }
+    }
+}
+
+impl Core {
+    /// Whether a proposal's or vote's signature verifies under its signer's key (no
+    /// roster needed: the signer's id is its key).
+    fn signature_ok(&self, msg: &Message) -> bool {
+        match msg {
+            Message::Proposal(sp) => {
+                let p = &sp.proposal;
+                let bytes = p.sign_bytes(&p.block.hash());
+                self.verifier
+                    .verify(&sp.proposer, DOMAIN_PROPOSAL, &bytes, &sp.sig)
+            }
+            Message::Vote(sv) => self.verifier.verify(
+                &sv.vote.validator,
+                DOMAIN_VOTE,
+                &sv.vote.sign_bytes(),
+                &sv.sig,
+            ),
+            _ => true,
         }
     }
 }

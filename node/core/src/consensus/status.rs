@@ -34,6 +34,35 @@ pub struct Dropped {
     pub equivocation: u64,
     /// Invalid proposal or synced block.
     pub invalid_block: u64,
+    /// A gossiped transaction failing `validate_tx` or the AddNode rules (issue 14).
+    #[serde(default)]
+    pub invalid_tx: u64,
+    /// A gossiped transaction refused because the mempool is full.
+    #[serde(default)]
+    pub mempool_full: u64,
+    /// A message for a height beyond the next: not stored, and not allowed to move
+    /// the peer heights `/status` reports unless its signature checks out (issue 14).
+    #[serde(default)]
+    pub far_future: u64,
+    /// A next-height message not kept because the future queue is full.
+    #[serde(default)]
+    pub future_full: u64,
+    /// A consensus or mempool message from a peer outside the roster (counted by the
+    /// transport, which knows the authenticated peer id; issue 14).
+    #[serde(default)]
+    pub non_member: u64,
+    /// A non-member's sync request over its rate (issue 14).
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// Peer connections refused by the connection caps (counted by the transport).
+    #[serde(default)]
+    pub refused_connection: u64,
+    /// Peer handshakes that failed, timed out or did not prove the claimed id.
+    #[serde(default)]
+    pub bad_handshake: u64,
+    /// Peer connections dropped for an oversized, undecodable or too slow frame.
+    #[serde(default)]
+    pub bad_frame: u64,
 }
 
 impl Dropped {
@@ -45,6 +74,15 @@ impl Dropped {
             + self.bad_evict
             + self.equivocation
             + self.invalid_block
+            + self.invalid_tx
+            + self.mempool_full
+            + self.far_future
+            + self.future_full
+            + self.non_member
+            + self.rate_limited
+            + self.refused_connection
+            + self.bad_handshake
+            + self.bad_frame
     }
 }
 
