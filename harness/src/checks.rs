@@ -22,10 +22,12 @@ pub fn tx_counts(genesis: &Genesis, chain: &[CommittedBlock]) -> BTreeMap<String
     rollcall_checkers::oracle::ledger::tx_counts(genesis, chain)
 }
 
-/// The name of the history checker that judges each workload (harness.md §7).
+/// The name of the history checker that judges each workload (harness.md §7);
+/// a mixed run is judged by the checkers of its parts ([`history_checkers`]), named
+/// here by its first.
 pub fn checker_name(workload: WorkloadKind) -> &'static str {
     match workload {
-        WorkloadKind::Append => "elle-append",
+        WorkloadKind::Append | WorkloadKind::Mixed => "elle-append",
         WorkloadKind::Register => "linearizable",
         WorkloadKind::Bank => "bank",
         WorkloadKind::RwRegister => "elle-rw-register",
@@ -92,7 +94,17 @@ pub fn history_checkers(
     expect: Expectation<'_>,
     longest_chain: Option<(&Genesis, &[CommittedBlock])>,
 ) -> Result<Vec<Box<dyn Checker>>, String> {
-    let mut out = vec![checker_named(checker_name(workload), expect)?];
+    let mut out = match workload {
+        // harness.md §4 `mixed`: each part's checker sees only its own operations.
+        WorkloadKind::Mixed => rollcall_workloads::mixed::PARTS
+            .into_iter()
+            .map(|part| {
+                let inner = checker_named(checker_name(part), expect)?;
+                Ok(Box::new(crate::split::PartChecker { part, inner }) as Box<dyn Checker>)
+            })
+            .collect::<Result<Vec<_>, String>>()?,
+        _ => vec![checker_named(checker_name(workload), expect)?],
+    };
     if let Some((genesis, chain)) = longest_chain {
         out.push(Box::new(SetChecker::new(tx_counts(genesis, chain))));
     }
@@ -194,8 +206,17 @@ pub fn check_run(
 
 /// Guesses a history's workload from its operations' `f` (for `read`, the shape
 /// of what was read: a bank read sees every account at once; for `txn`, the
-/// micro-ops: `w` is a read-write register, `append` a list-append).
+/// micro-ops: `w` is a read-write register, `append` a list-append). Operations of
+/// more than one of `mixed`'s parts make it `mixed`.
 pub fn infer_workload(h: &History) -> Option<WorkloadKind> {
+    let parts: std::collections::BTreeSet<WorkloadKind> = h
+        .ops()
+        .iter()
+        .filter_map(|o| rollcall_workloads::mixed::SubWorkload::of(&o.f, &o.invoke_value))
+        .collect();
+    if parts.len() > 1 {
+        return Some(WorkloadKind::Mixed);
+    }
     let txn_kind = |v: &serde_json::Value| {
         v.as_array()?
             .iter()

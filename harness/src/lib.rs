@@ -23,4 +23,5 @@ pub mod options;
 pub mod progress;
 pub mod run;
 pub mod sim;
+pub mod split;
 pub mod store;

@@ -264,11 +264,6 @@ fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
 }
 
 fn workload(s: &str) -> Result<WorkloadKind, CommandError> {
-    if s == "mixed" {
-        return Err(CommandError::args(
-            "--workload mixed is not yet available (append, register, bank, rw-register)",
-        ));
-    }
     s.parse()
         .map_err(|e: rollcall_workloads::ops::UnknownWorkload| CommandError::args(e.to_string()))
 }

@@ -12,6 +12,7 @@ pub mod append;
 pub mod bank;
 pub mod faults;
 pub mod keys;
+pub mod mixed;
 pub mod ops;
 pub mod register;
 pub mod rw_register;

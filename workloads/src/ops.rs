@@ -55,10 +55,12 @@ pub enum WorkloadKind {
     Bank,
     /// Elle-style read-write register transactions (issue 15).
     RwRegister,
+    /// Append, register and bank interleaved over disjoint keys (harness.md §4).
+    Mixed,
 }
 
 impl WorkloadKind {
-    /// Every workload, in CLI order.
+    /// Every single workload, in CLI order (`mixed` combines some of these).
     pub const ALL: [WorkloadKind; 4] = [
         WorkloadKind::Append,
         WorkloadKind::Register,
@@ -73,6 +75,7 @@ impl WorkloadKind {
             WorkloadKind::Register => "register",
             WorkloadKind::Bank => "bank",
             WorkloadKind::RwRegister => "rw-register",
+            WorkloadKind::Mixed => "mixed",
         }
     }
 }
@@ -85,7 +88,7 @@ impl fmt::Display for WorkloadKind {
 
 /// A workload name that is not one of [`WorkloadKind::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown workload {0:?} (append, register, bank, rw-register)")]
+#[error("unknown workload {0:?} (append, register, bank, rw-register, mixed)")]
 pub struct UnknownWorkload(pub String);
 
 impl FromStr for WorkloadKind {
@@ -93,6 +96,7 @@ impl FromStr for WorkloadKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         WorkloadKind::ALL
             .into_iter()
+            .chain([WorkloadKind::Mixed])
             .find(|k| k.name() == s)
             .ok_or_else(|| UnknownWorkload(s.to_string()))
     }
@@ -105,6 +109,7 @@ pub fn make(kind: WorkloadKind) -> Box<dyn Workload> {
         WorkloadKind::Register => Box::new(crate::register::Register::default()),
         WorkloadKind::Bank => Box::new(crate::bank::Bank::default()),
         WorkloadKind::RwRegister => Box::new(crate::rw_register::RwRegister::default()),
+        WorkloadKind::Mixed => Box::new(crate::mixed::Mixed::default()),
     }
 }
 

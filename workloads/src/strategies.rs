@@ -8,9 +8,11 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// Any workload kind.
+/// Any workload kind, `mixed` included.
 pub fn workload_kind() -> impl Strategy<Value = WorkloadKind> {
-    prop::sample::select(WorkloadKind::ALL.to_vec())
+    let mut all = WorkloadKind::ALL.to_vec();
+    all.push(WorkloadKind::Mixed);
+    prop::sample::select(all)
 }
 
 /// `len` invocations of `kind` by `processes` processes (round robin), from a seed.

@@ -63,6 +63,11 @@ fn well_formed(kind: WorkloadKind, inv: &rollcall_workloads::Invocation) -> Resu
             }
             _ => return Err(format!("bank op {inv:?}")),
         },
+        WorkloadKind::Mixed => {
+            let part = rollcall_workloads::mixed::SubWorkload::of(&inv.f, &inv.value)
+                .ok_or_else(|| format!("mixed op of no part {inv:?}"))?;
+            return well_formed(part, inv);
+        }
     }
     Ok(())
 }
