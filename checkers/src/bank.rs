@@ -34,7 +34,7 @@ impl Checker for BankChecker {
                 if op.f != "read" || op.kind != OpType::Ok {
                     continue;
                 }
-                let Some(Value::Object(accounts)) = op.complete_value.as_ref() else {
+                let Some(Value::Object(accounts)) = op.complete_value.as_deref() else {
                     malformed.push(op.invoke_index);
                     continue;
                 };

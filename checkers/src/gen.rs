@@ -10,6 +10,7 @@
 
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::history::{Event, History, OpType, Process};
 
@@ -125,7 +126,7 @@ fn simulate(cfg: &GenConfig, model: &mut dyn Model, with_tx: bool) -> Sim {
             process: Process::Client(pid),
             kind,
             f: f.to_string(),
-            value: v,
+            value: Arc::new(v),
             node: Some(format!("n{}", pid.rem_euclid(4) + 1)),
             tx_id: tx,
             extra: Map::new(),
@@ -469,7 +470,7 @@ fn completion_pos(h: &History, complete_index: u64) -> Option<usize> {
 
 fn rebuild(h: &History, pos: usize, value: Value) -> Option<History> {
     let mut events = h.events().to_vec();
-    events.get_mut(pos)?.value = value;
+    events.get_mut(pos)?.value = Arc::new(value);
     History::from_events(events).ok()
 }
 
@@ -491,7 +492,7 @@ pub fn corrupt_register_stale_read(h: &History, seed: u64) -> Option<History> {
         .iter()
         .filter(|op| op.kind == OpType::Ok && op.f == "read")
         .filter_map(|op| {
-            let v = op.complete_value.as_ref()?;
+            let v = op.complete_value.as_deref()?;
             let k = v.get(0)?;
             let done = first_write_done.get(&k.to_string())?;
             if *done < op.invoke_index {
@@ -548,7 +549,7 @@ fn read_sites(h: &History) -> (Vec<ReadSite>, HashMap<(String, i64), u64>) {
             continue;
         }
         let (Some(v), Some(c)) = (
-            op.complete_value.as_ref().and_then(Value::as_array),
+            op.complete_value.as_deref().and_then(Value::as_array),
             op.complete_index,
         ) else {
             continue;
@@ -693,7 +694,8 @@ pub fn corrupt_append(h: &History, seed: u64, how: AppendCorruption) -> Option<H
     let changes = candidates.get(Rng::new(seed).below(candidates.len()))?;
     let mut events = h.events().to_vec();
     for (pos, mop, v) in changes {
-        *events.get_mut(*pos)?.value.get_mut(*mop)?.get_mut(2)? = v.clone();
+        let value = Arc::make_mut(&mut events.get_mut(*pos)?.value);
+        *value.get_mut(*mop)?.get_mut(2)? = v.clone();
     }
     History::from_events(events).ok()
 }
@@ -727,7 +729,7 @@ pub fn corrupt_bank(h: &History, seed: u64) -> Option<History> {
         .filter_map(|o| completion_pos(h, o.complete_index?))
         .collect();
     let pos = *reads.get(Rng::new(seed).below(reads.len()))?;
-    let mut v = h.events().get(pos)?.value.clone();
+    let mut v = Value::clone(&h.events().get(pos)?.value);
     let (_, bal) = v.as_object_mut()?.iter_mut().next()?;
     *bal = json!(bal.as_i64()? + 1);
     rebuild(h, pos, v)

@@ -67,9 +67,9 @@ fn elle_huge_scc_head_with_nemesis_leave_ops() {
     assert_eq!(nemesis.len(), 2);
     assert_eq!(nemesis[0].f, "leave");
     // Nemesis values are for display: strings stay bare.
-    assert_eq!(nemesis[0].value, json!("n1"));
+    assert_eq!(*nemesis[0].value, json!("n1"));
     assert_eq!(
-        nemesis[1].value,
+        *nemesis[1].value,
         json!(["n1", {"n1": "ERR cannot remove leader node"}])
     );
     assert!(h.ops().iter().all(|o| o.f == "txn"));
@@ -90,7 +90,7 @@ fn jepsen_history_readme_vector_with_error_key() {
         ])
     );
     assert_eq!(
-        h.ops()[1].invoke_value,
+        *h.ops()[1].invoke_value,
         json!([["r", 0, null], ["w", 1, 1], ["r", 2, null], ["w", 1, 2]])
     );
 }
@@ -101,12 +101,12 @@ fn jepsen_store_records_with_independent_tuples_and_nemesis() {
     let h = parse_history(&text).unwrap();
     assert_eq!(h.ops().len(), 5);
     assert_eq!(h.nemesis_events().count(), 4);
-    assert_eq!(h.events()[4].value, json!("majority"));
+    assert_eq!(*h.events()[4].value, json!("majority"));
     assert_eq!(
-        h.events()[5].value,
+        *h.events()[5].value,
         json!(["isolated", {"n1": ["n4", "n5"], "n2": ["n4", "n5"]}])
     );
-    assert_eq!(h.ops()[2].invoke_value, json!([1, [3, 4]]));
+    assert_eq!(*h.ops()[2].invoke_value, json!([1, [3, 4]]));
     assert_eq!(h.ops()[3].kind, OpType::Info);
     let lin = LinearizableChecker::default();
     assert_eq!(lin.check(&h).validity, Validity::Valid);
@@ -164,8 +164,8 @@ fn reads_jepsen_list_append() {
 fn reads_registers_single_and_independent() {
     let single = "[{:type :invoke :f :write :value 3 :process 0 :time 1}\n {:type :ok :f :write :value 3 :process 0 :time 2}\n {:type :invoke :f :cas :value [3 4] :process 1 :time 3}\n {:type :ok :f :cas :value [3 4] :process 1 :time 4}\n {:type :invoke :f :read :value nil :process 1 :time 5}\n {:type :ok :f :read :value 3 :process 1 :time 6}]";
     let h = parse_history(single).unwrap();
-    assert_eq!(h.ops()[0].invoke_value, json!(["0", 3]));
-    assert_eq!(h.ops()[1].invoke_value, json!(["0", [3, 4]]));
+    assert_eq!(*h.ops()[0].invoke_value, json!(["0", 3]));
+    assert_eq!(*h.ops()[1].invoke_value, json!(["0", [3, 4]]));
     assert_eq!(h.ops()[2].value(), &json!(["0", 3]));
     let lin = rollcall_checkers::linearizable::LinearizableChecker::default();
     // read 3 after cas 3->4 completed: not linearizable
@@ -173,7 +173,7 @@ fn reads_registers_single_and_independent() {
 
     let indep = "{:type :invoke :f :cas :value [7 [nil 1]] :process 0 :index 0}\n{:type :ok :f :cas :value [7 [nil 1]] :process 0 :index 1}\n{:type :invoke :f :read :value [7 nil] :process 0 :index 2}\n{:type :ok :f :read :value [7 1] :process 0 :index 3}\n";
     let h = parse_history(indep).unwrap();
-    assert_eq!(h.ops()[0].invoke_value, json!([7, [null, 1]]));
+    assert_eq!(*h.ops()[0].invoke_value, json!([7, [null, 1]]));
     assert_eq!(Checker::check(&lin, &h).validity, Validity::Valid);
 }
 
@@ -221,7 +221,7 @@ fn f_absent_means_txn_only_for_a_transaction_value() {
 fn nil_list_append_reads_are_empty_lists_but_nil_register_reads_stay_nil() {
     let h = parse_history("{:type :invoke :value [[:r :x nil] [:append :y 1]] :process 0}\n{:type :ok :value [[:r :x nil] [:append :y 1]] :process 0}\n{:type :ok :value [[:r :z nil]] :process 1}\n").unwrap();
     assert_eq!(
-        h.ops()[0].invoke_value,
+        *h.ops()[0].invoke_value,
         json!([["r", "x", null], ["append", "y", 1]])
     );
     assert_eq!(
@@ -241,7 +241,7 @@ fn two_element_reads_gain_their_nil() {
     let h = parse_history("{:type :invoke :f :txn :value [[:r :x] [:append :x 1]] :process 0}")
         .unwrap();
     assert_eq!(
-        h.ops()[0].invoke_value,
+        *h.ops()[0].invoke_value,
         json!([["r", "x", null], ["append", "x", 1]])
     );
 }

@@ -512,8 +512,8 @@ fn pad_micro_ops(value: &mut Value) {
 
 /// Whether any transaction appends: then the history is Elle's list-append, whose
 /// `nil` read means an empty list.
-fn is_list_append(events: &[(usize, Event)]) -> bool {
-    events.iter().any(|(_, e)| {
+fn is_list_append(events: &[Event]) -> bool {
+    events.iter().any(|e| {
         e.f == "txn"
             && e.value.as_array().is_some_and(|m| {
                 m.iter()
@@ -529,7 +529,8 @@ fn empty_list_reads(e: &mut Event) {
     if e.kind != OpType::Ok || e.f != "txn" {
         return;
     }
-    for m in e.value.as_array_mut().into_iter().flatten() {
+    let value = std::sync::Arc::make_mut(&mut e.value);
+    for m in value.as_array_mut().into_iter().flatten() {
         if let Some([f, _, v]) = m.as_array_mut().map(Vec::as_mut_slice) {
             if f == "r" && v.is_null() {
                 *v = Value::Array(Vec::new());
@@ -647,7 +648,7 @@ fn map_to_event(line: usize, pairs: &[(Edn, Edn)], next_index: u64) -> Result<Ev
         process,
         kind: fields.kind()?,
         f,
-        value,
+        value: std::sync::Arc::new(value),
         node: fields.get("node").and_then(name_of),
         tx_id: None,
         extra,
@@ -705,16 +706,18 @@ pub fn parse_history(text: &str) -> Result<History, HistoryError> {
     let forms = parse_all(text)?;
     let maps = op_maps(&forms)?;
     let mut events = Vec::with_capacity(maps.len());
+    let mut lines = Vec::with_capacity(maps.len());
     let mut next_index = 0u64;
     for (line, pairs) in maps {
         let e = map_to_event(line, pairs, next_index)?;
         next_index = e.index.saturating_add(1);
-        events.push((line, e));
+        events.push(e);
+        lines.push(line);
     }
     if is_list_append(&events) {
-        events.iter_mut().for_each(|(_, e)| empty_list_reads(e));
+        events.iter_mut().for_each(empty_list_reads);
     }
-    History::from_lined_events(events, Pairing::Lenient)
+    History::from_lined_events(events, &lines, Pairing::Lenient)
 }
 
 #[cfg(test)]

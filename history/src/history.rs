@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Who issued an event: a client process (a number) or the nemesis
 /// (harness.md §6: `"process": int or "nemesis"`).
@@ -90,8 +91,9 @@ pub struct Event {
     pub kind: OpType,
     /// The operation's function, e.g. "txn", "read", "partition".
     pub f: String,
-    /// The operation's argument or result.
-    pub value: Value,
+    /// The operation's argument or result. Shared (not copied) with the paired
+    /// [`Op`], so a history holds each value once (issue 15: 1M txns in ≤ 2 GiB).
+    pub value: Arc<Value>,
     /// The node the client talked to, if any.
     pub node: Option<String>,
     /// The ledger transaction id, used by the `set` checker.
@@ -111,10 +113,12 @@ pub struct Op {
     pub process: Process,
     /// The function (from the invoke).
     pub f: String,
-    /// The invoke's value (the request).
-    pub invoke_value: Value,
-    /// The completion's value (the response), if it completed.
-    pub complete_value: Option<Value>,
+    /// The invoke's value (the request); the same allocation as the invoke
+    /// event's value.
+    pub invoke_value: Arc<Value>,
+    /// The completion's value (the response), if it completed; the same
+    /// allocation as the completion event's value.
+    pub complete_value: Option<Arc<Value>>,
     /// Ok, Fail or Info; an operation that never completed is Info.
     pub kind: OpType,
     /// Invoke time, ns.
@@ -145,8 +149,8 @@ impl Op {
             complete_index: Some(e.index),
             process: e.process,
             f: e.f.clone(),
-            invoke_value: e.value.clone(),
-            complete_value: Some(e.value.clone()),
+            invoke_value: Arc::clone(&e.value),
+            complete_value: Some(Arc::clone(&e.value)),
             kind: e.kind,
             invoke_time: e.time,
             complete_time: Some(e.time),
@@ -390,7 +394,7 @@ fn parse_event(line: usize, v: Value) -> Result<Event, HistoryError> {
             })
         }
     };
-    let value = take("value")?;
+    let value = Arc::new(take("value")?);
     let node = opt_string(line, &mut obj, "node")?;
     let tx_id = opt_string(line, &mut obj, "tx_id")?;
     Ok(Event {
@@ -415,7 +419,7 @@ impl Event {
         m.insert("process".into(), self.process.to_json());
         m.insert("type".into(), Value::from(self.kind.as_str()));
         m.insert("f".into(), Value::from(self.f.clone()));
-        m.insert("value".into(), self.value.clone());
+        m.insert("value".into(), Value::clone(&self.value));
         if let Some(n) = &self.node {
             m.insert("node".into(), Value::from(n.clone()));
         }
@@ -429,10 +433,34 @@ impl Event {
     }
 }
 
+/// Indices must increase strictly: `e` (on `line`) against the events before it.
+fn check_order(before: &[Event], e: &Event, line: usize) -> Result<(), HistoryError> {
+    let Some(prev) = before.last().map(|x| x.index) else {
+        return Ok(());
+    };
+    if e.index > prev {
+        return Ok(());
+    }
+    let dup = e.index == prev || before.binary_search_by_key(&e.index, |x| x.index).is_ok();
+    Err(if dup {
+        HistoryError::DuplicateIndex {
+            line,
+            index: e.index,
+        }
+    } else {
+        HistoryError::IndexOutOfOrder {
+            line,
+            index: e.index,
+            previous: prev,
+        }
+    })
+}
+
 impl History {
     /// Parse a JSON Lines history (harness.md §6). Blank lines are skipped.
     pub fn parse_jsonl(text: &str) -> Result<History, HistoryError> {
         let mut events = Vec::new();
+        let mut line_of = Vec::new();
         let ends_with_newline = text.ends_with('\n');
         let lines: Vec<&str> = text.split('\n').collect();
         let last = lines.len();
@@ -454,9 +482,10 @@ impl History {
                     });
                 }
             };
-            events.push((line, parse_event(line, v)?));
+            events.push(parse_event(line, v)?);
+            line_of.push(line);
         }
-        History::from_lined_events(events, Pairing::Strict)
+        History::from_lined_events(events, &line_of, Pairing::Strict)
     }
 
     /// Read a history file: JSON Lines, or EDN if the name ends in `.edn`.
@@ -477,54 +506,24 @@ impl History {
     /// Build a history from events (e.g. made by a generator); the "line" in
     /// errors is the event's position + 1.
     pub fn from_events(events: Vec<Event>) -> Result<History, HistoryError> {
-        History::from_lined_events(
-            events
-                .into_iter()
-                .enumerate()
-                .map(|(i, e)| (i + 1, e))
-                .collect(),
-            Pairing::Strict,
-        )
+        History::from_lined_events(events, &[], Pairing::Strict)
     }
 
-    /// Validate events (each with the source line it came from) and pair them.
+    /// Validate events and pair them. `lines[i]` is the source line of
+    /// `events[i]` (position + 1 where absent). The events are validated in
+    /// place and kept, not copied: a second vector of 1M events would double the
+    /// peak while pairing (issue 15).
     pub(crate) fn from_lined_events(
-        events: Vec<(usize, Event)>,
+        events: Vec<Event>,
+        lines: &[usize],
         pairing: Pairing,
     ) -> Result<History, HistoryError> {
-        // Per client process: Ok(pending op position) or Err(info index) once retired.
         let mut pending: HashMap<Process, usize> = HashMap::new();
         let mut retired: HashMap<Process, u64> = HashMap::new();
         let mut ops: Vec<Op> = Vec::new();
-        let mut previous: Option<u64> = None;
-        let mut out = Vec::with_capacity(events.len());
-        for (line, e) in events {
-            if let Some(prev) = previous {
-                if e.index == prev {
-                    return Err(HistoryError::DuplicateIndex {
-                        line,
-                        index: e.index,
-                    });
-                }
-                if e.index < prev {
-                    let dup = out
-                        .binary_search_by_key(&e.index, |x: &Event| x.index)
-                        .is_ok();
-                    return Err(if dup {
-                        HistoryError::DuplicateIndex {
-                            line,
-                            index: e.index,
-                        }
-                    } else {
-                        HistoryError::IndexOutOfOrder {
-                            line,
-                            index: e.index,
-                            previous: prev,
-                        }
-                    });
-                }
-            }
-            previous = Some(e.index);
+        for (pos, e) in events.iter().enumerate() {
+            let line = lines.get(pos).copied().unwrap_or(pos + 1);
+            check_order(&events[..pos], e, line)?;
             if e.process != Process::Nemesis {
                 match e.kind {
                     OpType::Invoke => {
@@ -551,7 +550,7 @@ impl History {
                             complete_index: None,
                             process: e.process,
                             f: e.f.clone(),
-                            invoke_value: e.value.clone(),
+                            invoke_value: Arc::clone(&e.value),
                             complete_value: None,
                             kind: OpType::Info,
                             invoke_time: e.time,
@@ -564,8 +563,7 @@ impl History {
                         let slot = pending.remove(&e.process).and_then(|p| ops.get_mut(p));
                         let Some(op) = slot else {
                             if pairing == Pairing::Lenient {
-                                ops.push(Op::standalone(&e));
-                                out.push(e);
+                                ops.push(Op::standalone(e));
                                 continue;
                             }
                             return Err(HistoryError::CompletionWithoutInvoke {
@@ -575,7 +573,7 @@ impl History {
                             });
                         };
                         op.complete_index = Some(e.index);
-                        op.complete_value = Some(e.value.clone());
+                        op.complete_value = Some(Arc::clone(&e.value));
                         op.kind = kind;
                         op.complete_time = Some(e.time);
                         if e.node.is_some() {
@@ -590,9 +588,8 @@ impl History {
                     }
                 }
             }
-            out.push(e);
         }
-        Ok(History { events: out, ops })
+        Ok(History { events, ops })
     }
 
     /// Every event in history order, nemesis events included.
@@ -668,6 +665,16 @@ mod tests {
         assert_eq!(op.node.as_deref(), Some("n2"));
         assert_eq!(op.value()[1][2], serde_json::json!([1, 4]));
         assert_eq!(h.nemesis_events().count(), 1);
+    }
+
+    #[test]
+    fn ops_share_their_values_with_the_events() {
+        // issue 15: each value is held once, not copied into the op.
+        let h = History::parse_jsonl(SPEC).unwrap();
+        let op = &h.ops()[0];
+        assert!(Arc::ptr_eq(&op.invoke_value, &h.events()[0].value));
+        let done = op.complete_value.as_ref().unwrap();
+        assert!(Arc::ptr_eq(done, &h.events()[1].value));
     }
 
     #[test]
@@ -773,7 +780,10 @@ mod tests {
         )
         .unwrap();
         let h = History::from_file(&e).unwrap();
-        assert_eq!(h.ops()[0].invoke_value, serde_json::json!([["r", 1, null]]));
+        assert_eq!(
+            *h.ops()[0].invoke_value,
+            serde_json::json!([["r", 1, null]])
+        );
         let missing = History::from_file(dir.join("nope.jsonl")).unwrap_err();
         assert!(matches!(missing, HistoryError::Io { .. }));
         std::fs::remove_dir_all(&dir).ok();

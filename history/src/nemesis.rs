@@ -73,7 +73,7 @@ impl NemesisEvent {
             id: s("id"),
             acknowledged: v.get("acknowledged").and_then(Value::as_bool),
             height: v.get("height").and_then(Value::as_u64),
-            value: v.clone(),
+            value: Value::clone(v),
         })
     }
 }

@@ -174,10 +174,7 @@ pub(crate) fn parse(h: &History, w: Workload) -> Txns {
             continue;
         }
         let ok = op.kind == OpType::Ok;
-        let value = match (&op.complete_value, ok) {
-            (Some(v), true) => v,
-            _ => &op.invoke_value,
-        };
+        let value = op.value();
         let start = out.mops.len();
         let parsed = parse_mops(value, ok, w, &mut keys, &mut out);
         if let Err(bad) = parsed {
