@@ -56,6 +56,11 @@ pub struct ElleOptions {
     pub per_scc_limit: Duration,
     /// Overall budget for cycle search; later components get a fallback cycle.
     pub cycle_search_limit: Duration,
+    /// Elle's `:wfr-keys?` for rw-register: assume that within a transaction a
+    /// write follows the read of the same key, and infer version order from it.
+    /// Off by default, as in Elle (rw_register.clj), so `rollcall check` gives
+    /// Elle's default verdict on a foreign history.
+    pub wfr_keys: bool,
 }
 
 impl Default for ElleOptions {
@@ -67,6 +72,7 @@ impl Default for ElleOptions {
             },
             per_scc_limit: Duration::from_secs(1),
             cycle_search_limit: Duration::from_secs(10),
+            wfr_keys: false,
         }
     }
 }
@@ -116,7 +122,7 @@ impl ElleOptions {
         );
         let mut edges = match w {
             Workload::ListAppend => append::analyse(&mut found),
-            Workload::Register => register::analyse(&mut found),
+            Workload::Register => register::analyse(&mut found, self.wfr_keys),
         };
         match self.order_edges() {
             RT => graph::realtime_edges(&t, &mut edges),

@@ -1,7 +1,8 @@
 //! Read-write registers (elle/rw_register.clj): transactions of `[r k v]` and
 //! `[w k v]` with unique writes. Version graphs per key come from the initial
 //! state (nil precedes every value an ok/info txn wrote or an ok txn read) and,
-//! as Elle's `:wfr-keys?` option, from writes following reads within a txn;
+//! only with Elle's `:wfr-keys?` option (off by default, as in Elle), from writes
+//! following reads within a txn;
 //! if that inference makes a key's versions cyclic it is dropped and reported
 //! as `cyclic-versions`. Each version edge v1 → v2 yields ww edges from v1's
 //! writer and rw edges from v1's readers to v2's writer (`ext-index` over ok
@@ -50,9 +51,9 @@ fn externals(t: &Txns, i: u32) -> Externals {
     (reads, writes)
 }
 
-/// Version edges (key, from, to): initial state, then writes-follow-reads
-/// unless they make some key's versions cyclic.
-fn version_edges(found: &mut Found<'_>) -> Vec<(u32, Option<i64>, i64)> {
+/// Version edges (key, from, to): initial state, then (with Elle's
+/// `:wfr-keys?`) writes-follow-reads unless they make some key's versions cyclic.
+fn version_edges(found: &mut Found<'_>, wfr_keys: bool) -> Vec<(u32, Option<i64>, i64)> {
     let t = found.t;
     let mut init = Vec::new();
     let mut wfr = Vec::new();
@@ -72,6 +73,9 @@ fn version_edges(found: &mut Found<'_>) -> Vec<(u32, Option<i64>, i64)> {
                     .map(|&((_, w), _)| (k, Some(r), w)),
             );
         }
+    }
+    if !wfr_keys {
+        wfr.clear();
     }
     let cyclic = cyclic_versions(found, &init, &wfr);
     if !cyclic {
@@ -206,13 +210,13 @@ fn edges(t: &Txns, versions: &[(u32, Option<i64>, i64)]) -> Vec<Edge> {
 }
 
 /// Run every rw-register check; returns the data dependency edges.
-pub(crate) fn analyse(found: &mut Found<'_>) -> Vec<Edge> {
+pub(crate) fn analyse(found: &mut Found<'_>, wfr_keys: bool) -> Vec<Edge> {
     use super::direct;
     direct::internal_register(found);
     direct::g1a(found);
     direct::g1b(found);
     direct::lost_update(found);
-    let versions = version_edges(found);
+    let versions = version_edges(found, wfr_keys);
     edges(found.t, &versions)
 }
 
