@@ -42,6 +42,8 @@ pub struct Expectation<'a> {
     pub model: &'a str,
     /// Further anomalies that make the history invalid, comma-separated.
     pub anomalies: Option<&'a str>,
+    /// Elle's `:wfr-keys?` for rw-register (`--wfr-keys`).
+    pub wfr_keys: bool,
 }
 
 impl<'a> Expectation<'a> {
@@ -50,12 +52,14 @@ impl<'a> Expectation<'a> {
         Expectation {
             model,
             anomalies: None,
+            wfr_keys: false,
         }
     }
 
     /// The Elle checkers' options for this expectation.
     pub fn elle_options(&self) -> Result<ElleOptions, String> {
-        let o = ElleOptions::with_models(self.model).map_err(|e| e.to_string())?;
+        let mut o = ElleOptions::with_models(self.model).map_err(|e| e.to_string())?;
+        o.wfr_keys = self.wfr_keys;
         match self.anomalies {
             Some(a) => o.with_anomalies(a).map_err(|e| e.to_string()),
             None => Ok(o),

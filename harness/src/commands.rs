@@ -422,6 +422,8 @@ pub struct CheckArgs<'a> {
     pub model: Option<&'a str>,
     /// Elle's `:anomalies`: more anomalies that make a history invalid.
     pub anomalies: Option<&'a str>,
+    /// Elle's `:wfr-keys?` for rw-register histories.
+    pub wfr_keys: bool,
 }
 
 /// A history with no client operation checks nothing: `unknown`, never `valid`
@@ -462,6 +464,7 @@ fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
     let expect = crate::checks::Expectation {
         model: &model,
         anomalies: a.anomalies,
+        wfr_keys: a.wfr_keys,
     };
     check_run(workload, expect, &run.genesis, run.history, run.nodes)
 }
@@ -498,6 +501,7 @@ fn check_file(path: &Path, a: CheckArgs) -> Result<Results, String> {
         crate::checks::Expectation {
             model: a.model.unwrap_or("strict-serializable"),
             anomalies: a.anomalies,
+            wfr_keys: a.wfr_keys,
         },
         None,
     )?;
@@ -519,6 +523,7 @@ pub fn check(paths: &[PathBuf], a: CheckArgs) -> Result<Validity, CommandError> 
         crate::checks::Expectation {
             model: a.model.unwrap_or("strict-serializable"),
             anomalies: a.anomalies,
+            wfr_keys: a.wfr_keys,
         }
         .elle_options()
         .map_err(CommandError::args)?;

@@ -103,6 +103,9 @@ enum Cmd {
         /// Anomalies Elle must also find absent, comma-separated (e.g. G0,G1c).
         #[arg(long)]
         anomalies: Option<String>,
+        /// rw-register: assume writes follow reads within a txn (Elle's `:wfr-keys?`).
+        #[arg(long)]
+        wfr_keys: bool,
     },
     /// Run again with the recorded seed and options; report whether the history is byte-identical.
     Replay {
@@ -315,6 +318,7 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
             format,
             model,
             anomalies,
+            wfr_keys,
         } => {
             let format = match format.as_deref() {
                 None => None,
@@ -331,6 +335,7 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
                 format,
                 model: model.as_deref(),
                 anomalies: anomalies.as_deref(),
+                wfr_keys,
             };
             commands::check(&paths, args)?
         }

@@ -168,3 +168,28 @@ fn options_that_overflow_nanoseconds_exit_254() {
         assert!(err.contains(msg), "{args:?}: {err}");
     }
 }
+
+/// Elle infers rw-register version order from writes following reads only with
+/// `:wfr-keys?`; `rollcall check` does the same, so a stale read visible only
+/// through that inference is valid by default and invalid with `--wfr-keys`.
+#[test]
+fn wfr_keys_is_opt_in_like_elles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wfr.edn");
+    std::fs::write(
+        &path,
+        "{:type :invoke, :f :txn, :value [[:w :x 1]], :process 1, :time 1, :index 0}\n\
+         {:type :ok, :f :txn, :value [[:w :x 1]], :process 1, :time 2, :index 1}\n\
+         {:type :invoke, :f :txn, :value [[:r :x nil] [:w :x 2]], :process 2, :time 3, :index 2}\n\
+         {:type :ok, :f :txn, :value [[:r :x 1] [:w :x 2]], :process 2, :time 4, :index 3}\n\
+         {:type :invoke, :f :txn, :value [[:r :x nil]], :process 3, :time 5, :index 4}\n\
+         {:type :ok, :f :txn, :value [[:r :x 1]], :process 3, :time 6, :index 5}\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let (code, out, _) = rollcall(&["check", p, "--workload", "rw-register"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = rollcall(&["check", p, "--workload", "rw-register", "--wfr-keys"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("G-single-item-realtime"), "{out}");
+}
