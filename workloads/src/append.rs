@@ -4,7 +4,7 @@
 
 use crate::keys::RotatingKeys;
 use crate::ops::{result_at, Completion, Invocation, Workload, WorkloadKind};
-use rand::{Rng, RngCore};
+use rand::RngCore;
 use rollcall_node_core::types::{Op, OpResult, TxOutcome, Value};
 use serde_json::{json, Value as Json};
 
@@ -34,27 +34,9 @@ impl Workload for Append {
     }
 
     fn invoke(&mut self, rng: &mut dyn RngCore, _process: u64) -> Invocation {
-        let n = rng.gen_range(1..=4);
-        let mut ops = Vec::with_capacity(n);
-        let mut value = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (name, append) = self.keys.draw(rng);
-            match append {
-                None => {
-                    ops.push(Op::Read(name.clone()));
-                    value.push(json!(["r", name, null]));
-                }
-                Some(v) => {
-                    ops.push(Op::Append(name.clone(), v));
-                    value.push(json!(["append", name, v]));
-                }
-            }
-        }
-        Invocation {
-            f: "txn".into(),
-            value: Json::Array(value),
-            ops,
-        }
+        self.keys.txn(rng, |k, v| {
+            (Op::Append(k.to_string(), v), json!(["append", k, v]))
+        })
     }
 
     fn complete(&mut self, _process: u64, inv: &Invocation, outcome: &TxOutcome) -> Completion {

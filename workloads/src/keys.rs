@@ -61,6 +61,34 @@ impl RotatingKeys {
         self.next_key
     }
 
+    /// One transaction of 1–4 micro-ops, each a read (`["r", k, null]`) or the
+    /// write `write` makes of a fresh unique value (an append, a register write),
+    /// in this draw order (the golden runs fix it): the shape Elle's list-append and
+    /// rw-register workloads share.
+    pub fn txn(
+        &mut self,
+        rng: &mut dyn RngCore,
+        write: impl Fn(&str, i64) -> (Op, Json),
+    ) -> Invocation {
+        let n = rng.gen_range(1..=4);
+        let mut ops = Vec::with_capacity(n);
+        let mut value = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (name, fresh) = self.draw(rng);
+            let (op, mop) = match fresh {
+                None => (Op::Read(name.clone()), json!(["r", name, null])),
+                Some(v) => write(&name, v),
+            };
+            ops.push(op);
+            value.push(mop);
+        }
+        Invocation {
+            f: "txn".into(),
+            value: Json::Array(value),
+            ops,
+        }
+    }
+
     /// Read transactions over every key ever used, 64 keys each (harness.md §5).
     pub fn final_reads(&self) -> Vec<Invocation> {
         let keys: Vec<String> = (0..self.next_key).map(|k| self.name(k)).collect();

@@ -7,7 +7,7 @@
 
 use crate::keys::RotatingKeys;
 use crate::ops::{read_json, result_at, Completion, Invocation, Workload, WorkloadKind};
-use rand::{Rng, RngCore};
+use rand::RngCore;
 use rollcall_node_core::types::{Op, OpResult, TxOutcome};
 use serde_json::{json, Value as Json};
 
@@ -37,27 +37,9 @@ impl Workload for RwRegister {
     }
 
     fn invoke(&mut self, rng: &mut dyn RngCore, _process: u64) -> Invocation {
-        let n = rng.gen_range(1..=4);
-        let mut ops = Vec::with_capacity(n);
-        let mut value = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (name, write) = self.keys.draw(rng);
-            match write {
-                None => {
-                    ops.push(Op::Read(name.clone()));
-                    value.push(json!(["r", name, null]));
-                }
-                Some(v) => {
-                    ops.push(Op::Write(name.clone(), v));
-                    value.push(json!(["w", name, v]));
-                }
-            }
-        }
-        Invocation {
-            f: "txn".into(),
-            value: Json::Array(value),
-            ops,
-        }
+        self.keys.txn(rng, |k, v| {
+            (Op::Write(k.to_string(), v), json!(["w", k, v]))
+        })
     }
 
     fn complete(&mut self, _process: u64, inv: &Invocation, outcome: &TxOutcome) -> Completion {
