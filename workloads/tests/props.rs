@@ -166,7 +166,12 @@ fn nemesis_list_parsing() {
         NemesisKind::parse_list("kill, partition,kill").unwrap(),
         vec![NemesisKind::Partition, NemesisKind::Kill]
     );
-    assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 10);
+    assert_eq!(
+        NemesisKind::parse_list("all").unwrap(),
+        NemesisKind::ALL.to_vec(),
+        "all is every kind"
+    );
+    assert_eq!(NemesisKind::ALL.len(), 11);
     assert!(NemesisKind::parse_list("kill,explode").is_err());
     assert!(NemesisKind::parse_list("").unwrap().is_empty());
 }
