@@ -15,6 +15,7 @@ use crate::backend::{
 };
 use rollcall_workloads::{DiskFault, Fault};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 /// The fault state the nemesis owns across calls.
 #[derive(Debug, Default)]
@@ -82,7 +83,28 @@ impl Nemesis {
                 b.stop_for_good(node)?;
                 json!({"node": node, "id": b.node_id(node)?})
             }
-            Fault::Flaky { .. } | Fault::Slow { .. } => self.start_degraded_links(b, fault)?,
+            Fault::Flaky {
+                links,
+                loss_pct,
+                duplicate_pct,
+            } => {
+                let lossy = Lossy {
+                    loss_pct: *loss_pct,
+                    duplicate_pct: *duplicate_pct,
+                };
+                self.add_link_faults(b, links, lossy, |f| &mut f.lossy, lossy_degradation)?
+            }
+            Fault::Slow {
+                links,
+                delay_ms,
+                jitter_ms,
+            } => {
+                let slow = Slow {
+                    delay_ms: *delay_ms,
+                    jitter_ms: *jitter_ms,
+                };
+                self.add_link_faults(b, links, slow, |f| &mut f.slow, slow_degradation)?
+            }
             Fault::Byzantine { nodes, behaviour } => b
                 .start_byzantine(nodes, *behaviour)?
                 .unwrap_or_else(|| cannot_lie(nodes)),
@@ -100,51 +122,25 @@ impl Nemesis {
         })
     }
 
-    /// `flaky` and `slow`: lossy or slow links added to the desired state.
-    fn start_degraded_links<B: Target + ?Sized>(
+    /// `flaky` and `slow`: `value` on each known link of `links`, added to the
+    /// desired state (the map `field` picks) and applied; what the backend's caps
+    /// cannot honour is recorded by `shortfall`.
+    fn add_link_faults<B: Target + ?Sized, T: Copy>(
         &mut self,
         b: &mut B,
-        fault: &Fault,
+        links: &[DirectedLink],
+        value: T,
+        field: fn(&mut LinkFaults) -> &mut BTreeMap<DirectedLink, T>,
+        shortfall: fn(&LinkCaps, &T) -> Option<String>,
     ) -> Result<Value, BackendError> {
-        Ok(match fault {
-            Fault::Flaky {
-                links,
-                loss_pct,
-                duplicate_pct,
-            } => {
-                let l = known_links(b, links);
-                let lossy = Lossy {
-                    loss_pct: *loss_pct,
-                    duplicate_pct: *duplicate_pct,
-                };
-                for k in &l {
-                    self.links.lossy.insert(k.clone(), lossy);
-                }
-                b.apply_links(&self.links)?;
-                let mut v = json!({"links": l.len()});
-                degrade(&mut v, lossy_degradation(&b.link_caps(), &lossy));
-                v
-            }
-            Fault::Slow {
-                links,
-                delay_ms,
-                jitter_ms,
-            } => {
-                let l = known_links(b, links);
-                let slow = Slow {
-                    delay_ms: *delay_ms,
-                    jitter_ms: *jitter_ms,
-                };
-                for k in &l {
-                    self.links.slow.insert(k.clone(), slow);
-                }
-                b.apply_links(&self.links)?;
-                let mut v = json!({"links": l.len()});
-                degrade(&mut v, slow_degradation(&b.link_caps(), &slow));
-                v
-            }
-            _ => Value::Null,
-        })
+        let l = known_links(b, links);
+        for k in &l {
+            field(&mut self.links).insert(k.clone(), value);
+        }
+        b.apply_links(&self.links)?;
+        let mut v = json!({"links": l.len()});
+        degrade(&mut v, shortfall(&b.link_caps(), &value));
+        Ok(v)
     }
 
     /// Stops a fault started earlier (`fail-node` is for good: its stop does nothing).
