@@ -43,14 +43,7 @@ impl Nemesis {
         fault: &Fault,
     ) -> Result<Value, BackendError> {
         Ok(match fault {
-            Fault::Partition { blocked, .. } => {
-                let l = known_links(b, blocked);
-                self.links.cut.extend(l.iter().cloned());
-                b.apply_links(&self.links)?;
-                let mut v = json!({"links_blocked": l.len()});
-                degrade(&mut v, one_way_degradation(&b.link_caps(), &self.links, &l));
-                v
-            }
+            Fault::Partition { blocked, .. } => self.cut_links(b, blocked)?,
             Fault::Kill { nodes } => {
                 let done = each(
                     b,
@@ -64,14 +57,7 @@ impl Nemesis {
                 let done = each(b, nodes, &[NodeState::Running], |b, n| b.pause(n))?;
                 json!({"nodes": done})
             }
-            Fault::CrashAll => {
-                let all = b.node_names();
-                let done = each(b, &all, &[NodeState::Running, NodeState::Paused], |b, n| {
-                    b.kill(n)
-                })?;
-                self.crashed_all = done.clone();
-                json!({"nodes": done})
-            }
+            Fault::CrashAll => self.crash_all(b)?,
             Fault::AddNode { node } => {
                 if b.node_state(node)? == NodeState::NotStarted {
                     b.start_new(node)?;
@@ -120,6 +106,30 @@ impl Nemesis {
                 json!({"node": node, "duplicate": duplicate, "id": b.node_id(duplicate)?})
             }
         })
+    }
+
+    /// `partition`: the blocked directed links cut, on top of what is cut already.
+    fn cut_links<B: Target + ?Sized>(
+        &mut self,
+        b: &mut B,
+        blocked: &[DirectedLink],
+    ) -> Result<Value, BackendError> {
+        let l = known_links(b, blocked);
+        self.links.cut.extend(l.iter().cloned());
+        b.apply_links(&self.links)?;
+        let mut v = json!({"links_blocked": l.len()});
+        degrade(&mut v, one_way_degradation(&b.link_caps(), &self.links, &l));
+        Ok(v)
+    }
+
+    /// `crash-all`: every running or paused node killed; remembered for the stop.
+    fn crash_all<B: Target + ?Sized>(&mut self, b: &mut B) -> Result<Value, BackendError> {
+        let all = b.node_names();
+        let done = each(b, &all, &[NodeState::Running, NodeState::Paused], |b, n| {
+            b.kill(n)
+        })?;
+        self.crashed_all = done.clone();
+        Ok(json!({"nodes": done}))
     }
 
     /// `flaky` and `slow`: `value` on each known link of `links`, added to the
