@@ -13,8 +13,8 @@ use rollcall_node_core::crypto::NodeId;
 use serde_json::{json, Map, Value};
 
 use crate::cluster::{ClusterRun, NodeDump};
-use crate::history::Event;
 use crate::result::{Anomaly, CheckResult, Validity};
+use rollcall_history::{NemesisEvent, Phase};
 
 /// The checker's name (harness.md §7).
 pub const BYZANTINE: &str = "byzantine";
@@ -24,7 +24,7 @@ const FAULT: &str = "byzantine";
 
 /// Whether a run had any `byzantine` fault (the checker runs only then).
 pub fn has_adversaries(run: &ClusterRun) -> bool {
-    run.history.nemesis_events().any(|e| e.f == FAULT)
+    run.history.nemesis().any(|e| e.fault == FAULT)
 }
 
 /// What the history says the adversaries did.
@@ -40,11 +40,11 @@ struct Attack {
 
 fn read_attack(run: &ClusterRun) -> Attack {
     let mut a = Attack::default();
-    for e in run.history.nemesis_events().filter(|e| e.f == FAULT) {
+    for e in run.history.nemesis().filter(|e| e.fault == FAULT) {
         let v = &e.value;
         let behaviour = v["behaviour"].as_str().unwrap_or("?").to_string();
         let row = a.per_behaviour.entry(behaviour).or_default();
-        if v["phase"] == "start" {
+        if e.phase == Phase::Start {
             row[0] += 1;
             if v["applied"] == false {
                 a.not_applied += 1;
@@ -75,7 +75,7 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 /// Every node name any other fault touched (named anywhere in its event).
-fn disturbed(events: &[&Event], names: &BTreeSet<String>) -> BTreeSet<String> {
+fn disturbed(events: &[NemesisEvent], names: &BTreeSet<String>) -> BTreeSet<String> {
     fn walk(v: &Value, names: &BTreeSet<String>, out: &mut BTreeSet<String>) {
         match v {
             Value::String(s) if names.contains(s) => {
@@ -87,7 +87,10 @@ fn disturbed(events: &[&Event], names: &BTreeSet<String>) -> BTreeSet<String> {
         }
     }
     let mut out = BTreeSet::new();
-    for e in events.iter().filter(|e| e.f != FAULT && e.f != "heal-all") {
+    for e in events
+        .iter()
+        .filter(|e| e.fault != FAULT && e.phase != Phase::HealAll)
+    {
         walk(&e.value, names, &mut out);
     }
     out
@@ -179,7 +182,7 @@ fn ids_of(nodes: &[NodeDump], names: &BTreeSet<String>) -> BTreeSet<NodeId> {
 /// harness.md §7 `byzantine` (see the module doc).
 pub fn check_byzantine(run: &ClusterRun) -> CheckResult {
     let attack = read_attack(run);
-    let events: Vec<&Event> = run.history.nemesis_events().collect();
+    let events: Vec<NemesisEvent> = run.history.nemesis().collect();
     let names: BTreeSet<String> = run.nodes.iter().map(|n| n.name.clone()).collect();
     let touched = disturbed(&events, &names);
     let adversary_ids = ids_of(&run.nodes, &attack.adversaries);

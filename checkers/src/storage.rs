@@ -4,8 +4,9 @@
 //! a node kept running on storage it had itself declared untrustworthy, and
 //! unknown when disk faults were injected but no node could be asked.
 
-use crate::history::{History, Process};
+use crate::history::History;
 use crate::result::{Anomaly, CheckResult, Validity};
+use rollcall_history::Phase;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -41,12 +42,12 @@ struct Row {
 /// Disk faults started per node, from the history's `disk` nemesis events.
 fn injected(h: &History) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for e in h.events().iter().filter(|e| e.process == Process::Nemesis) {
-        if e.f != "disk" || e.value["phase"] != "start" {
+    for e in h.nemesis() {
+        if e.fault != "disk" || e.phase != Phase::Start {
             continue;
         }
-        if let (Some(n), Some(k)) = (e.value["node"].as_str(), e.value["kind"].as_str()) {
-            out.entry(n.to_string()).or_default().push(k.to_string());
+        if let (Some(n), Some(k)) = (e.node, e.value["kind"].as_str()) {
+            out.entry(n).or_default().push(k.to_string());
         }
     }
     out

@@ -3,6 +3,7 @@
 //! the cluster. A backend offers primitives (nodes, links, clients); what each
 //! fault of harness.md §5 means is defined once, over them, in [`crate::nemesis`].
 
+use rollcall_node::consensus::Status;
 use rollcall_node::types::{CommittedBlock, Tx, TxOutcome};
 use rollcall_workloads::DiskFault;
 use serde_json::Value;
@@ -41,8 +42,9 @@ pub struct NodeDumpData {
     pub name: String,
     /// Its stored chain.
     pub chain: Vec<CommittedBlock>,
-    /// `/status`, when the node is running.
-    pub status: Option<Value>,
+    /// `/status`, when the node is running: the node's own type, so a field the
+    /// harness reads cannot drift from what the node reports.
+    pub status: Option<Status>,
     /// Whether it was running at the end.
     pub alive: bool,
     /// Every signed proposal and vote this node sent (the `equivocation`
@@ -55,6 +57,18 @@ pub struct NodeDumpData {
     /// Why the node stopped itself (a failed write or sync, untrusted storage),
     /// where the backend knows.
     pub stopped: Option<String>,
+}
+
+impl NodeDumpData {
+    /// The part the run directory stores (`nodes/<n>/`), in its one shape.
+    pub fn files(&self) -> rollcall_history::NodeDump<&Vec<CommittedBlock>, &Status> {
+        rollcall_history::NodeDump {
+            name: self.name.clone(),
+            chain: &self.chain,
+            status: self.status.as_ref(),
+            alive: self.alive,
+        }
+    }
 }
 
 /// Why a backend could not do what was asked: the harness failed (exit 255), not
@@ -218,8 +232,8 @@ pub trait Clients {
     fn abandon(&mut self, ticket: Ticket);
     /// Answers that arrived since the last call, in time order.
     fn poll_completions(&mut self) -> Vec<Completed>;
-    /// A running node's `/status` as JSON.
-    fn status(&mut self, node: &str) -> Option<Value>;
+    /// A running node's `/status`.
+    fn status(&mut self, node: &str) -> Option<Status>;
     /// Names of running roster or spare nodes that clients may talk to.
     fn live_nodes(&self) -> Vec<String>;
     /// Every node's final chain and status.

@@ -122,7 +122,7 @@ pub fn node_dumps(dumps: &[NodeDumpData]) -> Vec<NodeDump> {
         .map(|d| NodeDump {
             name: d.name.clone(),
             chain: d.chain.clone(),
-            status: d.status.clone(),
+            status: d.status.as_ref().and_then(|s| serde_json::to_value(s).ok()),
             alive: d.alive,
         })
         .collect()
@@ -153,7 +153,10 @@ pub fn storage(history: &History, dumps: &[NodeDumpData]) -> CheckResult {
         .iter()
         .map(|d| NodeStorage {
             node: d.name.clone(),
-            status: d.status.as_ref().map(|s| s["storage"].clone()),
+            status: d
+                .status
+                .as_ref()
+                .and_then(|s| serde_json::to_value(&s.storage).ok()),
             alive: d.alive,
             stopped: d.stopped.clone(),
         })

@@ -4,8 +4,8 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rollcall_node::crypto::{Keypair, Sig};
-use rollcall_node::types::{AddNode, Genesis, Params, RosterEntry, Tx, TxBody, DOMAIN_ADD_NODE};
+use rollcall_node::crypto::Keypair;
+use rollcall_node::types::{signed_add_node, Genesis, Params, RosterEntry, Tx};
 
 /// Peer port written into simulated addresses (`nI:PORT`).
 pub const PEER_PORT: u16 = 26600;
@@ -64,21 +64,14 @@ impl ClusterSpec {
     /// it, protocol.md §3).
     pub fn add_node_tx(&self, i: usize, nonce: u64) -> Option<Tx> {
         let key = self.keys.get(i)?;
-        let req = AddNode {
-            id: key.id(),
-            addr: addr(&self.names[i]),
+        Some(signed_add_node(
+            &self.genesis.chain_id,
+            &self.operator,
+            key.id(),
+            &addr(&self.names[i]),
             nonce,
-        };
-        let sig: Sig = self
-            .operator
-            .sign(DOMAIN_ADD_NODE, &req.sign_bytes(&self.genesis.chain_id));
-        Some(Tx {
-            id: format!("add-{}-{nonce}", self.names[i]),
-            body: TxBody::AddNode {
-                req,
-                sig: Some(sig),
-            },
-        })
+            format!("add-{}-{nonce}", self.names[i]),
+        ))
     }
 }
 

@@ -30,9 +30,8 @@ use rollcall_docker::{
 };
 use rollcall_node::client::{ClientError, NodeClient, Submitted};
 use rollcall_node::config::NodeConfig;
-use rollcall_node::consensus::Timeouts;
+use rollcall_node::consensus::{Status, Timeouts};
 use rollcall_node::types::{CommittedBlock, Tx};
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -478,6 +477,7 @@ impl DockerBackend {
                 .collect(),
             timeouts: self.opts.timeouts.clone(),
             tx_timeout_ms: self.opts.tx_timeout_ms,
+            mempool_txs: rollcall_node_core::mempool::MEMPOOL_LIMIT,
         };
         let write = |name: &str, bytes: Vec<u8>| {
             let p = n.home.join(name);
@@ -862,14 +862,13 @@ impl Clients for DockerBackend {
             .collect()
     }
 
-    fn status(&mut self, node: &str) -> Option<Value> {
+    fn status(&mut self, node: &str) -> Option<Status> {
         let i = self.index(node).ok()?;
         if self.nodes[i].state != State::Running {
             return None;
         }
         let client = self.client(i).with_read_timeout(Duration::from_secs(2));
-        let status = self.rt.block_on(client.status()).ok()?;
-        serde_json::to_value(status).ok()
+        self.rt.block_on(client.status()).ok()
     }
 
     fn live_nodes(&self) -> Vec<String> {
@@ -975,18 +974,13 @@ pub fn run_one(
     crate::commands::save_run(opts, &spec, out, results, store_dir, dir, command)
 }
 
+/// What a failed run keeps of each node (the logs are saved already), through the
+/// run directory's one writer.
 fn save_dumps(dir: &Path, dumps: &[NodeDumpData]) {
+    let run = rollcall_history::RunDir::new(dir);
     for d in dumps {
-        let nd = dir.join("nodes").join(&d.name);
-        let _ = std::fs::create_dir_all(&nd);
-        if let Ok(b) = serde_json::to_vec(&d.chain) {
-            let _ = std::fs::write(nd.join("chain.json"), b);
-        }
-        if let Some(s) = &d.status {
-            let _ = std::fs::write(
-                nd.join("status.json"),
-                serde_json::to_vec_pretty(s).unwrap_or_default(),
-            );
+        if let Err(e) = run.write_node(&d.files()) {
+            warn!(node = %d.name, error = %e, "could not keep the node's dump");
         }
     }
 }

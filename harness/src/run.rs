@@ -495,9 +495,9 @@ fn evicted_everywhere(backend: &mut dyn Backend, spec: &ClusterSpec, failed: &[S
     !live.is_empty()
         && live.iter().all(|n| {
             backend.status(n).is_some_and(|s| {
-                s["roster"]
-                    .as_array()
-                    .is_some_and(|r| r.iter().all(|e| !ids.iter().any(|id| e["id"] == json!(id))))
+                s.roster
+                    .iter()
+                    .all(|e| !ids.iter().any(|id| *id == e.id.to_hex()))
             })
         })
 }

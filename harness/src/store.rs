@@ -8,7 +8,7 @@
 use crate::backend::NodeDumpData;
 use crate::options::TestOptions;
 use rollcall_checkers::Results;
-use rollcall_history::{NodeFiles, RunDir, RunDirError};
+use rollcall_history::{RunDir, RunDirError};
 use rollcall_node::types::Genesis;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -155,12 +155,7 @@ pub fn save(store: &Path, dir: &Path, f: &RunFiles) -> Result<(), StoreError> {
         run.write_history(f.history)?;
         run.write_results(f.results)?;
         for d in f.dumps {
-            run.write_node(&NodeFiles {
-                name: &d.name,
-                chain: &d.chain,
-                status: d.status.as_ref(),
-                alive: d.alive,
-            })?;
+            run.write_node(&d.files())?;
         }
         Ok(())
     })();

@@ -17,4 +17,4 @@ pub mod run_dir;
 pub use history::{Event, History, HistoryError, Op, OpType, Pairing, Process};
 pub use nemesis::{NemesisEvent, Phase};
 pub use result::{compose, Anomaly, CheckResult, Checker, Results, Validity};
-pub use run_dir::{NodeFiles, RunDir, RunDirError};
+pub use run_dir::{NodeDump, RunDir, RunDirError};

@@ -60,15 +60,20 @@ pub enum RunDirError {
     },
 }
 
-/// One node's files as the harness dumps them at the end of a run.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeFiles<'a, C> {
+/// One node's final state as the harness dumps it at the end of a run
+/// (`nodes/<n>/`, harness.md §8): the one shape of a node dump, written by the
+/// harness and read back by `rollcall check`. The chain type `C` and status type `S`
+/// are the node's (`Vec<CommittedBlock>`, `Status`) where the harness holds them;
+/// the checkers read the status as plain JSON on purpose (a node's malformed
+/// `/status` is a finding for them, not an unreadable run).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDump<C, S> {
     /// Directory name under `nodes/`, e.g. `n1`.
-    pub name: &'a str,
+    pub name: String,
     /// The final chain (`chain.json`, compact JSON).
-    pub chain: &'a C,
-    /// The final status (`status.json`, pretty), if the node answered.
-    pub status: Option<&'a Value>,
+    pub chain: C,
+    /// The final `/status` (`status.json`, pretty), if the node answered.
+    pub status: Option<S>,
     /// Whether the node was alive at the end (`alive`: `true\n` or `false\n`).
     pub alive: bool,
 }
@@ -199,19 +204,54 @@ impl RunDir {
         format!("nodes/{name}/{file}")
     }
 
-    /// Writes `nodes/<name>/{chain.json,status.json,alive}`.
-    pub fn write_node<C: Serialize>(&self, n: &NodeFiles<C>) -> Result<(), RunDirError> {
-        let chain_file = Self::node_file(n.name, "chain.json");
-        let chain = serde_json::to_vec(n.chain).map_err(|e| RunDirError::Json {
+    /// Writes `nodes/<name>/{chain.json,status.json,alive}`. The status is written
+    /// through a JSON value, so its keys are sorted whatever type holds it.
+    pub fn write_node<C: Serialize, S: Serialize>(
+        &self,
+        n: &NodeDump<C, S>,
+    ) -> Result<(), RunDirError> {
+        let chain_file = Self::node_file(&n.name, "chain.json");
+        let chain = serde_json::to_vec(&n.chain).map_err(|e| RunDirError::Json {
             file: chain_file.clone(),
             msg: e.to_string(),
         })?;
         self.write_bytes(&chain_file, &chain)?;
-        if let Some(s) = n.status {
-            self.write_pretty(&Self::node_file(n.name, "status.json"), s)?;
+        if let Some(s) = &n.status {
+            let file = Self::node_file(&n.name, "status.json");
+            let v = serde_json::to_value(s).map_err(|e| RunDirError::Json {
+                file: file.clone(),
+                msg: e.to_string(),
+            })?;
+            self.write_pretty(&file, &v)?;
         }
         let alive: &[u8] = if n.alive { b"true\n" } else { b"false\n" };
-        self.write_bytes(&Self::node_file(n.name, "alive"), alive)
+        self.write_bytes(&Self::node_file(&n.name, "alive"), alive)
+    }
+
+    /// Reads `nodes/<name>/` back: `chain.json` (required), `status.json` and
+    /// `alive` (optional; a missing `alive` means the node was alive).
+    pub fn read_node<C: DeserializeOwned, S: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<NodeDump<C, S>, RunDirError> {
+        let chain = self.read_chain(name)?;
+        let status_file = Self::node_file(name, "status.json");
+        let status = if self.root.join(&status_file).exists() {
+            Some(self.read_json(&status_file)?)
+        } else {
+            None
+        };
+        let alive = if self.root.join(Self::node_file(name, "alive")).exists() {
+            self.read_alive(name)?
+        } else {
+            true
+        };
+        Ok(NodeDump {
+            name: name.to_string(),
+            chain,
+            status,
+            alive,
+        })
     }
 
     /// The sorted names of the folders (`dirs`) or files in `dir`; none if unreadable.
@@ -305,10 +345,10 @@ mod tests {
         assert_eq!(run.read_results().unwrap()["valid"], "invalid");
         let status = json!({"height": 3});
         for (name, alive) in [("n2", false), ("n1", true)] {
-            run.write_node(&NodeFiles {
-                name,
-                chain: &json!([{"block": {"height": 1}}]),
-                status: Some(&status),
+            run.write_node(&NodeDump {
+                name: name.to_string(),
+                chain: json!([{"block": {"height": 1}}]),
+                status: Some(status.clone()),
                 alive,
             })
             .unwrap();
@@ -329,6 +369,40 @@ mod tests {
             run.read_chain::<Value>("n2").unwrap()[0]["block"]["height"],
             1
         );
+        let back: NodeDump<Value, Value> = run.read_node("n2").unwrap();
+        assert_eq!((back.status, back.alive), (Some(status), false));
+    }
+
+    /// A typed status is written with sorted keys, as a JSON value always was, and a
+    /// node directory without `status.json` or `alive` reads as no status, alive.
+    #[test]
+    fn a_typed_status_is_written_sorted_and_optional_files_default() {
+        #[derive(Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Status {
+            role: String,
+            height: u64,
+        }
+        let d = tempfile::tempdir().unwrap();
+        let run = RunDir::new(d.path());
+        let dump = NodeDump {
+            name: "n1".into(),
+            chain: vec![1u64, 2],
+            status: Some(Status {
+                role: "validator".into(),
+                height: 2,
+            }),
+            alive: true,
+        };
+        run.write_node(&dump).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("nodes/n1/status.json")).unwrap(),
+            "{\n  \"height\": 2,\n  \"role\": \"validator\"\n}\n"
+        );
+        assert_eq!(run.read_node::<Vec<u64>, Status>("n1").unwrap(), dump);
+        std::fs::remove_file(d.path().join("nodes/n1/status.json")).unwrap();
+        std::fs::remove_file(d.path().join("nodes/n1/alive")).unwrap();
+        let bare = run.read_node::<Vec<u64>, Status>("n1").unwrap();
+        assert_eq!((bare.status, bare.alive), (None, true));
     }
 
     #[test]

@@ -82,6 +82,18 @@ fn err(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(json!({ "error": msg.into() }))).into_response()
 }
 
+/// An error answered before the request body was read to its end: the rest of the
+/// body is still on the wire, so the connection cannot carry another request. Saying
+/// `Connection: close` keeps a pooling client from sending its next request into it.
+fn err_closing(code: StatusCode, msg: impl Into<String>) -> Response {
+    let mut r = err(code, msg);
+    r.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 /// Reads a request body within [`BODY_LIMIT`] and [`BODY_TIMEOUT`]; 413 and 408 are
 /// JSON like every other error.
 async fn read_body(body: Body) -> Result<Bytes, Response> {
@@ -96,15 +108,15 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
                 src = x.source();
             }
             Err(if too_big {
-                err(
+                err_closing(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body over {BODY_LIMIT} bytes"),
                 )
             } else {
-                err(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
+                err_closing(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
             })
         }
-        Err(_) => Err(err(
+        Err(_) => Err(err_closing(
             StatusCode::REQUEST_TIMEOUT,
             "request body not received in time",
         )),

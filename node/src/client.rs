@@ -7,7 +7,9 @@
 
 use crate::consensus::Status;
 use crate::crypto::{Keypair, NodeId};
-use crate::types::{AddNode, CommittedBlock, Tx, TxBody, TxOutcome, DOMAIN_ADD_NODE};
+/// Signs an AddNode (it lives in the core: the harness and the CLI sign with it too).
+pub use crate::types::signed_add_node;
+use crate::types::{CommittedBlock, Tx, TxOutcome};
 use crate::wire::{error_text, outcome_from_json, tx_json, RosterAnswer};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -272,30 +274,5 @@ impl NodeClient {
     pub async fn roster(&self, height: Option<u64>) -> Result<RosterAnswer, ClientError> {
         let q = height.map(|h| format!("?height={h}")).unwrap_or_default();
         self.get(&format!("/roster{q}"), self.read_timeout).await
-    }
-}
-
-/// The transaction of an operator-signed AddNode (protocol.md §4): `id` joins at
-/// peer address `addr`; `nonce` makes each request unique.
-pub fn signed_add_node(
-    chain_id: &str,
-    operator: &Keypair,
-    id: NodeId,
-    addr: &str,
-    nonce: u64,
-    tx_id: String,
-) -> Tx {
-    let req = AddNode {
-        id,
-        addr: addr.to_string(),
-        nonce,
-    };
-    let sig = operator.sign(DOMAIN_ADD_NODE, &req.sign_bytes(chain_id));
-    Tx {
-        id: tx_id,
-        body: TxBody::AddNode {
-            req,
-            sig: Some(sig),
-        },
     }
 }

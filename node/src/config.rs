@@ -28,6 +28,14 @@ pub struct NodeConfig {
     /// How long `POST /tx` waits for a commit before answering 504.
     #[serde(default = "default_tx_timeout")]
     pub tx_timeout_ms: u64,
+    /// Most transactions the mempool keeps before `POST /tx` answers 503 (issue 14;
+    /// CometBFT's `mempool.size`). Absent from older configs: the default applies.
+    #[serde(default = "default_mempool_txs")]
+    pub mempool_txs: usize,
+}
+
+fn default_mempool_txs() -> usize {
+    crate::mempool::MEMPOOL_LIMIT
 }
 
 fn default_tx_timeout() -> u64 {

@@ -3,11 +3,13 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rollcall_node::client::NodeClient;
 use rollcall_node::config::Home;
 use rollcall_node::consensus::Timeouts;
-use rollcall_node::crypto::{Keypair, Sig};
+use rollcall_node::crypto::Keypair;
 use rollcall_node::testnet::{self, TestnetSpec};
-use rollcall_node::types::{AddNode, Params, DOMAIN_ADD_NODE};
+use rollcall_node::types::{signed_add_node, Params};
+use rollcall_node::wire::tx_json;
 use std::path::PathBuf;
 
 mod bench;
@@ -197,42 +199,29 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     .map(|d| d.as_nanos() as u64)
                     .unwrap_or(0)
             });
-            let body = add_node_request(&home, &op, nonce);
+            let tx = signed_add_node(
+                &home.genesis.chain_id,
+                &op,
+                home.key.id(),
+                &home.config.peer_addr,
+                nonce,
+                format!("add-{}-{nonce}", home.key.id().short()),
+            );
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?;
+            let client = NodeClient::new(via.trim_end_matches('/'), http);
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async {
-                let url = format!("{}/tx", via.trim_end_matches('/'));
-                let resp = reqwest::Client::new()
-                    .post(&url)
-                    .json(&body)
-                    .timeout(std::time::Duration::from_secs(30))
-                    .send()
-                    .await
-                    .with_context(|| format!("POST {url}"))?;
-                let code = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                println!("{code} {text}");
-                if code.is_success() {
-                    Ok(())
-                } else {
-                    anyhow::bail!("AddNode was not committed ({code})")
-                }
-            })
+            let (code, answer) = rt
+                .block_on(client.post_tx_json(&tx_json(&tx)))
+                .with_context(|| format!("POST {}/tx", client.base()))?;
+            println!("{code} {answer}");
+            if (200..300).contains(&code) {
+                Ok(())
+            } else {
+                anyhow::bail!("AddNode was not committed ({code})")
+            }
         }
         Command::Bench(args) => bench::run(args),
     }
-}
-
-/// The `POST /tx` body of an operator-signed AddNode for `home`'s node.
-fn add_node_request(home: &Home, op: &Keypair, nonce: u64) -> serde_json::Value {
-    let req = AddNode {
-        id: home.key.id(),
-        addr: home.config.peer_addr.clone(),
-        nonce,
-    };
-    let sig: Sig = op.sign(DOMAIN_ADD_NODE, &req.sign_bytes(&home.genesis.chain_id));
-    serde_json::json!({
-        "id": format!("add-{}-{nonce}", req.id.short()),
-        "add_node": {"id": req.id, "addr": req.addr, "nonce": nonce},
-        "sig": hex::encode(sig.0),
-    })
 }

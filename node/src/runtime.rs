@@ -73,22 +73,7 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
 
 async fn run_inner(home: Home) -> anyhow::Result<()> {
     let id = home.key.id();
-    let store = crate::store::open(&home.data_dir())?;
-    let mut core = Core::recover(
-        home.genesis.clone(),
-        home.key.clone(),
-        home.config.timeouts.clone(),
-        Verifier::new(),
-        &store,
-    )
-    .context("replaying the stored chain")?;
-    tracing::info!(
-        height = store.height(),
-        truncated_bytes = store.truncated_bytes(),
-        epoch = core.chain().epoch(),
-        "recovered from store"
-    );
-
+    let (store, mut core) = recover(&home)?;
     let (in_tx, mut in_rx) = mpsc::channel::<Input>(65_536);
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(65_536);
     let net = Net::new(&home.key, &home.genesis.chain_id, in_tx.clone())?;
@@ -144,6 +129,28 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
         }
         driver.execute(out)?;
     }
+}
+
+/// Opens the store and replays it into a core (protocol.md §6), with the operator's
+/// mempool bound applied before anything arrives.
+fn recover(home: &Home) -> anyhow::Result<(Store<FsDevice>, Core)> {
+    let store = crate::store::open(&home.data_dir())?;
+    let mut core = Core::recover(
+        home.genesis.clone(),
+        home.key.clone(),
+        home.config.timeouts.clone(),
+        Verifier::new(),
+        &store,
+    )
+    .context("replaying the stored chain")?;
+    core.set_mempool_limit(home.config.mempool_txs);
+    tracing::info!(
+        height = store.height(),
+        truncated_bytes = store.truncated_bytes(),
+        epoch = core.chain().epoch(),
+        "recovered from store"
+    );
+    Ok((store, core))
 }
 
 fn dial_roster(net: &Net, me: NodeId, entries: &[RosterEntry]) {

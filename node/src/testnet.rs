@@ -110,6 +110,7 @@ pub fn write(
             bootstrap: roster.iter().map(|e| e.addr.clone()).collect(),
             timeouts: spec.timeouts.clone(),
             tx_timeout_ms: 10_000,
+            mempool_txs: rollcall_node_core::mempool::MEMPOOL_LIMIT,
         };
         std::fs::write(
             home.join("config.json"),

@@ -7,13 +7,13 @@ mod common;
 
 use common::Net;
 use rollcall_node::crypto::{Keypair, NodeId, Sig};
-use rollcall_node::net::{MAX_CONNS_PER_IP, MAX_FRAME};
+use rollcall_node::net::{FRAME_TIMEOUT, IDLE_TIMEOUT, MAX_CONNS, MAX_CONNS_PER_IP, MAX_FRAME};
 use rollcall_node::noise::{Local, Opener, Sealer};
 use rollcall_node::types::{Message, Op, Params, SignedVote, Tx, TxBody, Vote, VoteKind};
 use serde_json::{json, Value};
-use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Peak resident memory allowed for an attacked node (it runs at ~20–40 MB).
 const RSS_BOUND_KB: u64 = 200 * 1024;
@@ -52,15 +52,43 @@ async fn send(sock: &mut TcpStream, s: &mut Sealer, msg: &Message) {
 }
 
 /// After an attack on node `i`: a client transaction commits within 20 s, the roster
-/// is the one before, and the node's peak RSS is under the bound.
+/// is the one before, the node is still a validator whose chain is block for block
+/// the one another node holds, and its peak RSS is under the bound.
 async fn still_healthy(net: &Net, i: usize, id: &str, roster: &[String]) {
     let (code, body) = tokio::time::timeout(Duration::from_secs(20), net.append(i, id, "k", 1))
         .await
         .expect("a client transaction commits within 20 s");
     assert_eq!(code, 200, "{body}");
     assert_eq!(net.roster_ids(i).await, roster);
+    let st = net.status(i).await.expect("status");
+    assert_eq!(st["role"], "validator", "{st}");
+    let other = (i + 1) % 3;
+    let h = body["height"].as_u64().expect("committed at a height");
+    net.wait_height(other, h, 20).await;
+    assert_eq!(
+        net.hashes(i, h).await,
+        net.hashes(other, h).await,
+        "the attacked node's chain differs from node {other}'s"
+    );
     let rss = peak_rss_kb(net.pid(i));
     assert!(rss < RSS_BOUND_KB, "peak RSS {rss} kB");
+}
+
+/// Reads from `sock` until the node closes it; how long that took.
+async fn time_to_close(sock: &mut TcpStream, bound: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 64 << 10];
+    tokio::time::timeout(bound, async {
+        loop {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| start.elapsed())
 }
 
 fn big_tx(id: &str, key_len: usize) -> Tx {
@@ -202,6 +230,9 @@ async fn http_abuse_gets_json_errors_and_timeouts() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 413);
+    // The unread rest of the body is still on the wire: the node closes the connection
+    // rather than letting the client's pool send the next request into it.
+    assert_eq!(r.headers()["connection"], "close");
     let body: Value = r.json().await.expect("413 is JSON");
     assert!(body["error"].is_string(), "{body}");
     // The key limit is the same for the API as for gossip.
@@ -209,25 +240,37 @@ async fn http_abuse_gets_json_errors_and_timeouts() {
         .post(0, &json!({"id": "k", "ops": [["w", "x".repeat(257), 1]]}))
         .await;
     assert_eq!(code, 400, "{body}");
-    // Slow-loris: headers never finished; the node closes the connection.
-    let mut c = TcpStream::connect(&net.nodes[0].config.api_addr)
+    // Slow-loris: headers never finished; the node closes the connection. At the same
+    // time a body announced as 1,000 bytes stops after 10: the node answers 408, JSON.
+    let mut loris = TcpStream::connect(&net.nodes[0].config.api_addr)
         .await
         .unwrap();
-    c.write_all(b"POST /tx HTTP/1.1\r\nHost: x\r\n")
+    loris
+        .write_all(b"POST /tx HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let mut buf = [0u8; 256];
-    let closed = tokio::time::timeout(Duration::from_secs(20), async {
-        use tokio::io::AsyncReadExt;
-        loop {
-            match c.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
+    let mut slow_body = TcpStream::connect(&net.nodes[0].config.api_addr)
+        .await
+        .unwrap();
+    slow_body
+        .write_all(b"POST /tx HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"id\": \"s\",")
+        .await
+        .unwrap();
+    let read_all = |mut c: TcpStream| async move {
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got).await;
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let (closed, answer) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(20), read_all(loris)),
+        tokio::time::timeout(Duration::from_secs(20), read_all(slow_body)),
+    );
     assert!(closed.is_ok(), "a slow-loris connection stays open");
+    let answer = answer.expect("a stalled body is answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let json_at = answer.find("\r\n\r\n").expect("a body") + 4;
+    let body: Value = serde_json::from_str(&answer[json_at..]).expect("408 is JSON");
+    assert!(body["error"].is_string(), "{body}");
     still_healthy(&net, 0, "after-http-attacks", &roster).await;
 }
 
@@ -292,4 +335,132 @@ async fn a_replayed_add_node_is_refused_across_eviction_and_restart() {
     let (code, res) = net.post(1, &net.add_node_body(4, &net.operator, 6)).await;
     assert_eq!(code, 200, "{res}");
     assert_eq!(net.roster_ids(1).await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_half_sent_peer_connections_time_out() {
+    let net = Net::start(24300, 4, 0, Params::default());
+    for i in 0..4 {
+        net.wait_healthy(i).await;
+    }
+    let roster = net.roster_ids(0).await;
+    // Two outsiders (one connection per proven id is kept): one says nothing after its
+    // handshake; the other starts a frame of 200 kB (several Noise messages) and
+    // sends only its first half.
+    let quiet = Local::new(&Keypair::from_secret([8; 32]), &net.chain_id).unwrap();
+    let slow = Local::new(&Keypair::from_secret([10; 32]), &net.chain_id).unwrap();
+    let (mut silent, _s, _o) = connect(&net, 0, &quiet).await.expect("handshake");
+    let (mut half, mut s, _o2) = connect(&net, 0, &slow).await.expect("handshake");
+    let sealed = s.seal(&vec![0u8; 200_000]).unwrap();
+    half.write_all(&sealed[..sealed.len() / 2]).await.unwrap();
+    let bound = IDLE_TIMEOUT + Duration::from_secs(20);
+    let (t_half, t_silent) = tokio::join!(
+        time_to_close(&mut half, bound),
+        time_to_close(&mut silent, bound)
+    );
+    let t_half = t_half.expect("a half-sent frame's connection is closed");
+    let t_silent = t_silent.expect("a silent connection is closed");
+    // Each was closed by its own timeout, not by something sooner.
+    assert!(
+        t_half >= FRAME_TIMEOUT - Duration::from_secs(1) && t_half < IDLE_TIMEOUT,
+        "half-sent frame closed after {t_half:?}"
+    );
+    assert!(
+        t_silent >= IDLE_TIMEOUT - Duration::from_secs(1),
+        "silent connection closed after {t_silent:?}"
+    );
+    net.wait_for("both timeouts counted", 10, || async {
+        dropped(&net, 0, "bad_frame").await >= 2
+    })
+    .await;
+    still_healthy(&net, 0, "after-timeouts", &roster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_total_connection_cap_holds_across_addresses() {
+    let net = Net::start(24400, 4, 0, Params::default());
+    for i in 0..4 {
+        net.wait_healthy(i).await;
+    }
+    let roster = net.roster_ids(0).await;
+    // MAX_CONNS_PER_IP stalled handshakes from each of enough loopback addresses to
+    // pass the total cap while no single address passes its own.
+    let addrs = MAX_CONNS / MAX_CONNS_PER_IP + 2;
+    let target = net.nodes[0].config.peer_addr.parse().unwrap();
+    let mut stalled = Vec::new();
+    for a in 0..addrs {
+        for _ in 0..MAX_CONNS_PER_IP {
+            let sock = TcpSocket::new_v4().unwrap();
+            sock.bind(format!("127.0.1.{}:0", a + 1).parse().unwrap())
+                .unwrap();
+            if let Ok(mut c) = sock.connect(target).await {
+                let _ = c.write_all(&[0, 200, 1]).await;
+                stalled.push(c);
+            }
+        }
+    }
+    let over = (addrs * MAX_CONNS_PER_IP - MAX_CONNS) as u64;
+    net.wait_for("connections past the total cap refused", 10, || async {
+        dropped(&net, 0, "refused_connection").await >= over
+    })
+    .await;
+    // The members still reach node 0 (it dials them), and once the stalled
+    // handshakes time out the slots are free again.
+    drop(stalled);
+    still_healthy(&net, 0, "after-conn-cap", &roster).await;
+    let before = dropped(&net, 0, "refused_connection").await;
+    let outsider = Local::new(&Keypair::from_secret([9; 32]), &net.chain_id).unwrap();
+    assert!(
+        connect(&net, 0, &outsider).await.is_some(),
+        "a slot is free again"
+    );
+    assert_eq!(dropped(&net, 0, "refused_connection").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mempool_answers_503_and_loses_nothing() {
+    let mut net = Net::start(24500, 4, 0, Params::default());
+    for i in 0..4 {
+        net.wait_healthy(i).await;
+    }
+    // Node 0 restarts with a mempool of 8; nodes 2 and 3 stop, so nothing commits.
+    net.kill(0);
+    let cfg = net.nodes[0].home.join("config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    c["mempool_txs"] = json!(8);
+    std::fs::write(&cfg, serde_json::to_vec(&c).unwrap()).unwrap();
+    net.spawn(0);
+    net.wait_healthy(0).await;
+    net.kill(2);
+    net.kill(3);
+    let posts = (0..20).map(|k| {
+        let net = &net;
+        async move { (k, net.append(0, &format!("m{k}"), "m", k).await) }
+    });
+    let answers = futures::future::join_all(posts).await;
+    let full: Vec<_> = answers.iter().filter(|(_, (c, _))| *c == 503).collect();
+    let kept: Vec<_> = answers.iter().filter(|(_, (c, _))| *c != 503).collect();
+    assert!(
+        kept.len() <= 8,
+        "more kept than the mempool holds: {answers:?}"
+    );
+    assert!(!full.is_empty(), "no 503 from a full mempool: {answers:?}");
+    for (_, (_, body)) in &full {
+        let e = body["error"].as_str().expect("503 is JSON");
+        assert!(e.contains("mempool full"), "{body}");
+    }
+    // Quorum back: every transaction, kept or refused, commits once resubmitted with
+    // its id, and the kept ones were not lost while they waited.
+    net.spawn(2);
+    net.spawn(3);
+    for (k, _) in &answers {
+        let (code, body) = net.append(0, &format!("m{k}"), "m", *k).await;
+        assert_eq!(code, 200, "m{k}: {body}");
+    }
+    let (code, body) = net
+        .post(0, &json!({"id": "read", "ops": [["r", "m", null]]}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let list = body["results"][0][2].as_array().expect("a list").clone();
+    assert_eq!(list.len(), 20, "each append applied once: {body}");
 }

@@ -9,8 +9,8 @@
 use crate::error::ReportError;
 use crate::run::BlockInfo;
 use plotters::prelude::*;
-use rollcall_checkers::history::{Event, Op, OpType};
-use serde_json::Value;
+use rollcall_checkers::history::{Op, OpType};
+use rollcall_history::{NemesisEvent, Phase};
 
 /// Most points drawn per (function, outcome) latency series.
 pub const MAX_POINTS: usize = 3000;
@@ -28,22 +28,21 @@ pub struct FaultInterval {
     pub closed: bool,
 }
 
-/// Pair the nemesis events' `phase` start/stop into intervals (harness.md §6:
-/// `"value":{"phase":"start"|"stop"}`). Events of one `f` pair first-in
+/// Pair the typed nemesis steps (harness.md §6 `phase` start/stop, or Jepsen's
+/// `:start-*` / `:stop-*`) into intervals. Steps of one fault pair first-in
 /// first-out; a start never stopped ends at the next `heal-all` or at `end_s`.
-pub fn fault_intervals<'a>(
-    events: impl IntoIterator<Item = &'a Event>,
+pub fn fault_intervals(
+    events: impl IntoIterator<Item = NemesisEvent>,
     end_s: f64,
 ) -> Vec<FaultInterval> {
     let mut open: Vec<(String, f64)> = Vec::new();
     let mut out = Vec::new();
     for e in events {
         let t = e.time as f64 / 1e9;
-        let phase = e.value.get("phase").and_then(Value::as_str);
-        match phase {
-            Some("start") => open.push((e.f.clone(), t)),
-            Some("stop") => {
-                if let Some(pos) = open.iter().position(|(f, _)| *f == e.f) {
+        match e.phase {
+            Phase::Start => open.push((e.fault.clone(), t)),
+            Phase::Stop => {
+                if let Some(pos) = open.iter().position(|(f, _)| *f == e.fault) {
                     let (f, start) = open.remove(pos);
                     out.push(FaultInterval {
                         f,
@@ -53,7 +52,7 @@ pub fn fault_intervals<'a>(
                     });
                 }
             }
-            _ if e.f == "heal-all" => {
+            Phase::HealAll => {
                 for (f, start) in open.drain(..) {
                     out.push(FaultInterval {
                         f,
@@ -63,7 +62,7 @@ pub fn fault_intervals<'a>(
                     });
                 }
             }
-            _ => {}
+            Phase::Once => {}
         }
     }
     for (f, start) in open {
@@ -488,8 +487,8 @@ pub fn roster_svg(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rollcall_checkers::history::Process;
-    use serde_json::json;
+    use rollcall_checkers::history::{Event, Process};
+    use serde_json::{json, Value};
 
     fn nem(time: u64, f: &str, value: Value) -> Event {
         Event {
@@ -515,9 +514,12 @@ mod tests {
             nem(5_000_000_000, "heal-all", json!({})),
             nem(6_000_000_000, "flaky", json!({"phase": "start"})),
             nem(6_500_000_000, "slow", json!({"phase": "stop"})),
+            // Jepsen's own form, as `rollcall check` reads it from an EDN history.
+            nem(7_000_000_000, "start-partition", json!(":majority")),
+            nem(8_000_000_000, "stop-partition", json!(null)),
         ];
-        let iv = fault_intervals(&ev, 9.0);
-        assert_eq!(iv.len(), 4);
+        let iv = fault_intervals(ev.iter().filter_map(NemesisEvent::from_event), 9.0);
+        assert_eq!(iv.len(), 5);
         assert_eq!(
             (iv[0].f.as_str(), iv[0].start, iv[0].stop),
             ("partition", 1.0, 3.0)
@@ -530,6 +532,10 @@ mod tests {
         assert_eq!(
             (iv[3].f.as_str(), iv[3].stop, iv[3].closed),
             ("flaky", 9.0, false)
+        );
+        assert_eq!(
+            (iv[4].f.as_str(), iv[4].start, iv[4].stop),
+            ("partition", 7.0, 8.0)
         );
     }
 

@@ -652,7 +652,7 @@ fn render(run: &RunData) -> Result<(String, Vec<Plot>), ReportError> {
     let faults = run
         .history
         .as_ref()
-        .map(|h| plots::fault_intervals(h.nemesis_events(), t_end))
+        .map(|h| plots::fault_intervals(h.nemesis(), t_end))
         .unwrap_or_default();
     s.push_str(r#"<h2>Latency and throughput</h2><div id="plots">"#);
     fault_legend(&mut s, &faults);

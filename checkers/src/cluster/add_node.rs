@@ -11,6 +11,7 @@ use super::{is_client, result, Analysis, ClusterRun, Finding, Nemesis, NodeRepla
 use crate::history::OpType;
 use crate::oracle::wire::NodeId;
 use crate::result::{CheckResult, Validity};
+use rollcall_history::Phase;
 
 /// Faults during which a pause in commits is expected (harness.md §5).
 const DISRUPTIVE: &[&str] = &[
@@ -29,18 +30,18 @@ fn disruptions(an: &Analysis) -> Vec<(u64, u64)> {
     let mut open: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     let mut out = Vec::new();
     for e in &an.nemesis {
-        if e.f == "heal-all" {
+        if e.phase == Phase::HealAll {
             for (_, s) in std::mem::take(&mut open) {
                 out.push((s, e.time));
             }
             continue;
         }
-        if !DISRUPTIVE.contains(&e.f.as_str()) {
+        if !DISRUPTIVE.contains(&e.fault.as_str()) {
             continue;
         }
-        let key = (e.f.clone(), e.node.clone());
-        match e.phase.as_deref() {
-            Some("stop") => {
+        let key = (e.fault.clone(), e.node.clone());
+        match e.phase {
+            Phase::Stop => {
                 if let Some(s) = open.remove(&key) {
                     out.push((s, e.time));
                 }
@@ -60,8 +61,8 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     let mut adds = Vec::new();
     let faults = disruptions(an);
     let mut starts: BTreeMap<Option<String>, &Nemesis> = BTreeMap::new();
-    for e in an.nemesis.iter().filter(|e| e.f == "add-node") {
-        if e.phase.as_deref() != Some("stop") {
+    for e in an.nemesis.iter().filter(|e| e.fault == "add-node") {
+        if e.phase != Phase::Stop {
             starts.insert(e.node.clone(), e);
             continue;
         }
@@ -275,7 +276,10 @@ fn check_participation(
         x.time >= e.time
             && x.node == e.node
             && e.node.is_some()
-            && matches!(x.f.as_str(), "fail-node" | "kill" | "pause" | "crash-all")
+            && matches!(
+                x.fault.as_str(),
+                "fail-node" | "kill" | "pause" | "crash-all"
+            )
     });
     let extra = json!({"id": v.to_hex()});
     let f = if last >= join + 2 * n && !hurt_later {

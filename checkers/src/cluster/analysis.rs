@@ -9,37 +9,18 @@ use super::replay::{self, NodeReplay};
 use super::{ClusterRun, Finding};
 use crate::history::History;
 use crate::oracle::wire::{Hash, NodeId, Verifier};
+use rollcall_history::NemesisEvent;
 
-/// A nemesis event of the history, with the fields of the harness convention.
-#[derive(Debug, Clone)]
-pub(crate) struct Nemesis {
-    pub index: u64,
-    pub time: u64,
-    pub f: String,
-    pub phase: Option<String>,
-    pub node: Option<String>,
-    pub id: Option<NodeId>,
-    pub acknowledged: Option<bool>,
-    pub height: Option<u64>,
-}
+/// A nemesis step of the history, typed once in the run data crate (harness.md §6).
+pub(crate) type Nemesis = NemesisEvent;
 
 fn nemesis_events(h: &History) -> Vec<Nemesis> {
-    h.nemesis_events()
-        .map(|e| {
-            let v = &e.value;
-            let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-            Nemesis {
-                index: e.index,
-                time: e.time,
-                f: e.f.clone(),
-                phase: s("phase"),
-                node: s("node"),
-                id: s("id").and_then(|x| NodeId::from_hex(&x).ok()),
-                acknowledged: v.get("acknowledged").and_then(Value::as_bool),
-                height: v.get("height").and_then(Value::as_u64),
-            }
-        })
-        .collect()
+    h.nemesis().collect()
+}
+
+/// The node id a nemesis step names (`value.id`, hex), if it parses.
+fn nemesis_id(e: &Nemesis) -> Option<NodeId> {
+    e.id.as_deref().and_then(|x| NodeId::from_hex(x).ok())
 }
 
 /// Everything the checkers share: every node's replay, the merged findings of the
@@ -77,7 +58,7 @@ impl Analysis {
             }
         }
         for e in &nemesis {
-            if let (Some(n), Some(id)) = (&e.node, e.id) {
+            if let (Some(n), Some(id)) = (&e.node, nemesis_id(e)) {
                 ids.entry(n.clone()).or_insert(id);
             }
         }
@@ -139,5 +120,5 @@ pub(crate) fn status_u64(status: &Value, key: &str) -> Option<u64> {
 
 /// The id of a nemesis event's node: its `id` field, else the name → id map.
 pub(crate) fn event_id(an: &Analysis, e: &Nemesis) -> Option<NodeId> {
-    e.id.or_else(|| e.node.as_ref().and_then(|n| an.ids.get(n).copied()))
+    nemesis_id(e).or_else(|| e.node.as_ref().and_then(|n| an.ids.get(n).copied()))
 }

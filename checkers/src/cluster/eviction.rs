@@ -9,6 +9,7 @@ use super::replay::show;
 use super::{result, Analysis, ClusterRun, Finding, Nemesis, NodeReplay, EVICTION};
 use crate::oracle::wire::{NodeId, Params};
 use crate::result::{CheckResult, Validity};
+use rollcall_history::Phase;
 
 /// harness.md §7 `eviction`, protocol.md §5: the per-height comparison of the rule
 /// with each block's `evict` (done in the replay), each node's reported `abnormal`,
@@ -24,8 +25,8 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     let mut victims = Vec::new();
     let mut details = Map::new();
     if let Some(c) = an.canonical() {
-        for e in an.nemesis.iter().filter(|e| e.f == "fail-node") {
-            if e.phase.as_deref() != Some("stop") {
+        for e in an.nemesis.iter().filter(|e| e.fault == "fail-node") {
+            if e.phase != Phase::Stop {
                 victims.extend(judge_victim(run, an, c, e, &mut findings));
             }
         }

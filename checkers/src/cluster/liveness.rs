@@ -9,6 +9,7 @@ use super::analysis::status_u64;
 use super::{is_client, result, Analysis, ClusterRun, Finding, Nemesis, LIVENESS};
 use crate::history::OpType;
 use crate::result::{CheckResult, Validity};
+use rollcall_history::Phase;
 
 /// The largest committed height the history shows at or before `t` (nemesis
 /// `height` fields and client completions that carry one), if any.
@@ -32,7 +33,7 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     let mut details = Map::new();
     let bound = run.liveness_bound_ns;
     details.insert("bound_ns".into(), json!(bound));
-    let Some(heal) = an.nemesis.iter().rev().find(|e| e.f == "heal-all") else {
+    let Some(heal) = an.nemesis.iter().rev().find(|e| e.phase == Phase::HealAll) else {
         let why = "the history has no heal-all nemesis event".into();
         let f = Finding::new(
             LIVENESS,

@@ -9,18 +9,11 @@ use super::DEFAULT_LIVENESS_BOUND_NS;
 use crate::history::{History, HistoryError};
 use crate::oracle::wire::{CommittedBlock, Genesis};
 
-/// One node's final state as dumped at the end of a run (harness.md §8 `nodes/<n>/`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeDump {
-    /// The node's name, e.g. "n1".
-    pub name: String,
-    /// Its committed chain from height 1, in order.
-    pub chain: Vec<CommittedBlock>,
-    /// The node's final `/status` JSON (protocol.md §7), if it answered.
-    pub status: Option<Value>,
-    /// Whether the node was running at the end of the test.
-    pub alive: bool,
-}
+/// One node's final state as dumped at the end of a run (harness.md §8
+/// `nodes/<n>/`): the run data crate's one dump shape, with the chain typed and the
+/// status kept as the JSON the node wrote — a malformed `/status` from a buggy node
+/// is a finding here (`status-malformed`), not a run that cannot be read.
+pub type NodeDump = rollcall_history::NodeDump<Vec<CommittedBlock>, Value>;
 
 /// Everything the node-side checkers look at: the genesis, every node's dump, the
 /// history (nemesis events and client operations) and the liveness bound.
@@ -65,14 +58,10 @@ pub enum ClusterError {
         /// The history error (with its line).
         source: HistoryError,
     },
-    /// An `alive` file holds neither "true" nor "false".
-    #[error("{path}: expected \"true\" or \"false\", found {found:?}")]
-    BadAlive {
-        /// The path.
-        path: PathBuf,
-        /// What it held (first 40 characters).
-        found: String,
-    },
+    /// A node's dump (`nodes/<n>/chain.json`, `status.json`, `alive`) could not be
+    /// read; the error names the file.
+    #[error("{0}")]
+    Node(#[from] rollcall_history::RunDirError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ClusterError> {
@@ -108,10 +97,12 @@ impl ClusterRun {
             source,
         })?;
         let ndir = run_dir.join("nodes");
+        let dir = rollcall_history::RunDir::new(run_dir);
         let nodes = if ndir.exists() {
             node_dirs(&ndir)?
                 .iter()
-                .map(|d| load_node(d))
+                .filter_map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .map(|name| dir.read_node(&name))
                 .collect::<Result<Vec<_>, _>>()?
         } else {
             Vec::new()
@@ -140,47 +131,6 @@ fn node_dirs(ndir: &Path) -> Result<Vec<PathBuf>, ClusterError> {
     }
     dirs.sort();
     Ok(dirs)
-}
-
-/// One node's dump: `chain.json`, `status.json` (optional), `alive` (optional,
-/// "true"/"false", default true).
-fn load_node(d: &Path) -> Result<NodeDump, ClusterError> {
-    let name = d
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let chain: Vec<CommittedBlock> = read_json(
-        &d.join("chain.json"),
-        "chain dump (array of CommittedBlock)",
-    )?;
-    let spath = d.join("status.json");
-    let status = if spath.exists() {
-        Some(read_json::<Value>(&spath, "status JSON")?)
-    } else {
-        None
-    };
-    let apath = d.join("alive");
-    let alive = if apath.exists() {
-        let raw = read(&apath)?;
-        match String::from_utf8_lossy(&raw).trim() {
-            "true" => true,
-            "false" => false,
-            other => {
-                return Err(ClusterError::BadAlive {
-                    found: other.chars().take(40).collect(),
-                    path: apath,
-                })
-            }
-        }
-    } else {
-        true
-    };
-    Ok(NodeDump {
-        name,
-        chain,
-        status,
-        alive,
-    })
 }
 
 #[cfg(test)]
@@ -242,14 +192,14 @@ mod tests {
 
         std::fs::write(dir.join("nodes/n2/alive"), "maybe").expect("write");
         let e = ClusterRun::load(&dir).expect_err("bad alive");
-        assert!(matches!(e, ClusterError::BadAlive { .. }), "{e}");
-        assert!(e.to_string().contains("n2"), "{e}");
+        assert!(matches!(e, ClusterError::Node(_)), "{e}");
+        assert!(e.to_string().contains("nodes/n2/alive"), "{e}");
         std::fs::write(dir.join("nodes/n2/alive"), "true").expect("write");
 
         std::fs::write(dir.join("nodes/n3/chain.json"), "[{\"block\": 1}]").expect("write");
         let e = ClusterRun::load(&dir).expect_err("bad chain");
-        assert!(matches!(e, ClusterError::Json { .. }), "{e}");
-        assert!(e.to_string().contains("n3/chain.json"), "{e}");
+        assert!(matches!(e, ClusterError::Node(_)), "{e}");
+        assert!(e.to_string().contains("nodes/n3/chain.json"), "{e}");
 
         std::fs::write(dir.join("history.jsonl"), "{\"index\":0,\"ti").expect("write");
         let e = ClusterRun::load(&dir).expect_err("bad history");

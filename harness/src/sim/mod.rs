@@ -20,7 +20,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rollcall_checkers::equivocation::{SignedRecord, SignedStep};
 use rollcall_node_core::consensus::{
-    Core, Effect, Input, Output, RecoverError, Submit, Timeout, Timeouts,
+    Core, Effect, Input, Output, RecoverError, Status, Submit, Timeout, Timeouts,
 };
 use rollcall_node_core::crypto::sha256;
 use rollcall_node_core::crypto::{Keypair, NodeId, Verifier};
@@ -851,10 +851,9 @@ impl Clients for SimBackend {
     fn poll_completions(&mut self) -> Vec<Completed> {
         std::mem::take(&mut self.completions)
     }
-    fn status(&mut self, node: &str) -> Option<Value> {
+    fn status(&mut self, node: &str) -> Option<Status> {
         let i = self.index(node).ok()?;
-        let core = self.nodes[i].core.as_ref()?;
-        serde_json::to_value(core.status()).ok()
+        Some(self.nodes[i].core.as_ref()?.status())
     }
 
     fn live_nodes(&self) -> Vec<String> {
@@ -878,10 +877,7 @@ impl Clients for SimBackend {
                             reason: e.to_string(),
                         }
                     })?,
-                    status: n
-                        .core
-                        .as_ref()
-                        .and_then(|c| serde_json::to_value(c.status()).ok()),
+                    status: n.core.as_ref().map(|c| c.status()),
                     alive: n.core.is_some(),
                     signed: Some(
                         (self.signed.values())

@@ -5,12 +5,19 @@ use crate::types::{validate_tx, Tx, MAX_BLOCK_TX_BYTES};
 use std::collections::{BTreeMap, HashMap};
 
 /// Transactions waiting for a block.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Mempool {
     by_seq: BTreeMap<u64, (Tx, usize)>,
     seq_of: HashMap<String, u64>,
     next: u64,
     bytes: usize,
+    limit: usize,
+}
+
+impl Default for Mempool {
+    fn default() -> Self {
+        Self::with_limit(MEMPOOL_LIMIT)
+    }
 }
 
 /// Most transactions kept: beyond it new ones are refused (back-pressure, 503).
@@ -30,13 +37,25 @@ pub enum Refused {
 }
 
 impl Mempool {
+    /// An empty pool that keeps at most `limit` transactions (an operator setting,
+    /// like CometBFT's `mempool.size`; the byte bound stays [`MEMPOOL_BYTES`]).
+    pub fn with_limit(limit: usize) -> Self {
+        Mempool {
+            by_seq: BTreeMap::new(),
+            seq_of: HashMap::new(),
+            next: 0,
+            bytes: 0,
+            limit,
+        }
+    }
+
     /// Adds `tx` unless its id is already pending, it is invalid, or the pool is full.
     pub fn insert(&mut self, tx: Tx) -> Result<(), Refused> {
         if self.seq_of.contains_key(&tx.id) {
             return Err(Refused::Duplicate);
         }
         let size = validate_tx(&tx).map_err(|_| Refused::Invalid)?;
-        if self.by_seq.len() >= MEMPOOL_LIMIT || self.bytes + size > MEMPOOL_BYTES {
+        if self.by_seq.len() >= self.limit || self.bytes + size > MEMPOOL_BYTES {
             return Err(Refused::Full);
         }
         self.seq_of.insert(tx.id.clone(), self.next);
@@ -117,5 +136,17 @@ mod tests {
         let before = m.bytes();
         m.remove("t0");
         assert!(m.bytes() < before);
+    }
+
+    #[test]
+    fn a_pool_at_its_count_limit_refuses_until_one_leaves() {
+        let mut m = Mempool::with_limit(3);
+        for i in 0..3 {
+            m.insert(tx(i, 1)).unwrap();
+        }
+        assert_eq!(m.insert(tx(3, 1)), Err(Refused::Full));
+        assert_eq!(m.len(), 3);
+        m.remove("t1");
+        assert_eq!(m.insert(tx(3, 1)), Ok(()));
     }
 }

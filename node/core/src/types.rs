@@ -4,7 +4,7 @@
 //! Everything that is hashed or signed is encoded with postcard, whose encoding of
 //! these plain structs is canonical (no maps, fixed field order).
 
-use crate::crypto::{sha256, Hash, NodeId, Sig};
+use crate::crypto::{sha256, Hash, Keypair, NodeId, Sig};
 use serde::{Deserialize, Serialize};
 
 /// Signature domain of votes.
@@ -501,4 +501,29 @@ pub fn validate_tx(tx: &Tx) -> Result<usize, TxError> {
         return Err(TxError::Size(size));
     }
     Ok(size)
+}
+
+/// The transaction of an operator-signed AddNode (protocol.md §4): `id` joins at
+/// peer address `addr`; `nonce` makes each request unique.
+pub fn signed_add_node(
+    chain_id: &str,
+    operator: &Keypair,
+    id: NodeId,
+    addr: &str,
+    nonce: u64,
+    tx_id: String,
+) -> Tx {
+    let req = AddNode {
+        id,
+        addr: addr.to_string(),
+        nonce,
+    };
+    let sig = operator.sign(DOMAIN_ADD_NODE, &req.sign_bytes(chain_id));
+    Tx {
+        id: tx_id,
+        body: TxBody::AddNode {
+            req,
+            sig: Some(sig),
+        },
+    }
 }

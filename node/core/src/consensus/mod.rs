@@ -224,6 +224,13 @@ impl Core {
         }
     }
 
+    /// Sets the most transactions the mempool keeps (an operator setting, before
+    /// [`Core::start`]: the pool is still empty then, so nothing is dropped).
+    pub fn set_mempool_limit(&mut self, txs: usize) {
+        debug_assert!(self.mempool.is_empty(), "mempool limit set after start");
+        self.mempool = Mempool::with_limit(txs);
+    }
+
     /// Restarts a node from its store (protocol.md §6): a core at the genesis, every
     /// stored block re-applied, the signing state and lock restored. The one restart
     /// sequence of the runtime, the simulator and the tests; [`Core::start`] follows.
