@@ -772,7 +772,6 @@ impl NodeControl for DockerBackend {
 
 /// Links are iptables and tc rules inside the containers: cuts drop packets one
 /// way, loss has no duplication, and delay needs netem (else a rate limit).
-
 impl LinkControl for DockerBackend {
     fn link_caps(&self) -> LinkCaps {
         LinkCaps {
