@@ -223,9 +223,11 @@ fn remove_leftovers(rt: &tokio::runtime::Runtime, docker: &Docker) -> Result<(),
     if !left.containers.is_empty() || !left.networks.is_empty() {
         warn!(containers = ?left.containers, networks = ?left.networks, "removed leftovers of an earlier run");
     }
-    let mounts = unmount_data_mounts(None)?;
-    if !mounts.is_empty() {
-        warn!(?mounts, "unmounted data mounts of an earlier run");
+    // Not fatal: a run that cannot unmount (not root) cannot mount either.
+    match unmount_data_mounts(None) {
+        Ok(m) if !m.is_empty() => warn!(mounts = ?m, "unmounted data mounts of an earlier run"),
+        Err(e) => warn!(error = %e, "cannot unmount data mounts of an earlier run"),
+        Ok(_) => {}
     }
     Ok(())
 }
