@@ -7,8 +7,9 @@
 //! valid.
 //!
 //! These tests need a Docker engine. When none answers they fail (CI starts one),
-//! unless `ROLLCALL_SKIP_DOCKER=1`. They share the engine and each removes the
-//! leftovers of the others at start, so they run one at a time.
+//! unless `ROLLCALL_SKIP_DOCKER=1` outside CI (with `CI=true` they never skip).
+//! They share the engine and each removes the leftovers of the others at start, so
+//! they run one at a time.
 
 use rollcall::backend::{Backend, Clients};
 use rollcall::docker_backend::{DockerBackend, DockerOptions};
@@ -25,9 +26,11 @@ use std::time::Duration;
 
 static ENGINE: Mutex<()> = Mutex::new(());
 
-/// `None` when the tests are told to skip; panics when no engine answers.
+/// `None` when the tests are told to skip (never in CI: `CI=true` makes a missing
+/// engine a failure); panics when no engine answers.
 fn engine() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if std::env::var("ROLLCALL_SKIP_DOCKER").as_deref() == Ok("1") {
+    let ci = matches!(std::env::var("CI").as_deref(), Ok("true" | "1"));
+    if !ci && std::env::var("ROLLCALL_SKIP_DOCKER").as_deref() == Ok("1") {
         eprintln!("ROLLCALL_SKIP_DOCKER=1: skipping");
         return None;
     }
