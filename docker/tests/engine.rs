@@ -1,7 +1,7 @@
 //! Integration tests against a real Docker engine.
 //!
 //! They run whenever an engine answers. With no engine they fail with the connect error
-//! unless `ROLLCALL_SKIP_DOCKER=1`. Every test labels its objects with its own run id and
+//! unless `ROLLCALL_SKIP_DOCKER=1` (never with `CI=true`). Every test labels its objects with its own run id and
 //! removes them through a guard, also when it panics.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,7 +25,11 @@ fn echo_binary() -> &'static Path {
 async fn engine() -> Option<Docker> {
     match connect().await {
         Ok(d) => Some(d),
-        Err(e) if std::env::var("ROLLCALL_SKIP_DOCKER").as_deref() == Ok("1") => {
+        // Never skipped in CI (`CI=true`): a missing engine there is a failure.
+        Err(e)
+            if std::env::var("ROLLCALL_SKIP_DOCKER").as_deref() == Ok("1")
+                && !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")) =>
+        {
             eprintln!("skipping docker test: {e}");
             None
         }

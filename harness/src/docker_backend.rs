@@ -25,8 +25,8 @@ use crate::progress::Progress;
 use crate::run::{cluster, run};
 use crate::store;
 use rollcall_docker::{
-    cleanup, connect, ensure_image, CleanupScope, Container, Docker, DockerError, Network,
-    NodeSpec, SlowLink,
+    cleanup, connect, ensure_image, unmount_data_mounts, CleanupScope, Container, Docker,
+    DockerError, Network, NodeSpec, SlowLink,
 };
 use rollcall_node::client::{ClientError, NodeClient, Submitted};
 use rollcall_node::config::NodeConfig;
@@ -38,6 +38,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
+
+mod binary;
+mod disk;
+pub use binary::locate_node_binary;
+pub use disk::{wants_data_mounts, DATA_MOUNT_BYTES};
 
 /// The node API port inside every container (the peer port is [`PEER_PORT`]).
 pub const API_PORT: u16 = 26601;
@@ -99,6 +104,11 @@ pub struct DockerOptions {
     pub startup_timeout: Duration,
     /// The node binary; `None` locates it (see [`locate_node_binary`]).
     pub node_binary: Option<PathBuf>,
+    /// A tmpfs of this size under every node's data directory, for the full-disk
+    /// fault (issue 13); `None`: the data stays on the host's disk.
+    pub data_mount_bytes: Option<u64>,
+    /// Seed of where the disk nemesis damages files.
+    pub seed: u64,
 }
 
 /// The same fast-ish timeouts as the node's own integration tests: rounds short
@@ -117,67 +127,9 @@ impl DockerOptions {
             client_timeout: client,
             startup_timeout: Duration::from_secs(30),
             node_binary: None,
+            data_mount_bytes: wants_data_mounts(opts).then_some(DATA_MOUNT_BYTES),
+            seed: crate::run::Seeds::from_seed(opts.seed).backend,
         }
-    }
-}
-
-/// Finds the `rollcall-node` binary to put in the image: `ROLLCALL_NODE_BIN`, else
-/// next to the running executable, else `target/{release,debug}` of the workspace
-/// (or `CARGO_TARGET_DIR`); if none exists it is built with
-/// `cargo build --release -p rollcall-node` (issue 7: "build it if needed").
-pub fn locate_node_binary() -> Result<PathBuf, DockerBackendError> {
-    if let Some(p) = std::env::var_os("ROLLCALL_NODE_BIN") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(DockerBackendError::NodeBinary(format!(
-                "ROLLCALL_NODE_BIN={} is not a file",
-                p.display()
-            )))
-        };
-    }
-    let mut candidates = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            candidates.push(dir.join("rollcall-node"));
-            if let Some(up) = dir.parent() {
-                candidates.push(up.join("rollcall-node"));
-            }
-        }
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| workspace.join("target"));
-    candidates.push(target.join("release").join("rollcall-node"));
-    candidates.push(target.join("debug").join("rollcall-node"));
-    if let Some(p) = candidates.iter().find(|p| p.is_file()) {
-        return Ok(p.clone());
-    }
-    info!(target = %target.display(), "rollcall-node not found: building it");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "-p", "rollcall-node"])
-        .current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .map_err(|e| {
-            DockerBackendError::NodeBinary(format!(
-                "not found at {} and `cargo build --release -p rollcall-node` could not run: {e}; set ROLLCALL_NODE_BIN",
-                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-    let built = target.join("release").join("rollcall-node");
-    if status.success() && built.is_file() {
-        Ok(built)
-    } else {
-        Err(DockerBackendError::NodeBinary(format!(
-            "`cargo build --release -p rollcall-node` failed ({status}); set ROLLCALL_NODE_BIN"
-        )))
     }
 }
 
@@ -246,6 +198,8 @@ pub struct DockerBackend {
     /// Whether `tc ... netem` works here, probed once at startup.
     netem: bool,
     cleaned: bool,
+    /// Data mounts, full disks, and nodes that stopped themselves (issue 13).
+    disk: disk::DiskState,
     /// Seconds from nothing to every genesis node answering `/health`.
     pub startup_s: f64,
 }
@@ -257,6 +211,22 @@ async fn wait_healthy(clients: &[NodeClient], limit: Duration) -> Result<(), Str
         c.wait_healthy(left)
             .await
             .map_err(|e| format!("{} not healthy after {limit:?}: {e}", c.base()))?;
+    }
+    Ok(())
+}
+
+/// Removes the leftovers of earlier runs: every labelled container and network, and
+/// every data mount (issue 13), which would otherwise outlive them.
+fn remove_leftovers(rt: &tokio::runtime::Runtime, docker: &Docker) -> Result<(), DockerError> {
+    let left = rt.block_on(cleanup(docker, &CleanupScope::All))?;
+    if !left.containers.is_empty() || !left.networks.is_empty() {
+        warn!(containers = ?left.containers, networks = ?left.networks, "removed leftovers of an earlier run");
+    }
+    // Not fatal: a run that cannot unmount (not root) cannot mount either.
+    match unmount_data_mounts(None) {
+        Ok(m) if !m.is_empty() => warn!(mounts = ?m, "unmounted data mounts of an earlier run"),
+        Err(e) => warn!(error = %e, "cannot unmount data mounts of an earlier run"),
+        Ok(_) => {}
     }
     Ok(())
 }
@@ -282,8 +252,11 @@ async fn cleanup_on_signal(docker: Docker, run_id: String, homes: PathBuf) {
         _ = term => {},
     }
     eprintln!("rollcall: interrupted: removing the run's containers and network");
-    if let Err(e) = cleanup(&docker, &CleanupScope::Run(run_id)).await {
+    if let Err(e) = cleanup(&docker, &CleanupScope::Run(run_id.clone())).await {
         eprintln!("rollcall: cleanup failed: {e} (run `rollcall clean`)");
+    }
+    if let Err(e) = unmount_data_mounts(Some(&run_id)) {
+        eprintln!("rollcall: {e} (run `rollcall clean`)");
     }
     let _ = std::fs::remove_dir_all(&homes);
     std::process::exit(255);
@@ -313,10 +286,7 @@ impl DockerBackend {
         let t_img = Instant::now();
         let image = rt.block_on(ensure_image(&docker, &bin))?;
         info!(image = %image.name, built = image.built, ms = t_img.elapsed().as_millis() as u64, "node image ready");
-        let left = rt.block_on(cleanup(&docker, &CleanupScope::All))?;
-        if !left.containers.is_empty() || !left.networks.is_empty() {
-            warn!(containers = ?left.containers, networks = ?left.networks, "removed leftovers of an earlier run");
-        }
+        remove_leftovers(&rt, &docker)?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() % 1_000_000_000_000)
@@ -359,6 +329,7 @@ impl DockerBackend {
             homes,
             log_dir,
             spec: spec.clone(),
+            disk: disk::DiskState::new(opts.seed),
             opts,
             nodes,
             http,
@@ -456,8 +427,9 @@ impl DockerBackend {
     }
 
     /// Writes node `i`'s home: the seed-generated key of node `key_of`, the run's
-    /// genesis, and a config listening on every address of the container.
-    fn write_home(&self, i: usize, key_of: usize) -> Result<(), DockerBackendError> {
+    /// genesis, a config listening on every address of the container, and the data
+    /// mount if the run wants one.
+    fn write_home(&mut self, i: usize, key_of: usize) -> Result<(), DockerBackendError> {
         let n = &self.nodes[i];
         let key = self.spec.keys.get(key_of).ok_or_else(|| {
             DockerBackendError::Startup(format!("no key for node index {key_of}"))
@@ -492,6 +464,7 @@ impl DockerBackend {
             "genesis.json",
             serde_json::to_vec_pretty(&self.spec.genesis).unwrap_or_default(),
         )?;
+        self.mount_data(i);
         Ok(())
     }
 
@@ -645,8 +618,8 @@ impl DockerBackend {
             .map_err(|e| format!("{}: {e}", home.display()))
     }
 
-    /// Removes this run's containers, network and node homes now (also done on
-    /// drop); idempotent.
+    /// Removes this run's containers, network, data mounts and node homes now (also
+    /// done on drop); idempotent.
     pub fn shutdown(&mut self) -> Result<(), DockerBackendError> {
         if self.cleaned {
             return Ok(());
@@ -656,8 +629,10 @@ impl DockerBackend {
             &self.docker,
             &CleanupScope::Run(self.run_id.clone()),
         ));
+        // Unmounted first: removing the homes must not empty a live mount.
+        let m = unmount_data_mounts(Some(&self.run_id));
         let _ = std::fs::remove_dir_all(&self.homes);
-        r.map(|_| ()).map_err(DockerBackendError::from)
+        r.and(m).map(|_| ()).map_err(DockerBackendError::from)
     }
 }
 
@@ -799,10 +774,6 @@ impl NodeControl for DockerBackend {
 
 /// Links are iptables and tc rules inside the containers: cuts drop packets one
 /// way, loss has no duplication, and delay needs netem (else a rate limit).
-/// Disk faults are not injected into containers yet (README: what docker can
-/// inject); the nemesis records them as `degraded`.
-impl crate::backend::DiskControl for DockerBackend {}
-
 impl LinkControl for DockerBackend {
     fn link_caps(&self) -> LinkCaps {
         LinkCaps {
@@ -890,6 +861,8 @@ impl Clients for DockerBackend {
             if state == State::NotCreated || self.nodes[i].container.is_none() {
                 continue;
             }
+            self.notice_exit(i);
+            let state = self.nodes[i].state;
             let status = self.status(&name);
             let chain = if state == State::Running {
                 (self.rt.block_on(self.client(i).chain()))
@@ -904,7 +877,7 @@ impl Clients for DockerBackend {
             .map_err(|e| BackendError::Other(format!("dump of {name}: {e}")))?;
             out.push(NodeDumpData {
                 byzantine_key: None,
-                stopped: None,
+                stopped: self.disk.stopped(i),
                 name,
                 chain,
                 status,
@@ -998,10 +971,12 @@ pub fn clean() -> Result<(), CommandError> {
     let r = rt
         .block_on(cleanup(&docker, &CleanupScope::All))
         .map_err(|e| CommandError::harness(e.to_string()))?;
+    let mounts = unmount_data_mounts(None).map_err(|e| CommandError::harness(e.to_string()))?;
     println!(
-        "removed {} containers, {} networks",
+        "removed {} containers, {} networks, {} data mounts",
         r.containers.len(),
-        r.networks.len()
+        r.networks.len(),
+        mounts.len()
     );
     Ok(())
 }

@@ -115,7 +115,7 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
-    /// Remove leftover containers and networks of any run (label rollcall=1).
+    /// Remove leftover containers, networks and data mounts of any run (label rollcall=1).
     Clean,
     /// Random schedules on sim from a base seed; shrink the first failure and store it.
     Explore(ExploreArgs),
