@@ -22,6 +22,7 @@ mod add_node;
 mod analysis;
 mod chain_agreement;
 mod eviction;
+pub mod fault_windows;
 mod finding;
 #[cfg(test)]
 mod fixture;

@@ -180,13 +180,34 @@ pub fn with_dump_checks(mut r: Results, history: &History, dumps: &[NodeDumpData
 /// owned by `rollcall-history`, issue 11).
 pub use rollcall_checkers::Results;
 
-/// Runs every checker on a run.
+/// The bound on an operation while a quorum is up and connected during faults
+/// (issue 16), from the timeouts `backend` runs its nodes with, for a cluster that
+/// can grow to `nodes` members.
+pub fn fault_bound_ns(backend: crate::options::BackendKind, nodes: usize) -> u64 {
+    let t = match backend {
+        crate::options::BackendKind::Sim => crate::sim::sim_timeouts(),
+        crate::options::BackendKind::Docker => crate::docker_backend::docker_timeouts(),
+    };
+    let rt = rollcall_checkers::cluster::fault_windows::RoundTimeouts {
+        propose_ms: t.propose_ms,
+        propose_delta_ms: t.propose_delta_ms,
+        vote_ms: t.vote_ms,
+        vote_delta_ms: t.vote_delta_ms,
+        commit_ms: t.commit_ms,
+    };
+    let f = nodes.saturating_sub(rollcall_checkers::oracle::quorum::quorum(nodes));
+    rollcall_checkers::cluster::fault_windows::fault_bound_ns(&rt, f)
+}
+
+/// Runs every checker on a run; `fault_bound_ns` enables the liveness check while
+/// faults are in force ([`fault_bound_ns`]).
 pub fn check_run(
     workload: WorkloadKind,
     expect: Expectation<'_>,
     genesis: &Genesis,
     history: History,
     nodes: Vec<NodeDump>,
+    fault_bound_ns: Option<u64>,
 ) -> Result<Results, String> {
     let longest = nodes
         .iter()
@@ -201,6 +222,7 @@ pub fn check_run(
         nodes,
         history,
         liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
+        fault_bound_ns,
     };
     results.extend(check_cluster(&run));
     if rollcall_checkers::byzantine::has_adversaries(&run) {

@@ -149,6 +149,10 @@ pub fn check_output(
         &spec.genesis,
         history,
         node_dumps(&out.dumps),
+        Some(crate::checks::fault_bound_ns(
+            opts.backend,
+            opts.nodes + opts.spare,
+        )),
     )
     .map(|r| crate::checks::with_dump_checks(r, &kept, &out.dumps))
     .map_err(CommandError::args)
@@ -451,6 +455,8 @@ fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
         ));
     }
     let stored = store::load_options(dir).ok();
+    let bound =
+        (stored.as_ref()).map(|o| crate::checks::fault_bound_ns(o.backend, o.nodes + o.spare));
     let workload = a
         .workload
         .or(stored.as_ref().map(|o| o.workload))
@@ -466,7 +472,14 @@ fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
         anomalies: a.anomalies,
         wfr_keys: a.wfr_keys,
     };
-    check_run(workload, expect, &run.genesis, run.history, run.nodes)
+    check_run(
+        workload,
+        expect,
+        &run.genesis,
+        run.history,
+        run.nodes,
+        bound,
+    )
 }
 
 fn check_file(path: &Path, a: CheckArgs) -> Result<Results, String> {

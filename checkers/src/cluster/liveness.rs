@@ -53,6 +53,8 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     details.insert("height_at_heal".into(), json!(known));
     let finals = check_growth(run, an, known, &mut findings);
     details.insert("final_heights".into(), json!(finals));
+    let during = super::fault_windows::check(run, an, |t| height_known_at(run, t), &mut findings);
+    details.insert("during_faults".into(), during);
     result(
         LIVENESS,
         findings,

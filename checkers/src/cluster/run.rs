@@ -27,6 +27,10 @@ pub struct ClusterRun {
     pub history: History,
     /// The bound of the liveness checks, in ns ([`DEFAULT_LIVENESS_BOUND_NS`]).
     pub liveness_bound_ns: u64,
+    /// The bound on an operation while a quorum is up and connected during faults
+    /// ([`super::fault_windows::fault_bound_ns`] of the run's timeouts); `None` when
+    /// the timeouts are not known, and that check is skipped.
+    pub fault_bound_ns: Option<u64>,
 }
 
 /// Why a run directory could not be loaded; every variant names the file.
@@ -112,6 +116,7 @@ impl ClusterRun {
             nodes,
             history,
             liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
+            fault_bound_ns: None,
         })
     }
 }
