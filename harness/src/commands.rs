@@ -424,6 +424,10 @@ pub struct CheckArgs<'a> {
     pub anomalies: Option<&'a str>,
     /// Elle's `:wfr-keys?` for rw-register histories.
     pub wfr_keys: bool,
+    /// Elle's `:sequential-keys?` for rw-register histories.
+    pub sequential_keys: bool,
+    /// Elle's `:linearizable-keys?` for rw-register histories.
+    pub linearizable_keys: bool,
 }
 
 /// A history with no client operation checks nothing: `unknown`, never `valid`
@@ -465,6 +469,8 @@ fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
         model: &model,
         anomalies: a.anomalies,
         wfr_keys: a.wfr_keys,
+        sequential_keys: a.sequential_keys,
+        linearizable_keys: a.linearizable_keys,
     };
     check_run(workload, expect, &run.genesis, run.history, run.nodes)
 }
@@ -502,6 +508,8 @@ fn check_file(path: &Path, a: CheckArgs) -> Result<Results, String> {
             model: a.model.unwrap_or("strict-serializable"),
             anomalies: a.anomalies,
             wfr_keys: a.wfr_keys,
+            sequential_keys: a.sequential_keys,
+            linearizable_keys: a.linearizable_keys,
         },
         None,
     )?;
@@ -524,6 +532,8 @@ pub fn check(paths: &[PathBuf], a: CheckArgs) -> Result<Validity, CommandError> 
             model: a.model.unwrap_or("strict-serializable"),
             anomalies: a.anomalies,
             wfr_keys: a.wfr_keys,
+            sequential_keys: a.sequential_keys,
+            linearizable_keys: a.linearizable_keys,
         }
         .elle_options()
         .map_err(CommandError::args)?;

@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::value::{Interner, OpValue};
+
 /// Who issued an event: a client process (a number) or the nemesis
 /// (harness.md §6: `"process": int or "nemesis"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,8 +94,9 @@ pub struct Event {
     /// The operation's function, e.g. "txn", "read", "partition".
     pub f: String,
     /// The operation's argument or result. Shared (not copied) with the paired
-    /// [`Op`], so a history holds each value once (issue 15: 1M txns in ≤ 2 GiB).
-    pub value: Arc<Value>,
+    /// [`Op`], so a history holds each value once, and compact when it is a
+    /// transaction (issue 15: 1M txns in ≤ 2 GiB).
+    pub value: Arc<OpValue>,
     /// The node the client talked to, if any.
     pub node: Option<String>,
     /// The ledger transaction id, used by the `set` checker.
@@ -115,10 +118,10 @@ pub struct Op {
     pub f: String,
     /// The invoke's value (the request); the same allocation as the invoke
     /// event's value.
-    pub invoke_value: Arc<Value>,
+    pub invoke_value: Arc<OpValue>,
     /// The completion's value (the response), if it completed; the same
     /// allocation as the completion event's value.
-    pub complete_value: Option<Arc<Value>>,
+    pub complete_value: Option<Arc<OpValue>>,
     /// Ok, Fail or Info; an operation that never completed is Info.
     pub kind: OpType,
     /// Invoke time, ns.
@@ -134,7 +137,7 @@ pub struct Op {
 impl Op {
     /// The value that best describes what happened: the completion's for `ok`
     /// (it carries read results), otherwise the invoke's.
-    pub fn value(&self) -> &Value {
+    pub fn value(&self) -> &OpValue {
         match (&self.kind, &self.complete_value) {
             (OpType::Ok, Some(v)) => v,
             _ => &self.invoke_value,
@@ -326,7 +329,7 @@ fn opt_string(
     }
 }
 
-fn parse_event(line: usize, v: Value) -> Result<Event, HistoryError> {
+fn parse_event(line: usize, v: Value, keys: &mut Interner) -> Result<Event, HistoryError> {
     let mut obj = match v {
         Value::Object(m) => m,
         other => {
@@ -394,7 +397,7 @@ fn parse_event(line: usize, v: Value) -> Result<Event, HistoryError> {
             })
         }
     };
-    let value = Arc::new(take("value")?);
+    let value = Arc::new(keys.value(take("value")?));
     let node = opt_string(line, &mut obj, "node")?;
     let tx_id = opt_string(line, &mut obj, "tx_id")?;
     Ok(Event {
@@ -419,7 +422,7 @@ impl Event {
         m.insert("process".into(), self.process.to_json());
         m.insert("type".into(), Value::from(self.kind.as_str()));
         m.insert("f".into(), Value::from(self.f.clone()));
-        m.insert("value".into(), Value::clone(&self.value));
+        m.insert("value".into(), self.value.to_value());
         if let Some(n) = &self.node {
             m.insert("node".into(), Value::from(n.clone()));
         }
@@ -461,6 +464,7 @@ impl History {
     pub fn parse_jsonl(text: &str) -> Result<History, HistoryError> {
         let mut events = Vec::new();
         let mut line_of = Vec::new();
+        let mut keys = Interner::default();
         let ends_with_newline = text.ends_with('\n');
         let lines: Vec<&str> = text.split('\n').collect();
         let last = lines.len();
@@ -482,7 +486,7 @@ impl History {
                     });
                 }
             };
-            events.push(parse_event(line, v)?);
+            events.push(parse_event(line, v, &mut keys)?);
             line_of.push(line);
         }
         History::from_lined_events(events, &line_of, Pairing::Strict)
@@ -622,7 +626,7 @@ impl History {
                     process: &process,
                     kind: e.kind.as_str(),
                     f: &e.f,
-                    value: &e.value,
+                    value: &*e.value,
                     node: e.node.as_deref(),
                     tx_id: e.tx_id.as_deref(),
                     extra: Some(&e.extra),
