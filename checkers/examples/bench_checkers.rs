@@ -84,7 +84,9 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 
 fn main() {
     let mut ok = true;
-    if only_1m() {
+    if let Some(file) = std::env::var_os("BENCH_FILE_1M") {
+        ok &= million_from_file(std::path::Path::new(&file));
+    } else if only_1m() {
         ok &= million();
     } else {
         ok &= rows();
@@ -117,6 +119,51 @@ fn million() -> bool {
         g,
         &ElleChecker::default(),
     )
+}
+
+/// `BENCH_FILE_1M=FILE`: `rollcall check`'s path for the 1M row. If FILE does
+/// not exist, the history is generated and written there (and nothing else);
+/// run again, a fresh process parses it (`History::from_file`) and checks it,
+/// so `/usr/bin/time -v` shows the peak of reading plus checking.
+fn million_from_file(path: &std::path::Path) -> bool {
+    if !path.exists() {
+        let h = gen::append_history(&GenConfig {
+            ops: 1_000_000,
+            processes: 10,
+            keys: 5,
+            seed: 8,
+            info_rate: 0.0005,
+            fail_rate: 0.01,
+        });
+        if let Err(e) = std::fs::write(path, h.to_jsonl()) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return false;
+        }
+        println!("wrote {}; run again to parse and check it", path.display());
+        return true;
+    }
+    let (h, parse_ms) = timed(|| History::from_file(path));
+    let h = match h {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", path.display());
+            return false;
+        }
+    };
+    println!(
+        "parsed {} in {parse_ms:.0} ms; rss {:.1} MiB, peak so far {:.1} MiB",
+        path.display(),
+        current_rss_mib().unwrap_or(f64::NAN),
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    let r = ElleChecker::default().check(&h);
+    println!(
+        "checked in {:.0} ms: {:?}; peak of parse + check {:.1} MiB",
+        r.elapsed_ms,
+        r.validity,
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    r.validity == Validity::Valid
 }
 
 fn rows() -> bool {

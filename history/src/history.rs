@@ -329,6 +329,9 @@ fn opt_string(
     }
 }
 
+/// One line's event. The line's map, emptied of the known fields, is kept as
+/// `extra` only if something is left: an emptied `BTreeMap` keeps its node
+/// (~600 bytes), which over a million lines is more than the values (issue 15).
 fn parse_event(line: usize, v: Value, keys: &mut Interner) -> Result<Event, HistoryError> {
     let mut obj = match v {
         Value::Object(m) => m,
@@ -409,7 +412,7 @@ fn parse_event(line: usize, v: Value, keys: &mut Interner) -> Result<Event, Hist
         value,
         node,
         tx_id,
-        extra: obj,
+        extra: if obj.is_empty() { Map::new() } else { obj },
     })
 }
 
@@ -433,6 +436,42 @@ impl Event {
             m.entry(k.clone()).or_insert_with(|| v.clone());
         }
         Value::Object(m)
+    }
+}
+
+/// Events parsed so far from JSON Lines, with their source lines.
+#[derive(Default)]
+struct Lines {
+    events: Vec<Event>,
+    line_of: Vec<usize>,
+    keys: Interner,
+}
+
+impl Lines {
+    /// Parse line `line` (1-based); `cut` says it is the last and has no
+    /// newline, so a value ending early there is a truncated history.
+    fn push(&mut self, line: usize, raw: &str, cut: bool) -> Result<(), HistoryError> {
+        let l = raw.trim();
+        if l.is_empty() {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(l).map_err(|e| {
+            if e.is_eof() && cut {
+                HistoryError::Truncated { line }
+            } else {
+                HistoryError::InvalidJson {
+                    line,
+                    msg: e.to_string(),
+                }
+            }
+        })?;
+        self.events.push(parse_event(line, v, &mut self.keys)?);
+        self.line_of.push(line);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<History, HistoryError> {
+        History::from_lined_events(self.events, &self.line_of, Pairing::Strict)
     }
 }
 
@@ -462,48 +501,42 @@ fn check_order(before: &[Event], e: &Event, line: usize) -> Result<(), HistoryEr
 impl History {
     /// Parse a JSON Lines history (harness.md §6). Blank lines are skipped.
     pub fn parse_jsonl(text: &str) -> Result<History, HistoryError> {
-        let mut events = Vec::new();
-        let mut line_of = Vec::new();
-        let mut keys = Interner::default();
+        let mut lines = Lines::default();
         let ends_with_newline = text.ends_with('\n');
-        let lines: Vec<&str> = text.split('\n').collect();
-        let last = lines.len();
-        for (i, raw) in lines.iter().enumerate() {
-            let line = i + 1;
-            let l = raw.trim();
-            if l.is_empty() {
-                continue;
-            }
-            let v: Value = match serde_json::from_str(l) {
-                Ok(v) => v,
-                Err(e) => {
-                    if e.is_eof() && line == last && !ends_with_newline {
-                        return Err(HistoryError::Truncated { line });
-                    }
-                    return Err(HistoryError::InvalidJson {
-                        line,
-                        msg: e.to_string(),
-                    });
-                }
-            };
-            events.push(parse_event(line, v, &mut keys)?);
-            line_of.push(line);
+        let split: Vec<&str> = text.split('\n').collect();
+        let last = split.len();
+        for (i, raw) in split.iter().enumerate() {
+            lines.push(i + 1, raw, i + 1 == last && !ends_with_newline)?;
         }
-        History::from_lined_events(events, &line_of, Pairing::Strict)
+        lines.finish()
     }
 
     /// Read a history file: JSON Lines, or EDN if the name ends in `.edn`.
+    /// JSON Lines are read line by line, so the file's text is never held
+    /// whole next to the history (issue 15).
     pub fn from_file(path: impl AsRef<Path>) -> Result<History, HistoryError> {
+        use std::io::BufRead;
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| HistoryError::Io {
+        let io = |source| HistoryError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        let text = String::from_utf8_lossy(&bytes);
+        };
         if path.extension().and_then(|e| e.to_str()) == Some("edn") {
-            crate::edn::parse_history(&text)
-        } else {
-            History::parse_jsonl(&text)
+            let bytes = std::fs::read(path).map_err(io)?;
+            return crate::edn::parse_history(&String::from_utf8_lossy(&bytes));
+        }
+        let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+        let (mut lines, mut buf, mut line) = (Lines::default(), Vec::new(), 0);
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf).map_err(io)? == 0 {
+                return lines.finish();
+            }
+            line += 1;
+            // A newline is never inside a UTF-8 sequence: decoding line by line
+            // is decoding the whole text.
+            let cut = !buf.ends_with(b"\n");
+            lines.push(line, &String::from_utf8_lossy(&buf), cut)?;
         }
     }
 
@@ -765,6 +798,37 @@ mod tests {
             inv(2, 1)
         ))
         .is_ok());
+    }
+
+    #[test]
+    fn from_file_reads_line_by_line_with_parse_jsonls_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.jsonl");
+        let cases = [
+            SPEC.to_string(),
+            SPEC.trim_end().to_string(),
+            format!("\n{SPEC}\n\n"),
+            format!("{SPEC}{{\"index\":3,\"ti"),
+            format!("{SPEC}{{\"index\":3,\"ti\n"),
+            format!("{SPEC}\u{fffd}\n"),
+            "{\"index\":0}\r\n".into(),
+        ];
+        for text in cases {
+            std::fs::write(&p, &text).unwrap();
+            let (a, b) = (History::from_file(&p), History::parse_jsonl(&text));
+            match (a, b) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("{text:?}: {a:?} vs {b:?}"),
+            }
+        }
+        let mut bad = SPEC.as_bytes().to_vec();
+        bad.extend_from_slice(b"\xff\n");
+        std::fs::write(&p, &bad).unwrap();
+        assert!(History::from_file(&p)
+            .unwrap_err()
+            .to_string()
+            .starts_with("line 4: invalid JSON"));
     }
 
     #[test]

@@ -69,23 +69,20 @@ pub(crate) fn externals(t: &Txns, i: u32) -> Externals {
 /// turn on, in Elle's order (wfr, sequential, linearizable), each kept only if
 /// it leaves every key's versions acyclic (`version-graphs`).
 fn version_edges(found: &mut Found<'_>, on: Sources) -> Vec<VersionEdge> {
-    let (mut init, wfr) = wfr_edges(found.t);
+    let (mut init, mut wfr) = wfr_edges(found.t);
     let mut sources = vec!["initial-state"];
     let t = found.t;
-    let analyzers: [(&str, bool, &dyn Fn() -> Vec<VersionEdge>); 3] = [
-        ("wfr-keys", on.wfr_keys, &|| wfr.clone()),
-        ("sequential-keys", on.sequential_keys, &|| {
-            keyorder::version_edges(t, KeyOrder::Process)
-        }),
-        ("linearizable-keys", on.linearizable_keys, &|| {
-            keyorder::version_edges(t, KeyOrder::Realtime)
-        }),
+    let wanted = [
+        ("wfr-keys", on.wfr_keys),
+        ("sequential-keys", on.sequential_keys),
+        ("linearizable-keys", on.linearizable_keys),
     ];
-    for (name, wanted, edges) in analyzers {
-        if !wanted {
-            continue;
-        }
-        let extra = edges();
+    for (name, _) in wanted.into_iter().filter(|(_, on)| *on) {
+        let extra = match name {
+            "wfr-keys" => std::mem::take(&mut wfr),
+            "sequential-keys" => keyorder::version_edges(t, KeyOrder::Process),
+            _ => keyorder::version_edges(t, KeyOrder::Realtime),
+        };
         sources.push(name);
         if cyclic_versions(found, &init, &extra, &sources) {
             sources.pop();
