@@ -41,9 +41,15 @@ fn cpu_ms() -> Option<f64> {
     Some(ticks * 10.0)
 }
 
+/// `BENCH_ONLY_1M=1`: only the 1M elle-append row, with the peak never reset,
+/// so `/usr/bin/time -v` reports the whole process's peak (generation included).
+fn only_1m() -> bool {
+    std::env::var_os("BENCH_ONLY_1M").is_some()
+}
+
 fn run(label: &str, h: &History, gen_ms: f64, c: &dyn Checker) -> bool {
     let before = current_rss_mib().unwrap_or(f64::NAN);
-    let reset = reset_peak();
+    let reset = !only_1m() && reset_peak();
     let cpu0 = cpu_ms().unwrap_or(f64::NAN);
     let r = c.check(h);
     let cpu = cpu_ms().unwrap_or(f64::NAN) - cpu0;
@@ -77,6 +83,90 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 fn main() {
+    let mut ok = true;
+    if let Some(file) = std::env::var_os("BENCH_FILE_1M") {
+        ok &= million_from_file(std::path::Path::new(&file));
+    } else if only_1m() {
+        ok &= million();
+    } else {
+        ok &= rows();
+    }
+    println!(
+        "VmHWM at exit (since last reset): {:.1} MiB",
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+/// The long-history row: a million transactions must check in ≤ 10 s and
+/// ≤ 2 GiB (issue 15).
+fn million() -> bool {
+    let (h, g) = timed(|| {
+        gen::append_history(&GenConfig {
+            ops: 1_000_000,
+            processes: 10,
+            keys: 5,
+            seed: 8,
+            info_rate: 0.0005,
+            fail_rate: 0.01,
+        })
+    });
+    run(
+        "elle-append: 1M txns, 10 procs, 5-key window",
+        &h,
+        g,
+        &ElleChecker::default(),
+    )
+}
+
+/// `BENCH_FILE_1M=FILE`: `rollcall check`'s path for the 1M row. If FILE does
+/// not exist, the history is generated and written there (and nothing else);
+/// run again, a fresh process parses it (`History::from_file`) and checks it,
+/// so `/usr/bin/time -v` shows the peak of reading plus checking.
+fn million_from_file(path: &std::path::Path) -> bool {
+    if !path.exists() {
+        let h = gen::append_history(&GenConfig {
+            ops: 1_000_000,
+            processes: 10,
+            keys: 5,
+            seed: 8,
+            info_rate: 0.0005,
+            fail_rate: 0.01,
+        });
+        if let Err(e) = std::fs::write(path, h.to_jsonl()) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return false;
+        }
+        println!("wrote {}; run again to parse and check it", path.display());
+        return true;
+    }
+    let (h, parse_ms) = timed(|| History::from_file(path));
+    let h = match h {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", path.display());
+            return false;
+        }
+    };
+    println!(
+        "parsed {} in {parse_ms:.0} ms; rss {:.1} MiB, peak so far {:.1} MiB",
+        path.display(),
+        current_rss_mib().unwrap_or(f64::NAN),
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    let r = ElleChecker::default().check(&h);
+    println!(
+        "checked in {:.0} ms: {:?}; peak of parse + check {:.1} MiB",
+        r.elapsed_ms,
+        r.validity,
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    r.validity == Validity::Valid
+}
+
+fn rows() -> bool {
     let mut ok = true;
 
     let (h, g) = timed(|| {
@@ -166,26 +256,9 @@ fn main() {
     );
     drop(h);
 
-    // The long-history row: a million transactions must check in ≤ 10 s.
-    // Skipped with BENCH_SKIP_1M=1 (the History model alone needs several GiB).
+    // Skipped with BENCH_SKIP_1M=1; alone with BENCH_ONLY_1M=1.
     if std::env::var_os("BENCH_SKIP_1M").is_none() {
-        let (h, g) = timed(|| {
-            gen::append_history(&GenConfig {
-                ops: 1_000_000,
-                processes: 10,
-                keys: 5,
-                seed: 8,
-                info_rate: 0.0005,
-                fail_rate: 0.01,
-            })
-        });
-        ok &= run(
-            "elle-append: 1M txns, 10 procs, 5-key window",
-            &h,
-            g,
-            &ElleChecker::default(),
-        );
-        drop(h);
+        ok &= million();
     }
 
     let ((h, committed), g) = timed(|| {
@@ -214,12 +287,5 @@ fn main() {
         )
     });
     ok &= run("bank: 100k ops, 8 accounts", &h, g, &BankChecker::new(1000));
-
-    println!(
-        "VmHWM at exit (since last reset): {:.1} MiB",
-        peak_rss_mib().unwrap_or(f64::NAN)
-    );
-    if !ok {
-        std::process::exit(1);
-    }
+    ok
 }

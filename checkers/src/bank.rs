@@ -1,7 +1,7 @@
 //! The `bank` checker (harness.md §7): every read sees the constant total and no
 //! negative balance.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::history::{History, OpType};
 use crate::result::{timed, Anomaly, CheckResult, Checker, Validity};
@@ -34,7 +34,7 @@ impl Checker for BankChecker {
                 if op.f != "read" || op.kind != OpType::Ok {
                     continue;
                 }
-                let Some(Value::Object(accounts)) = op.complete_value.as_deref() else {
+                let Some(accounts) = op.complete_value.as_ref().and_then(|v| v.as_object()) else {
                     malformed.push(op.invoke_index);
                     continue;
                 };

@@ -111,14 +111,14 @@ fn simulate(cfg: &GenConfig, model: &mut dyn Model, with_tx: bool) -> Sim {
     let mut issued = 0usize;
     let mut events: Vec<Event> = Vec::new();
     let mut applied_tx = HashMap::new();
-    let mut busy = 0usize;
-    let emit = |events: &mut Vec<Event>,
-                pid: i64,
-                kind: OpType,
-                f: &str,
-                v: Value,
-                tx: Option<String>,
-                rng: &mut Rng| {
+    let (mut busy, mut keys) = (0usize, rollcall_history::Interner::default());
+    let mut emit = |events: &mut Vec<Event>,
+                    pid: i64,
+                    kind: OpType,
+                    f: &str,
+                    v: Value,
+                    tx: Option<String>,
+                    rng: &mut Rng| {
         let index = events.len() as u64;
         events.push(Event {
             index,
@@ -126,7 +126,7 @@ fn simulate(cfg: &GenConfig, model: &mut dyn Model, with_tx: bool) -> Sim {
             process: Process::Client(pid),
             kind,
             f: f.to_string(),
-            value: Arc::new(v),
+            value: Arc::new(keys.value(v)),
             node: Some(format!("n{}", pid.rem_euclid(4) + 1)),
             tx_id: tx,
             extra: Map::new(),
@@ -470,7 +470,7 @@ fn completion_pos(h: &History, complete_index: u64) -> Option<usize> {
 
 fn rebuild(h: &History, pos: usize, value: Value) -> Option<History> {
     let mut events = h.events().to_vec();
-    events.get_mut(pos)?.value = Arc::new(value);
+    events.get_mut(pos)?.value = Arc::new(value.into());
     History::from_events(events).ok()
 }
 
@@ -549,7 +549,10 @@ fn read_sites(h: &History) -> (Vec<ReadSite>, HashMap<(String, i64), u64>) {
             continue;
         }
         let (Some(v), Some(c)) = (
-            op.complete_value.as_deref().and_then(Value::as_array),
+            op.complete_value
+                .as_deref()
+                .map(|v| &**v)
+                .and_then(Value::as_array),
             op.complete_index,
         ) else {
             continue;
@@ -694,7 +697,7 @@ pub fn corrupt_append(h: &History, seed: u64, how: AppendCorruption) -> Option<H
     let changes = candidates.get(Rng::new(seed).below(candidates.len()))?;
     let mut events = h.events().to_vec();
     for (pos, mop, v) in changes {
-        let value = Arc::make_mut(&mut events.get_mut(*pos)?.value);
+        let value = Arc::make_mut(&mut events.get_mut(*pos)?.value).json_mut();
         *value.get_mut(*mop)?.get_mut(2)? = v.clone();
     }
     History::from_events(events).ok()

@@ -119,7 +119,7 @@ fn parse_op(op: &Op, vals: &mut Interner) -> Parsed {
         ("read" | "write" | "cas", OpType::Fail) => Parsed::Skip,
         // A read that did not complete constrains nothing.
         ("read", OpType::Info | OpType::Invoke) => Parsed::Skip,
-        ("read", OpType::Ok) => match op.complete_value.as_deref().and_then(pair) {
+        ("read", OpType::Ok) => match op.complete_value.as_deref().map(|v| &**v).and_then(pair) {
             Some((k, v)) => match key_string(k) {
                 Some(k) => Parsed::Op(k, RegF::Read(vals.id(v))),
                 None => Parsed::Malformed,

@@ -44,6 +44,10 @@ pub struct Expectation<'a> {
     pub anomalies: Option<&'a str>,
     /// Elle's `:wfr-keys?` for rw-register (`--wfr-keys`).
     pub wfr_keys: bool,
+    /// Elle's `:sequential-keys?` for rw-register (`--sequential-keys`).
+    pub sequential_keys: bool,
+    /// Elle's `:linearizable-keys?` for rw-register (`--linearizable-keys`).
+    pub linearizable_keys: bool,
 }
 
 impl<'a> Expectation<'a> {
@@ -53,6 +57,8 @@ impl<'a> Expectation<'a> {
             model,
             anomalies: None,
             wfr_keys: false,
+            sequential_keys: false,
+            linearizable_keys: false,
         }
     }
 
@@ -60,6 +66,8 @@ impl<'a> Expectation<'a> {
     pub fn elle_options(&self) -> Result<ElleOptions, String> {
         let mut o = ElleOptions::with_models(self.model).map_err(|e| e.to_string())?;
         o.wfr_keys = self.wfr_keys;
+        o.sequential_keys = self.sequential_keys;
+        o.linearizable_keys = self.linearizable_keys;
         match self.anomalies {
             Some(a) => o.with_anomalies(a).map_err(|e| e.to_string()),
             None => Ok(o),
@@ -241,12 +249,24 @@ pub fn infer_workload(h: &History) -> Option<WorkloadKind> {
     let parts: std::collections::BTreeSet<WorkloadKind> = h
         .ops()
         .iter()
-        .filter_map(|o| rollcall_workloads::mixed::SubWorkload::of(&o.f, &o.invoke_value))
+        .filter_map(|o| match o.f.as_str() {
+            // Every txn is list-append's part; a compact txn value is not
+            // turned into JSON to be told so (issue 15).
+            "txn" => Some(WorkloadKind::Append),
+            f => rollcall_workloads::mixed::SubWorkload::of(f, &o.invoke_value),
+        })
         .collect();
     if parts.len() > 1 {
         return Some(WorkloadKind::Mixed);
     }
-    let txn_kind = |v: &serde_json::Value| {
+    let txn_kind = |v: &rollcall_history::OpValue| {
+        if let Some(mut mops) = v.micro_ops() {
+            return mops.find_map(|m| match m.f {
+                rollcall_history::MopF::Write => Some(WorkloadKind::RwRegister),
+                rollcall_history::MopF::Append => Some(WorkloadKind::Append),
+                rollcall_history::MopF::Read => None,
+            });
+        }
         v.as_array()?
             .iter()
             .find_map(|m| match m.get(0)?.as_str()? {

@@ -428,6 +428,10 @@ pub struct CheckArgs<'a> {
     pub anomalies: Option<&'a str>,
     /// Elle's `:wfr-keys?` for rw-register histories.
     pub wfr_keys: bool,
+    /// Elle's `:sequential-keys?` for rw-register histories.
+    pub sequential_keys: bool,
+    /// Elle's `:linearizable-keys?` for rw-register histories.
+    pub linearizable_keys: bool,
 }
 
 /// A history with no client operation checks nothing: `unknown`, never `valid`
@@ -471,6 +475,8 @@ fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
         model: &model,
         anomalies: a.anomalies,
         wfr_keys: a.wfr_keys,
+        sequential_keys: a.sequential_keys,
+        linearizable_keys: a.linearizable_keys,
     };
     check_run(
         workload,
@@ -515,6 +521,8 @@ fn check_file(path: &Path, a: CheckArgs) -> Result<Results, String> {
             model: a.model.unwrap_or("strict-serializable"),
             anomalies: a.anomalies,
             wfr_keys: a.wfr_keys,
+            sequential_keys: a.sequential_keys,
+            linearizable_keys: a.linearizable_keys,
         },
         None,
     )?;
@@ -537,6 +545,8 @@ pub fn check(paths: &[PathBuf], a: CheckArgs) -> Result<Validity, CommandError> 
             model: a.model.unwrap_or("strict-serializable"),
             anomalies: a.anomalies,
             wfr_keys: a.wfr_keys,
+            sequential_keys: a.sequential_keys,
+            linearizable_keys: a.linearizable_keys,
         }
         .elle_options()
         .map_err(CommandError::args)?;

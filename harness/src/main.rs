@@ -106,6 +106,14 @@ enum Cmd {
         /// rw-register: assume writes follow reads within a txn (Elle's `:wfr-keys?`).
         #[arg(long)]
         wfr_keys: bool,
+        /// rw-register: assume each key is sequentially consistent; version order
+        /// from each process's order of txns (Elle's `:sequential-keys?`).
+        #[arg(long)]
+        sequential_keys: bool,
+        /// rw-register: assume each key is linearizable; version order from real
+        /// time (Elle's `:linearizable-keys?`).
+        #[arg(long)]
+        linearizable_keys: bool,
     },
     /// Run again with the recorded seed and options; report whether the history is byte-identical.
     Replay {
@@ -319,6 +327,8 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
             model,
             anomalies,
             wfr_keys,
+            sequential_keys,
+            linearizable_keys,
         } => {
             let format = match format.as_deref() {
                 None => None,
@@ -336,6 +346,8 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
                 model: model.as_deref(),
                 anomalies: anomalies.as_deref(),
                 wfr_keys,
+                sequential_keys,
+                linearizable_keys,
             };
             commands::check(&paths, args)?
         }

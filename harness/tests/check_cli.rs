@@ -193,3 +193,36 @@ fn wfr_keys_is_opt_in_like_elles() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("G-single-item-realtime"), "{out}");
 }
+
+/// Elle's `:sequential-keys?` / `:linearizable-keys?` (rw-register): process 1
+/// writes x = 1 then x = 2; T3 reads x = 2 and writes y = 1; T4 reads y = 1 and
+/// the stale x = 1. Only the per-key order the flag assumes says 1 precedes 2,
+/// so the history is valid without it and invalid with it.
+#[test]
+fn sequential_and_linearizable_keys_are_opt_in_like_elles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.edn");
+    let txn = |i: usize, p: usize, inv: &str, ok: &str| {
+        format!(
+            "{{:type :invoke, :f :txn, :value {inv}, :process {p}, :time {i}, :index {i}}}\n\
+             {{:type :ok, :f :txn, :value {ok}, :process {p}, :time {}, :index {}}}\n",
+            i + 1,
+            i + 1
+        )
+    };
+    let text = [
+        txn(0, 1, "[[:w :x 1]]", "[[:w :x 1]]"),
+        txn(2, 1, "[[:w :x 2]]", "[[:w :x 2]]"),
+        txn(4, 2, "[[:r :x nil] [:w :y 1]]", "[[:r :x 2] [:w :y 1]]"),
+        txn(6, 3, "[[:r :y nil] [:r :x nil]]", "[[:r :y 1] [:r :x 1]]"),
+    ]
+    .concat();
+    std::fs::write(&path, text).unwrap();
+    let p = path.to_str().unwrap();
+    let (code, out, _) = rollcall(&["check", p, "--workload", "rw-register"]);
+    assert_eq!(code, 0, "{out}");
+    for flag in ["--sequential-keys", "--linearizable-keys"] {
+        let (code, out, _) = rollcall(&["check", p, "--workload", "rw-register", flag]);
+        assert_eq!(code, 1, "{flag}: {out}");
+    }
+}

@@ -515,10 +515,13 @@ fn pad_micro_ops(value: &mut Value) {
 fn is_list_append(events: &[Event]) -> bool {
     events.iter().any(|e| {
         e.f == "txn"
-            && e.value.as_array().is_some_and(|m| {
-                m.iter()
-                    .any(|x| x.get(0).and_then(Value::as_str) == Some("append"))
-            })
+            && match e.value.micro_ops() {
+                Some(mut mops) => mops.any(|m| m.f == crate::value::MopF::Append),
+                None => e.value.as_array().is_some_and(|m| {
+                    m.iter()
+                        .any(|x| x.get(0).and_then(Value::as_str) == Some("append"))
+                }),
+            }
     })
 }
 
@@ -530,7 +533,10 @@ fn empty_list_reads(e: &mut Event) {
         return;
     }
     let value = std::sync::Arc::make_mut(&mut e.value);
-    for m in value.as_array_mut().into_iter().flatten() {
+    if value.nil_reads_as_empty_lists() {
+        return;
+    }
+    for m in value.json_mut().as_array_mut().into_iter().flatten() {
         if let Some([f, _, v]) = m.as_array_mut().map(Vec::as_mut_slice) {
             if f == "r" && v.is_null() {
                 *v = Value::Array(Vec::new());
@@ -612,7 +618,12 @@ impl<'e> Fields<'e> {
 /// Fields with a place in [`Event`]; any other key is kept in `extra`.
 const KNOWN: [&str; 7] = ["index", "time", "process", "type", "f", "value", "node"];
 
-fn map_to_event(line: usize, pairs: &[(Edn, Edn)], next_index: u64) -> Result<Event, HistoryError> {
+fn map_to_event(
+    line: usize,
+    pairs: &[(Edn, Edn)],
+    next_index: u64,
+    keys: &mut crate::value::Interner,
+) -> Result<Event, HistoryError> {
     let fields = Fields {
         line,
         fields: pairs
@@ -648,7 +659,7 @@ fn map_to_event(line: usize, pairs: &[(Edn, Edn)], next_index: u64) -> Result<Ev
         process,
         kind: fields.kind()?,
         f,
-        value: std::sync::Arc::new(value),
+        value: std::sync::Arc::new(keys.value(value)),
         node: fields.get("node").and_then(name_of),
         tx_id: None,
         extra,
@@ -708,8 +719,9 @@ pub fn parse_history(text: &str) -> Result<History, HistoryError> {
     let mut events = Vec::with_capacity(maps.len());
     let mut lines = Vec::with_capacity(maps.len());
     let mut next_index = 0u64;
+    let mut keys = crate::value::Interner::default();
     for (line, pairs) in maps {
-        let e = map_to_event(line, pairs, next_index)?;
+        let e = map_to_event(line, pairs, next_index, &mut keys)?;
         next_index = e.index.saturating_add(1);
         events.push(e);
         lines.push(line);

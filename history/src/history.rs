@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::value::{Interner, OpValue};
+
 /// Who issued an event: a client process (a number) or the nemesis
 /// (harness.md §6: `"process": int or "nemesis"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,8 +94,9 @@ pub struct Event {
     /// The operation's function, e.g. "txn", "read", "partition".
     pub f: String,
     /// The operation's argument or result. Shared (not copied) with the paired
-    /// [`Op`], so a history holds each value once (issue 15: 1M txns in ≤ 2 GiB).
-    pub value: Arc<Value>,
+    /// [`Op`], so a history holds each value once, and compact when it is a
+    /// transaction (issue 15: 1M txns in ≤ 2 GiB).
+    pub value: Arc<OpValue>,
     /// The node the client talked to, if any.
     pub node: Option<String>,
     /// The ledger transaction id, used by the `set` checker.
@@ -115,10 +118,10 @@ pub struct Op {
     pub f: String,
     /// The invoke's value (the request); the same allocation as the invoke
     /// event's value.
-    pub invoke_value: Arc<Value>,
+    pub invoke_value: Arc<OpValue>,
     /// The completion's value (the response), if it completed; the same
     /// allocation as the completion event's value.
-    pub complete_value: Option<Arc<Value>>,
+    pub complete_value: Option<Arc<OpValue>>,
     /// Ok, Fail or Info; an operation that never completed is Info.
     pub kind: OpType,
     /// Invoke time, ns.
@@ -134,7 +137,7 @@ pub struct Op {
 impl Op {
     /// The value that best describes what happened: the completion's for `ok`
     /// (it carries read results), otherwise the invoke's.
-    pub fn value(&self) -> &Value {
+    pub fn value(&self) -> &OpValue {
         match (&self.kind, &self.complete_value) {
             (OpType::Ok, Some(v)) => v,
             _ => &self.invoke_value,
@@ -326,7 +329,10 @@ fn opt_string(
     }
 }
 
-fn parse_event(line: usize, v: Value) -> Result<Event, HistoryError> {
+/// One line's event. The line's map, emptied of the known fields, is kept as
+/// `extra` only if something is left: an emptied `BTreeMap` keeps its node
+/// (~600 bytes), which over a million lines is more than the values (issue 15).
+fn parse_event(line: usize, v: Value, keys: &mut Interner) -> Result<Event, HistoryError> {
     let mut obj = match v {
         Value::Object(m) => m,
         other => {
@@ -394,7 +400,7 @@ fn parse_event(line: usize, v: Value) -> Result<Event, HistoryError> {
             })
         }
     };
-    let value = Arc::new(take("value")?);
+    let value = Arc::new(keys.value(take("value")?));
     let node = opt_string(line, &mut obj, "node")?;
     let tx_id = opt_string(line, &mut obj, "tx_id")?;
     Ok(Event {
@@ -406,7 +412,7 @@ fn parse_event(line: usize, v: Value) -> Result<Event, HistoryError> {
         value,
         node,
         tx_id,
-        extra: obj,
+        extra: if obj.is_empty() { Map::new() } else { obj },
     })
 }
 
@@ -419,7 +425,7 @@ impl Event {
         m.insert("process".into(), self.process.to_json());
         m.insert("type".into(), Value::from(self.kind.as_str()));
         m.insert("f".into(), Value::from(self.f.clone()));
-        m.insert("value".into(), Value::clone(&self.value));
+        m.insert("value".into(), self.value.to_value());
         if let Some(n) = &self.node {
             m.insert("node".into(), Value::from(n.clone()));
         }
@@ -430,6 +436,42 @@ impl Event {
             m.entry(k.clone()).or_insert_with(|| v.clone());
         }
         Value::Object(m)
+    }
+}
+
+/// Events parsed so far from JSON Lines, with their source lines.
+#[derive(Default)]
+struct Lines {
+    events: Vec<Event>,
+    line_of: Vec<usize>,
+    keys: Interner,
+}
+
+impl Lines {
+    /// Parse line `line` (1-based); `cut` says it is the last and has no
+    /// newline, so a value ending early there is a truncated history.
+    fn push(&mut self, line: usize, raw: &str, cut: bool) -> Result<(), HistoryError> {
+        let l = raw.trim();
+        if l.is_empty() {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(l).map_err(|e| {
+            if e.is_eof() && cut {
+                HistoryError::Truncated { line }
+            } else {
+                HistoryError::InvalidJson {
+                    line,
+                    msg: e.to_string(),
+                }
+            }
+        })?;
+        self.events.push(parse_event(line, v, &mut self.keys)?);
+        self.line_of.push(line);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<History, HistoryError> {
+        History::from_lined_events(self.events, &self.line_of, Pairing::Strict)
     }
 }
 
@@ -459,47 +501,42 @@ fn check_order(before: &[Event], e: &Event, line: usize) -> Result<(), HistoryEr
 impl History {
     /// Parse a JSON Lines history (harness.md §6). Blank lines are skipped.
     pub fn parse_jsonl(text: &str) -> Result<History, HistoryError> {
-        let mut events = Vec::new();
-        let mut line_of = Vec::new();
+        let mut lines = Lines::default();
         let ends_with_newline = text.ends_with('\n');
-        let lines: Vec<&str> = text.split('\n').collect();
-        let last = lines.len();
-        for (i, raw) in lines.iter().enumerate() {
-            let line = i + 1;
-            let l = raw.trim();
-            if l.is_empty() {
-                continue;
-            }
-            let v: Value = match serde_json::from_str(l) {
-                Ok(v) => v,
-                Err(e) => {
-                    if e.is_eof() && line == last && !ends_with_newline {
-                        return Err(HistoryError::Truncated { line });
-                    }
-                    return Err(HistoryError::InvalidJson {
-                        line,
-                        msg: e.to_string(),
-                    });
-                }
-            };
-            events.push(parse_event(line, v)?);
-            line_of.push(line);
+        let split: Vec<&str> = text.split('\n').collect();
+        let last = split.len();
+        for (i, raw) in split.iter().enumerate() {
+            lines.push(i + 1, raw, i + 1 == last && !ends_with_newline)?;
         }
-        History::from_lined_events(events, &line_of, Pairing::Strict)
+        lines.finish()
     }
 
     /// Read a history file: JSON Lines, or EDN if the name ends in `.edn`.
+    /// JSON Lines are read line by line, so the file's text is never held
+    /// whole next to the history (issue 15).
     pub fn from_file(path: impl AsRef<Path>) -> Result<History, HistoryError> {
+        use std::io::BufRead;
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| HistoryError::Io {
+        let io = |source| HistoryError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        let text = String::from_utf8_lossy(&bytes);
+        };
         if path.extension().and_then(|e| e.to_str()) == Some("edn") {
-            crate::edn::parse_history(&text)
-        } else {
-            History::parse_jsonl(&text)
+            let bytes = std::fs::read(path).map_err(io)?;
+            return crate::edn::parse_history(&String::from_utf8_lossy(&bytes));
+        }
+        let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+        let (mut lines, mut buf, mut line) = (Lines::default(), Vec::new(), 0);
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf).map_err(io)? == 0 {
+                return lines.finish();
+            }
+            line += 1;
+            // A newline is never inside a UTF-8 sequence: decoding line by line
+            // is decoding the whole text.
+            let cut = !buf.ends_with(b"\n");
+            lines.push(line, &String::from_utf8_lossy(&buf), cut)?;
         }
     }
 
@@ -622,7 +659,7 @@ impl History {
                     process: &process,
                     kind: e.kind.as_str(),
                     f: &e.f,
-                    value: &e.value,
+                    value: &*e.value,
                     node: e.node.as_deref(),
                     tx_id: e.tx_id.as_deref(),
                     extra: Some(&e.extra),
@@ -761,6 +798,37 @@ mod tests {
             inv(2, 1)
         ))
         .is_ok());
+    }
+
+    #[test]
+    fn from_file_reads_line_by_line_with_parse_jsonls_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.jsonl");
+        let cases = [
+            SPEC.to_string(),
+            SPEC.trim_end().to_string(),
+            format!("\n{SPEC}\n\n"),
+            format!("{SPEC}{{\"index\":3,\"ti"),
+            format!("{SPEC}{{\"index\":3,\"ti\n"),
+            format!("{SPEC}\u{fffd}\n"),
+            "{\"index\":0}\r\n".into(),
+        ];
+        for text in cases {
+            std::fs::write(&p, &text).unwrap();
+            let (a, b) = (History::from_file(&p), History::parse_jsonl(&text));
+            match (a, b) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("{text:?}: {a:?} vs {b:?}"),
+            }
+        }
+        let mut bad = SPEC.as_bytes().to_vec();
+        bad.extend_from_slice(b"\xff\n");
+        std::fs::write(&p, &bad).unwrap();
+        assert!(History::from_file(&p)
+            .unwrap_err()
+            .to_string()
+            .starts_with("line 4: invalid JSON"));
     }
 
     #[test]

@@ -18,9 +18,10 @@ pub enum Who {
     Nemesis,
 }
 
-/// One event's fields, borrowed, in the order they are written.
+/// One event's fields, borrowed, in the order they are written. The value is
+/// JSON, or a history's [`OpValue`](crate::value::OpValue) written as its JSON.
 #[derive(Debug, Clone, Copy)]
-pub struct Line<'a> {
+pub struct Line<'a, V: ?Sized = Value> {
     /// Position in the history.
     pub index: u64,
     /// Nanoseconds since the test began.
@@ -32,7 +33,7 @@ pub struct Line<'a> {
     /// The operation's function.
     pub f: &'a str,
     /// The operation's argument or result.
-    pub value: &'a Value,
+    pub value: &'a V,
     /// The node the client talked to.
     pub node: Option<&'a str>,
     /// The ledger transaction id.
@@ -42,7 +43,7 @@ pub struct Line<'a> {
 }
 
 /// Appends one event as a JSON line (with its `\n`) in harness.md §6 field order.
-pub fn write_line(out: &mut String, l: &Line) {
+pub fn write_line<V: std::fmt::Display + ?Sized>(out: &mut String, l: &Line<V>) {
     let _ = write!(
         out,
         "{{\"index\":{},\"time\":{},\"process\":{},\"type\":{},\"f\":{},\"value\":{}",

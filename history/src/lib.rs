@@ -13,8 +13,10 @@ pub mod jsonl;
 pub mod nemesis;
 pub mod result;
 pub mod run_dir;
+pub mod value;
 
 pub use history::{Event, History, HistoryError, Op, OpType, Pairing, Process};
 pub use nemesis::{NemesisEvent, Phase};
 pub use result::{compose, Anomaly, CheckResult, Checker, Results, Validity};
 pub use run_dir::{NodeDump, RunDir, RunDirError};
+pub use value::{Interner, MicroOp, MopF, MopKey, MopValue, OpValue};

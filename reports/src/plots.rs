@@ -497,7 +497,7 @@ mod tests {
             process: Process::Nemesis,
             kind: OpType::Info,
             f: f.into(),
-            value: std::sync::Arc::new(value),
+            value: std::sync::Arc::new(value.into()),
             node: None,
             tx_id: None,
             extra: Default::default(),

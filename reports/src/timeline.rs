@@ -166,7 +166,7 @@ mod tests {
                 complete_index: Some(i * 2 + 1),
                 process: Process::Client((i % 2) as i64),
                 f: "write".into(),
-                invoke_value: std::sync::Arc::new(serde_json::json!(["<k>", i])),
+                invoke_value: std::sync::Arc::new(serde_json::json!(["<k>", i]).into()),
                 complete_value: None,
                 kind: if i == 3 { OpType::Fail } else { OpType::Ok },
                 invoke_time: i * 1000,

@@ -13,6 +13,7 @@ mod append;
 mod cycles;
 mod direct;
 mod graph;
+mod keyorder;
 pub mod models;
 mod register;
 mod report;
@@ -61,6 +62,14 @@ pub struct ElleOptions {
     /// Off by default, as in Elle (rw_register.clj), so `rollcall check` gives
     /// Elle's default verdict on a foreign history.
     pub wfr_keys: bool,
+    /// Elle's `:sequential-keys?` for rw-register: assume each key is by itself
+    /// sequentially consistent and infer version order from each process's
+    /// order of transactions. Off by default, as in Elle.
+    pub sequential_keys: bool,
+    /// Elle's `:linearizable-keys?` for rw-register: assume each key is by
+    /// itself linearizable and infer version order from real time. Off by
+    /// default, as in Elle.
+    pub linearizable_keys: bool,
 }
 
 impl Default for ElleOptions {
@@ -73,6 +82,8 @@ impl Default for ElleOptions {
             per_scc_limit: Duration::from_secs(1),
             cycle_search_limit: Duration::from_secs(10),
             wfr_keys: false,
+            sequential_keys: false,
+            linearizable_keys: false,
         }
     }
 }
@@ -122,7 +133,14 @@ impl ElleOptions {
         );
         let mut edges = match w {
             Workload::ListAppend => append::analyse(&mut found),
-            Workload::Register => register::analyse(&mut found, self.wfr_keys),
+            Workload::Register => register::analyse(
+                &mut found,
+                register::Sources {
+                    wfr_keys: self.wfr_keys,
+                    sequential_keys: self.sequential_keys,
+                    linearizable_keys: self.linearizable_keys,
+                },
+            ),
         };
         match self.order_edges() {
             RT => graph::realtime_edges(&t, &mut edges),

@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap as HashMap;
 use serde_json::json;
 
 use super::graph::{tarjan, Edge, RW, WR, WW};
+use super::keyorder::{self, KeyOrder};
 use super::report::Found;
 use super::txn::{Mop, Seen, Txns};
 use crate::history::OpType;
@@ -19,12 +20,25 @@ use crate::history::OpType;
 /// (key, value or nil): a version.
 type Version = (u32, Option<i64>);
 
+/// A version order edge (key, from, to); nil is the initial state.
+pub(crate) type VersionEdge = (u32, Option<i64>, Option<i64>);
+
+/// Where version order may come from besides the initial state: Elle's
+/// `:wfr-keys?`, `:sequential-keys?` and `:linearizable-keys?`, all off by
+/// default as in Elle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Sources {
+    pub wfr_keys: bool,
+    pub sequential_keys: bool,
+    pub linearizable_keys: bool,
+}
+
 /// A txn's external reads (first access of a key is a read) and external
 /// writes (last write of each key), each with its mop index.
 /// External reads and writes of one txn, each with its mop index.
 type Externals = (Vec<(Version, u32)>, Vec<((u32, i64), u32)>);
 
-fn externals(t: &Txns, i: u32) -> Externals {
+pub(crate) fn externals(t: &Txns, i: u32) -> Externals {
     let start = t.txns.get(i as usize).map(|x| x.mop_start).unwrap_or(0);
     let mut touched: Vec<u32> = Vec::new();
     let mut reads = Vec::new();
@@ -51,47 +65,71 @@ fn externals(t: &Txns, i: u32) -> Externals {
     (reads, writes)
 }
 
-/// Version edges (key, from, to): initial state, then (with Elle's
-/// `:wfr-keys?`) writes-follow-reads unless they make some key's versions cyclic.
-fn version_edges(found: &mut Found<'_>, wfr_keys: bool) -> Vec<(u32, Option<i64>, i64)> {
+/// Version edges (key, from, to): initial state, then each source the options
+/// turn on, in Elle's order (wfr, sequential, linearizable), each kept only if
+/// it leaves every key's versions acyclic (`version-graphs`).
+fn version_edges(found: &mut Found<'_>, on: Sources) -> Vec<VersionEdge> {
+    let (mut init, mut wfr) = wfr_edges(found.t);
+    let mut sources = vec!["initial-state"];
     let t = found.t;
-    let mut init = Vec::new();
-    let mut wfr = Vec::new();
-    for i in (0..t.len()).filter(|&i| t.possible(i)) {
-        let (reads, writes) = externals(t, i);
-        init.extend(writes.iter().map(|&((k, v), _)| (k, None, v)));
-        if t.kind(i) != OpType::Ok {
-            continue;
+    let wanted = [
+        ("wfr-keys", on.wfr_keys),
+        ("sequential-keys", on.sequential_keys),
+        ("linearizable-keys", on.linearizable_keys),
+    ];
+    for (name, _) in wanted.into_iter().filter(|(_, on)| *on) {
+        let extra = match name {
+            "wfr-keys" => std::mem::take(&mut wfr),
+            "sequential-keys" => keyorder::version_edges(t, KeyOrder::Process),
+            _ => keyorder::version_edges(t, KeyOrder::Realtime),
+        };
+        sources.push(name);
+        if cyclic_versions(found, &init, &extra, &sources) {
+            sources.pop();
+        } else {
+            init.extend(extra);
         }
-        for &((k, r), _) in &reads {
-            let Some(r) = r else { continue };
-            init.push((k, None, r));
-            wfr.extend(
-                writes
-                    .iter()
-                    .filter(|((wk, _), _)| *wk == k)
-                    .map(|&((_, w), _)| (k, Some(r), w)),
-            );
-        }
-    }
-    if !wfr_keys {
-        wfr.clear();
-    }
-    let cyclic = cyclic_versions(found, &init, &wfr);
-    if !cyclic {
-        init.extend(wfr);
     }
     init.sort_unstable();
     init.dedup();
     init
 }
 
+/// The initial state's edges (nil before every value an ok/info txn wrote or
+/// an ok txn read) and writes-follow-reads edges within ok txns.
+fn wfr_edges(t: &Txns) -> (Vec<VersionEdge>, Vec<VersionEdge>) {
+    let mut init = Vec::new();
+    let mut wfr = Vec::new();
+    for i in (0..t.len()).filter(|&i| t.possible(i)) {
+        let (reads, writes) = externals(t, i);
+        init.extend(writes.iter().map(|&((k, v), _)| (k, None, Some(v))));
+        if t.kind(i) != OpType::Ok {
+            continue;
+        }
+        for &((k, r), _) in &reads {
+            let Some(r) = r else { continue };
+            init.push((k, None, Some(r)));
+            wfr.extend(
+                writes
+                    .iter()
+                    .filter(|((wk, _), _)| *wk == k)
+                    .map(|&((_, w), _)| (k, Some(r), Some(w))),
+            );
+        }
+    }
+    (init, wfr)
+}
+
 /// Report every cycle among versions of one key (`cyclic-versions`).
 fn cyclic_versions(
     found: &mut Found<'_>,
-    a: &[(u32, Option<i64>, i64)],
-    b: &[(u32, Option<i64>, i64)],
+    a: &[VersionEdge],
+    b: &[VersionEdge],
+    sources: &[&str],
 ) -> bool {
+    if b.is_empty() {
+        return false;
+    }
     let mut ids: HashMap<Version, u32> = HashMap::default();
     let mut names: Vec<Version> = Vec::new();
     let mut id = |v: Version| {
@@ -103,7 +141,7 @@ fn cyclic_versions(
     let pairs: Vec<(u32, u32)> = a
         .iter()
         .chain(b)
-        .map(|&(k, x, y)| (id((k, x)), id((k, Some(y)))))
+        .map(|&(k, x, y)| (id((k, x)), id((k, y))))
         .collect();
     let mut offsets = vec![0u32; names.len() + 1];
     for &(x, _) in &pairs {
@@ -135,20 +173,23 @@ fn cyclic_versions(
             .map(|v| found.t.key_name(v.0).to_string())
             .unwrap_or_default();
         let values: Vec<Option<i64>> = vs.iter().map(|v| v.1).collect();
+        let how = match sources.last() {
+            Some(&"sequential-keys") => "each process's order of transactions (sequential keys)",
+            Some(&"linearizable-keys") => "the realtime order of transactions (linearizable keys)",
+            _ => "that writes follow reads",
+        };
         found.add(
             "cyclic-versions",
-            format!(
-                "inferring that writes follow reads makes versions {values:?} of {key} a cycle"
-            ),
+            format!("inferring {how} makes versions {values:?} of {key} a cycle"),
             Vec::new(),
-            json!({"key": key, "scc": values, "sources": ["initial-state", "wfr-keys"]}),
+            json!({"key": key, "scc": values, "sources": sources}),
         );
     }
     !sccs.is_empty()
 }
 
 /// ww, wr and rw edges (`wr-graph`, `version-graphs->transaction-graph`).
-fn edges(t: &Txns, versions: &[(u32, Option<i64>, i64)]) -> Vec<Edge> {
+fn edges(t: &Txns, versions: &[VersionEdge]) -> Vec<Edge> {
     let mut writer: HashMap<(u32, i64), (u32, u32)> = HashMap::default();
     let mut readers: Vec<(Version, u32, u32)> = Vec::new();
     for i in (0..t.len()).filter(|&i| t.kind(i) == OpType::Ok) {
@@ -180,6 +221,9 @@ fn edges(t: &Txns, versions: &[(u32, Option<i64>, i64)]) -> Vec<Edge> {
         }
     }
     for &(k, v1, v2) in versions {
+        let Some(v2) = v2 else {
+            continue;
+        };
         let Some(&(w2, wm2)) = writer.get(&(k, v2)) else {
             continue;
         };
@@ -210,13 +254,13 @@ fn edges(t: &Txns, versions: &[(u32, Option<i64>, i64)]) -> Vec<Edge> {
 }
 
 /// Run every rw-register check; returns the data dependency edges.
-pub(crate) fn analyse(found: &mut Found<'_>, wfr_keys: bool) -> Vec<Edge> {
+pub(crate) fn analyse(found: &mut Found<'_>, on: Sources) -> Vec<Edge> {
     use super::direct;
     direct::internal_register(found);
     direct::g1a(found);
     direct::g1b(found);
     direct::lost_update(found);
-    let versions = version_edges(found, wfr_keys);
+    let versions = version_edges(found, on);
     edges(found.t, &versions)
 }
 

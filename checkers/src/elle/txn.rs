@@ -7,6 +7,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde_json::Value;
 
 use crate::history::{History, OpType, Process};
+use rollcall_history::{MicroOp, MopF, MopKey, MopValue, OpValue};
 
 /// A micro-op. Values are integers; a read's list lives in [`Txns::elems`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,23 +144,43 @@ impl Txns {
 #[derive(Default)]
 struct Keys {
     ids: HashMap<String, u32>,
+    /// Integer keys of compact values, by the id of their decimal name (so `5`
+    /// and `"5"` are one key, as in the JSON path).
+    ints: HashMap<i64, u32>,
 }
 
 impl Keys {
     fn id(&mut self, names: &mut Vec<String>, k: &Value) -> Option<u32> {
         if let Value::String(s) = k {
-            if let Some(&i) = self.ids.get(s.as_str()) {
-                return Some(i);
-            }
+            return self.named(names, s);
         }
         let s = crate::linearizable::key_string(k)?;
-        if let Some(&i) = self.ids.get(&s) {
+        self.named(names, &s)
+    }
+
+    fn named(&mut self, names: &mut Vec<String>, s: &str) -> Option<u32> {
+        if let Some(&i) = self.ids.get(s) {
             return Some(i);
         }
         let i = u32::try_from(names.len()).ok()?;
-        self.ids.insert(s.clone(), i);
-        names.push(s);
+        self.ids.insert(s.to_string(), i);
+        names.push(s.to_string());
         Some(i)
+    }
+
+    /// A compact micro-op's key, named as [`Keys::id`] names its JSON.
+    fn of(&mut self, names: &mut Vec<String>, k: &MopKey) -> Option<u32> {
+        match k {
+            MopKey::Str(s) => self.named(names, s),
+            MopKey::Int(i) => {
+                if let Some(&id) = self.ints.get(i) {
+                    return Some(id);
+                }
+                let id = self.named(names, &i.to_string())?;
+                self.ints.insert(*i, id);
+                Some(id)
+            }
+        }
     }
 }
 
@@ -205,12 +226,20 @@ pub(crate) fn parse(h: &History, w: Workload) -> Txns {
 }
 
 fn parse_mops(
-    v: &Value,
+    v: &OpValue,
     ok: bool,
     w: Workload,
     keys: &mut Keys,
     out: &mut Txns,
 ) -> Result<(), String> {
+    if let Some(mops) = v.micro_ops() {
+        for m in mops {
+            let mop = compact_mop(m, ok, w, keys, out).ok_or_else(|| m.to_string())?;
+            out.mops.push(mop);
+        }
+        return Ok(());
+    }
+    let v: &Value = v;
     let arr = v.as_array().ok_or_else(|| v.to_string())?;
     for m in arr {
         let mop = parse_mop(m, ok, w, keys, out).ok_or_else(|| m.to_string())?;
@@ -260,6 +289,37 @@ fn parse_mop(m: &Value, ok: bool, w: Workload, keys: &mut Keys, out: &mut Txns) 
     }
 }
 
+/// [`parse_mop`] for a compact micro-op (the history's transaction form,
+/// issue 15): the same rules, read without building JSON.
+fn compact_mop(m: MicroOp, ok: bool, w: Workload, keys: &mut Keys, out: &mut Txns) -> Option<Mop> {
+    let key = keys.of(&mut out.key_names, m.key)?;
+    match (m.f, w, m.value) {
+        (MopF::Append, Workload::ListAppend, MopValue::Int(v)) => Some(Mop::Append { key, v }),
+        (MopF::Write, Workload::Register, MopValue::Int(v)) => Some(Mop::Write { key, v }),
+        (MopF::Read, _, _) if !ok => Some(Mop::Read {
+            key,
+            seen: Seen::Unknown,
+        }),
+        (MopF::Read, Workload::Register, MopValue::Null) => Some(Mop::Read {
+            key,
+            seen: Seen::Nil,
+        }),
+        (MopF::Read, Workload::Register, MopValue::Int(v)) => Some(Mop::Read {
+            key,
+            seen: Seen::Value(v),
+        }),
+        (MopF::Read, Workload::ListAppend, MopValue::Null) => Some(Mop::Read {
+            key,
+            seen: store_list(out, key, Vec::new())?,
+        }),
+        (MopF::Read, Workload::ListAppend, MopValue::List(l)) => Some(Mop::Read {
+            key,
+            seen: store_list(out, key, l.to_vec())?,
+        }),
+        _ => None,
+    }
+}
+
 /// Store a list read compactly: as a prefix of the key's longest compatible
 /// read when it is one (extending that read if this one is longer), else in
 /// full (an incompatible order, reported later).
@@ -284,12 +344,24 @@ fn store_list(out: &mut Txns, key: u32, read: Vec<i64>) -> Option<Seen> {
 /// Elle's `verify-unique-appends`: every invoke writes each value at most once
 /// per key, or the version order cannot be recovered.
 fn check_unique_writes(
-    invoke: &Value,
+    invoke: &OpValue,
     index: u64,
     keys: &mut Keys,
     out: &mut Txns,
     written: &mut HashSet<(u32, i64)>,
 ) {
+    if let Some(mops) = invoke.micro_ops() {
+        for m in mops {
+            let (MopF::Append | MopF::Write, MopValue::Int(v)) = (m.f, m.value) else {
+                continue;
+            };
+            if let Some(key) = keys.of(&mut out.key_names, m.key) {
+                unique_write(index, key, v, out, written);
+            }
+        }
+        return;
+    }
+    let invoke: &Value = invoke;
     for m in invoke.as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let Some([f, k, x]) = m.as_array().map(Vec::as_slice) else {
             continue;
@@ -300,13 +372,17 @@ fn check_unique_writes(
         let (Some(key), Some(v)) = (keys.id(&mut out.key_names, k), x.as_i64()) else {
             continue;
         };
-        if !written.insert((key, v)) {
-            let key = out.key_name(key).to_string();
-            out.problems.push(InputProblem::DuplicateWrite {
-                op: index,
-                key,
-                value: v,
-            });
-        }
+        unique_write(index, key, v, out, written);
+    }
+}
+
+fn unique_write(index: u64, key: u32, v: i64, out: &mut Txns, written: &mut HashSet<(u32, i64)>) {
+    if !written.insert((key, v)) {
+        let key = out.key_name(key).to_string();
+        out.problems.push(InputProblem::DuplicateWrite {
+            op: index,
+            key,
+            value: v,
+        });
     }
 }
