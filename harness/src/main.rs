@@ -47,6 +47,9 @@ struct TestArgs {
     /// Seconds between nemesis steps.
     #[arg(long, default_value_t = 5)]
     nemesis_interval: u64,
+    /// Most nemesis intervals active at once, of different kinds (1: one fault at a time).
+    #[arg(long, default_value_t = 2)]
+    max_concurrent_faults: usize,
     /// protocol.md §5 window (default 100 on sim, 200 on docker, so a fail-node victim is evicted within a short run).
     #[arg(long)]
     eviction_total: Option<u64>,
@@ -174,6 +177,9 @@ struct ExploreArgs {
     /// Seconds between nemesis steps.
     #[arg(long, default_value_t = 5)]
     nemesis_interval: u64,
+    /// Most nemesis intervals active at once, of different kinds (1: one fault at a time).
+    #[arg(long, default_value_t = 2)]
+    max_concurrent_faults: usize,
     /// protocol.md §5 window.
     #[arg(long, default_value_t = 100)]
     eviction_total: u64,
@@ -216,6 +222,7 @@ fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
             workload: workload(&a.workload)?,
             nemesis,
             nemesis_interval_s: a.nemesis_interval,
+            max_concurrent_faults: a.max_concurrent_faults,
             eviction_total: a.eviction_total,
             name: a.name.clone(),
             lying_disk: a.sim_lying_disk,
@@ -284,6 +291,7 @@ fn options(a: &TestArgs) -> Result<TestOptions, CommandError> {
         workload: workload(&a.workload)?,
         nemesis,
         nemesis_interval_s: a.nemesis_interval,
+        max_concurrent_faults: a.max_concurrent_faults,
         eviction_total: a.eviction_total.unwrap_or(match a.backend {
             BackendKind::Sim => 100,
             BackendKind::Docker => 200,

@@ -289,13 +289,27 @@ pub struct PlanSpec {
     pub spares: Vec<String>,
     /// protocol.md §5 `min_roster`.
     pub min_roster: usize,
+    /// `--max-concurrent-faults`: most fault intervals active at once. 1 (and 0) is
+    /// the one-at-a-time schedule of before issue 16, drawn exactly as it was; a
+    /// missing field (a spec stored before) reads as 1.
+    #[serde(default = "one")]
+    pub max_concurrent: usize,
 }
 
-/// Draws a fault schedule (harness.md §5). Faults never overlap. `add-node` takes
+fn one() -> usize {
+    1
+}
+
+/// Draws a fault schedule (harness.md §5). With `max_concurrent` above 1 faults
+/// overlap under the composition rules of [`crate::overlap`]; otherwise they never
+/// overlap (the draws below are the schedule of before issue 16). `add-node` takes
 /// the next unused spare; `fail-node` happens at most once per run and only while
 /// the roster stays at or above both `min_roster` and 3 after the eviction, so
 /// the failed node can be evicted and the rest stay live.
 pub fn plan(rng: &mut dyn RngCore, spec: &PlanSpec) -> Vec<PlannedFault> {
+    if spec.max_concurrent > 1 {
+        return crate::overlap::plan_overlapping(rng, spec);
+    }
     let mut out = Vec::new();
     if spec.kinds.is_empty() || spec.interval_ns == 0 || spec.nodes.is_empty() {
         return out;
@@ -354,7 +368,7 @@ pub fn max_faulty(n: usize) -> usize {
     n.saturating_sub(1) / 3
 }
 
-fn some_nodes(rng: &mut dyn RngCore, members: &[String]) -> Vec<String> {
+pub(crate) fn some_nodes(rng: &mut dyn RngCore, members: &[String]) -> Vec<String> {
     let max = ((members.len().saturating_sub(1)) / 2).max(1);
     let n = rng.gen_range(1..=max);
     let mut v: Vec<String> = members.choose_multiple(rng, n).cloned().collect();
@@ -377,7 +391,7 @@ fn links_between(a: &[String], b: &[String]) -> Vec<Link> {
     out
 }
 
-fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[String]) -> Fault {
+pub(crate) fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[String]) -> Fault {
     match kind {
         NemesisKind::Partition => partition(rng, members),
         NemesisKind::Kill => Fault::Kill {
