@@ -165,6 +165,11 @@ impl Nemesis {
                 .start_byzantine(nodes, *behaviour)?
                 .unwrap_or_else(|| cannot_lie(nodes)),
             Fault::Disk { node, kind } => self.disk(b, fault, node, *kind)?,
+            Fault::Clock {
+                node,
+                rate_pct,
+                jump_ms,
+            } => clock(b, node, *rate_pct, *jump_ms)?,
             Fault::DuplicateKey { node, duplicate } => {
                 b.node_state(node)?;
                 if matches!(b.node_state(duplicate), Err(BackendError::UnknownNode(_))) {
@@ -354,6 +359,7 @@ impl Nemesis {
                 let held = self.held_down(node);
                 disk_stop(b, node, *kind, held)?
             }
+            Fault::Clock { node, .. } => clock(b, node, TRUE_RATE_PCT, 0)?,
         })
     }
 
@@ -379,6 +385,7 @@ impl Nemesis {
         self.active.clear();
         b.apply_links(&self.links)?;
         let honest_again = b.stop_all_byzantine();
+        let clocks = b.reset_clocks();
         let (mut resumed, mut restarted, mut stopped) = (Vec::new(), Vec::new(), Vec::new());
         for n in b.node_names() {
             let state = b.node_state(&n)?;
@@ -402,8 +409,36 @@ impl Nemesis {
         if !honest_again.is_empty() {
             out["adversaries_stopped"] = json!(honest_again);
         }
+        if !clocks.is_empty() {
+            out["clocks_reset"] = json!(clocks);
+        }
         Ok(out)
     }
+}
+
+/// A clock's true rate, percent.
+const TRUE_RATE_PCT: u32 = 100;
+
+/// `clock` (issue 16): the node's clock at `rate_pct` after a jump of `jump_ms`;
+/// where the backend cannot, recorded as degraded.
+fn clock<B: Target + ?Sized>(
+    b: &mut B,
+    node: &str,
+    rate_pct: u32,
+    jump_ms: i64,
+) -> Result<Value, BackendError> {
+    b.node_state(node)?;
+    Ok(match b.set_clock(node, rate_pct, jump_ms)? {
+        Some(v) => v,
+        None => {
+            let mut v = json!({"node": node, "applied": false});
+            degrade(
+                &mut v,
+                Some("this backend cannot change one node's clock: it keeps true time".into()),
+            );
+            v
+        }
+    })
 }
 
 /// What a `byzantine` fault records where the backend cannot run an adversary.

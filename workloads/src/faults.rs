@@ -38,11 +38,13 @@ pub enum NemesisKind {
     Byzantine,
     /// One node's disk corrupts, tears, fills up or fails its sync (issue 13).
     Disk,
+    /// One node's clock runs at another rate and jumps (issue 16).
+    Clock,
 }
 
 impl NemesisKind {
     /// Every nemesis, in the order of harness.md §3.
-    pub const ALL: [NemesisKind; 11] = [
+    pub const ALL: [NemesisKind; 12] = [
         NemesisKind::Partition,
         NemesisKind::Kill,
         NemesisKind::Pause,
@@ -54,6 +56,7 @@ impl NemesisKind {
         NemesisKind::DuplicateKey,
         NemesisKind::Byzantine,
         NemesisKind::Disk,
+        NemesisKind::Clock,
     ];
 
     /// The CLI and history spelling.
@@ -70,6 +73,7 @@ impl NemesisKind {
             NemesisKind::DuplicateKey => "duplicate-key",
             NemesisKind::Byzantine => "byzantine",
             NemesisKind::Disk => "disk",
+            NemesisKind::Clock => "clock",
         }
     }
 
@@ -100,7 +104,7 @@ impl fmt::Display for NemesisKind {
 
 /// A nemesis name that is not one of harness.md §5.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown nemesis {0:?} (partition, kill, pause, crash-all, add-node, fail-node, flaky, slow, duplicate-key, byzantine, disk)")]
+#[error("unknown nemesis {0:?} (partition, kill, pause, crash-all, add-node, fail-node, flaky, slow, duplicate-key, byzantine, disk, clock)")]
 pub struct UnknownNemesis(pub String);
 
 impl FromStr for NemesisKind {
@@ -207,6 +211,16 @@ pub enum Fault {
         /// What happens to its disk.
         kind: DiskFault,
     },
+    /// Run one node's clock at `rate_pct` percent of true time after jumping it by
+    /// `jump_ms` (negative: back); the true rate again on stop.
+    Clock {
+        /// The victim.
+        node: String,
+        /// Its clock's rate, percent (50: half speed, 200: double).
+        rate_pct: u32,
+        /// The jump at the start, ms.
+        jump_ms: i64,
+    },
 }
 
 /// What the `disk` nemesis does to a node's store (issue 13).
@@ -259,6 +273,7 @@ impl Fault {
             Fault::DuplicateKey { .. } => NemesisKind::DuplicateKey,
             Fault::Byzantine { .. } => NemesisKind::Byzantine,
             Fault::Disk { .. } => NemesisKind::Disk,
+            Fault::Clock { .. } => NemesisKind::Clock,
         }
     }
 }
@@ -434,6 +449,11 @@ pub(crate) fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[Stri
         NemesisKind::Disk => Fault::Disk {
             node: members[rng.gen_range(0..members.len())].clone(),
             kind: DiskFault::ALL[rng.gen_range(0..DiskFault::ALL.len())],
+        },
+        NemesisKind::Clock => Fault::Clock {
+            node: members[rng.gen_range(0..members.len())].clone(),
+            rate_pct: rng.gen_range(50..=200),
+            jump_ms: rng.gen_range(-2000..=2000),
         },
         // Planned by `plan` itself (they change the member list).
         NemesisKind::AddNode | NemesisKind::FailNode => Fault::CrashAll,

@@ -12,8 +12,9 @@
 //!   as the one-at-a-time schedule allows a lone `disk` or `duplicate-key`), and the
 //!   adversaries alone never more than f: going beyond the fault model takes an
 //!   explicit schedule, as before;
-//! - link faults (`partition`, `flaky`, `slow`) and `add-node` hold no node: they
-//!   compose with everything, the nemesis computing the links from all that hold;
+//! - link faults (`partition`, `flaky`, `slow`), `add-node` and `clock` hold no
+//!   node: they compose with everything, the nemesis computing the links from all
+//!   that hold (a node's clock is its machine's, whatever else happens to it);
 //! - every interval stops by the time limit, where the final heal ends everything.
 
 use crate::faults::{fault_on, max_faulty, some_nodes, Fault, NemesisKind, PlanSpec, PlannedFault};
@@ -64,7 +65,8 @@ pub fn holds(f: &Fault) -> Holds {
         Fault::Partition { .. }
         | Fault::Flaky { .. }
         | Fault::Slow { .. }
-        | Fault::AddNode { .. } => Holds::default(),
+        | Fault::AddNode { .. }
+        | Fault::Clock { .. } => Holds::default(),
     }
 }
 
@@ -241,7 +243,10 @@ fn feasible(
             NemesisKind::Kill | NemesisKind::Pause => !free.is_empty(),
             NemesisKind::Disk | NemesisKind::DuplicateKey => !free.is_empty() && lie_room > 0,
             NemesisKind::Byzantine => !free.is_empty() && byz_room > 0,
-            NemesisKind::Partition | NemesisKind::Flaky | NemesisKind::Slow => n > 0,
+            NemesisKind::Partition
+            | NemesisKind::Flaky
+            | NemesisKind::Slow
+            | NemesisKind::Clock => n > 0,
         })
         .collect();
     (kinds, byz_room)

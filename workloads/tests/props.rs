@@ -150,6 +150,11 @@ proptest! {
                     prop_assert!(links.iter().all(|(a, b)| a != b && members.contains(a) && members.contains(b)));
                 }
                 Fault::CrashAll => {}
+                Fault::Clock { node, rate_pct, jump_ms } => {
+                    prop_assert!(members.contains(node));
+                    prop_assert!((50..=200).contains(rate_pct));
+                    prop_assert!(jump_ms.abs() <= 2000);
+                }
                 Fault::Byzantine { nodes, .. } => {
                     // Drawn schedules stay within the fault model (f = ⌊(n−1)/3⌋).
                     prop_assert!(!nodes.is_empty());
@@ -221,7 +226,7 @@ fn nemesis_list_parsing() {
         NemesisKind::ALL.to_vec(),
         "all is every kind"
     );
-    assert_eq!(NemesisKind::ALL.len(), 11);
+    assert_eq!(NemesisKind::ALL.len(), 12);
     assert!(NemesisKind::parse_list("kill,explode").is_err());
     assert!(NemesisKind::parse_list("").unwrap().is_empty());
 }
