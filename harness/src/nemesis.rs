@@ -1009,4 +1009,31 @@ mod tests {
         // p2 holds n4 only (n3 was paused already): its stop resumes both.
         assert_eq!(n.stop(&mut b, &p2).unwrap(), json!({"nodes": ["n3", "n4"]}));
     }
+
+    /// A backend without per-node clocks (docker today) records the fault as
+    /// degraded and changes nothing; its stop and the heal touch no node.
+    #[test]
+    fn clock_is_degraded_where_the_backend_has_no_node_clock() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::Clock {
+            node: "n2".into(),
+            rate_pct: 50,
+            jump_ms: -1000,
+        };
+        let v = n.start(&mut b, &f).unwrap();
+        assert_eq!(v["applied"], false);
+        assert!(v["degraded"].as_str().unwrap().contains("clock"), "{v}");
+        n.stop(&mut b, &f).unwrap();
+        assert!(b.take().is_empty());
+        let bad = Fault::Clock {
+            node: "n9".into(),
+            rate_pct: 50,
+            jump_ms: 0,
+        };
+        assert!(matches!(
+            n.start(&mut b, &bad),
+            Err(BackendError::UnknownNode(_))
+        ));
+    }
 }
