@@ -7,11 +7,14 @@
 //! - a node is held by at most one node fault at a time (`kill`, `pause`, `disk`,
 //!   `byzantine`, `duplicate-key`, `fail-node`), and `crash-all` holds every node, so
 //!   no heal of one fault can undo another's hold on the same node;
-//! - the nodes that may lie (Byzantine adversaries, a key's twin, a damaged or
-//!   failing disk) never number more than f = ⌊(n−1)/3⌋ at once (one when f is 0,
+//! - the nodes that may lie or stay silent (Byzantine adversaries, a key's twin, a
+//!   damaged or failing disk, a node failed for good) never number more than f = ⌊(n−1)/3⌋ at once (one when f is 0,
 //!   as the one-at-a-time schedule allows a lone `disk` or `duplicate-key`), and the
 //!   adversaries alone never more than f: going beyond the fault model takes an
-//!   explicit schedule, as before;
+//!   explicit schedule, as before. A `fail-node` victim counts among them for the
+//!   rest of the run (it stays in the roster, silent, until evicted: with a node
+//!   whose signing log was damaged beside it, 5 validators lost their quorum for
+//!   good; explore, `--max-concurrent-faults 3`, seed 2);
 //! - link faults (`partition`, `flaky`, `slow`), `add-node` and `clock` hold no
 //!   node: they compose with everything, the nemesis computing the links from all
 //!   that hold (a node's clock is its machine's, whatever else happens to it);
@@ -47,15 +50,13 @@ pub fn holds(f: &Fault) -> Holds {
             all: true,
             ..Holds::default()
         },
-        Fault::FailNode { node } => Holds {
-            nodes: set(std::slice::from_ref(node)),
-            ..Holds::default()
-        },
-        Fault::Disk { node, .. } | Fault::DuplicateKey { node, .. } => Holds {
-            nodes: set(std::slice::from_ref(node)),
-            faulty: set(std::slice::from_ref(node)),
-            ..Holds::default()
-        },
+        Fault::Disk { node, .. } | Fault::DuplicateKey { node, .. } | Fault::FailNode { node } => {
+            Holds {
+                nodes: set(std::slice::from_ref(node)),
+                faulty: set(std::slice::from_ref(node)),
+                ..Holds::default()
+            }
+        }
         Fault::Byzantine { nodes, .. } => Holds {
             nodes: set(nodes),
             faulty: set(nodes),
@@ -75,6 +76,9 @@ pub fn holds(f: &Fault) -> Holds {
 struct Active {
     /// (stop, kind, holds) of each active interval.
     faults: Vec<(u64, NemesisKind, Holds)>,
+    /// The `fail-node` victim: counted against f for the rest of the run, as it
+    /// stays in the roster, not signing, until it is evicted.
+    gone: BTreeSet<String>,
 }
 
 impl Active {
@@ -96,6 +100,7 @@ impl Active {
     fn faulty(&self) -> BTreeSet<String> {
         (self.faults.iter())
             .flat_map(|(_, _, h)| h.faulty.clone())
+            .chain(self.gone.iter().cloned())
             .collect()
     }
     fn byzantine(&self) -> usize {
@@ -156,6 +161,7 @@ pub fn check_composition(spec: &PlanSpec, sched: &[PlannedFault]) -> Result<(), 
             }
             Fault::FailNode { node } => {
                 members.remove(node);
+                active.gone.insert(node.clone());
             }
             _ => {}
         }
@@ -205,6 +211,9 @@ pub fn plan_overlapping(rng: &mut dyn RngCore, spec: &PlanSpec) -> Vec<PlannedFa
             continue;
         };
         let kind = fault.kind();
+        if let Fault::FailNode { node } = &fault {
+            active.gone.insert(node.clone());
+        }
         let stop = (t + iv * rng.gen_range(1..=2)).min(spec.time_limit_ns);
         active.faults.push((stop, kind, holds(&fault)));
         out.push(PlannedFault {
@@ -234,10 +243,7 @@ fn feasible(
         .filter(|k| match k {
             NemesisKind::AddNode => roster.spares.len() > 0,
             NemesisKind::FailNode => {
-                !roster.failed
-                    && n > spec.min_roster.max(3)
-                    && !free.is_empty()
-                    && active.faulty().len() <= max_faulty(n - 1)
+                !roster.failed && n > spec.min_roster.max(3) && !free.is_empty() && lie_room > 0
             }
             NemesisKind::CrashAll => held.is_empty() && !active.all_held(),
             NemesisKind::Kill | NemesisKind::Pause => !free.is_empty(),
@@ -364,6 +370,18 @@ mod tests {
             at(3, 9, Fault::CrashAll),
         ];
         assert!(check_composition(&s, &three).is_err());
+        // A node failed for good stays silent in the roster: it counts against f.
+        let fail = PlannedFault {
+            start_ns: 1,
+            stop_ns: None,
+            fault: Fault::FailNode { node: "n4".into() },
+        };
+        let disk = Fault::Disk {
+            node: "n2".into(),
+            kind: crate::DiskFault::CorruptSign,
+        };
+        let e = check_composition(&s, &[fail, at(7, 9, disk)]).unwrap_err();
+        assert!(e.contains("may lie at once"), "{e}");
         // Sequential is fine.
         assert_eq!(
             check_composition(&s, &[at(1, 5, kill("n1")), at(5, 6, kill("n1"))]),
