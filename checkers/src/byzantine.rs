@@ -202,6 +202,16 @@ pub fn check_byzantine(run: &ClusterRun) -> CheckResult {
             .map(|e| e.id)
             .filter(|id| !known_honest.contains(id)),
     );
+    // A node that joined by add-node is not in the genesis roster: a fault that
+    // touched it (add-node, fail-node) records its id, so excuse that too. Found
+    // by an overlapping schedule (issue 16, seed 4): n5 added, then failed for
+    // good and evicted, was reported as an honest node evicted.
+    excused.extend(
+        (events.iter())
+            .filter(|e| e.fault != FAULT && e.phase != Phase::HealAll)
+            .filter_map(|e| e.id.as_deref())
+            .filter_map(|h| NodeId::from_hex(h).ok()),
+    );
     let anomalies = eviction_findings(run, &excused, &adversary_ids);
     let (dropped, per_node) = honest_drops(&run.nodes, &attack.adversaries);
     let delivered: u64 = attack.per_behaviour.values().map(|r| r[2] + r[3]).sum();

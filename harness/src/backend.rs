@@ -150,6 +150,22 @@ pub trait NodeControl {
     fn stop_all_byzantine(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// Runs the node's clock at `rate_pct` percent of true time after jumping it by
+    /// `jump_ms` (harness.md §5 `clock`, issue 16); what was done, or `None` where
+    /// this backend cannot change one node's clock (the nemesis records the
+    /// degradation; never the host's clock).
+    fn set_clock(
+        &mut self,
+        _node: &str,
+        _rate_pct: u32,
+        _jump_ms: i64,
+    ) -> Result<Option<Value>, BackendError> {
+        Ok(None)
+    }
+    /// The final heal: every clock at the true rate again; the nodes that were not.
+    fn reset_clocks(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Loss and duplication on one directed link (the `flaky` nemesis).

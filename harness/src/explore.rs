@@ -175,7 +175,7 @@ pub fn explore(
             "case {case} failed but its pinned schedule does not: the simulator is not deterministic"
         )));
     }
-    let (minimal, shrink_runs) = shrink(&original, &failing, eo.shrink_budget)?;
+    let (minimal, shrink_runs) = shrink(&original, &failing, eo.shrink_budget, invalid_checkers)?;
     let sim = simulate(&minimal, true)?;
     let stored = store_run(&minimal, sim, store_dir, command)?;
     Ok(Explored {
@@ -286,12 +286,13 @@ pub fn junit_suite(seed: u64, outcomes: &[CaseOutcome]) -> crate::junit::Suite {
     }
 }
 
-/// Greedy shrinking: apply the first candidate change that still fails, repeat
-/// until none does or the budget is spent.
+/// Greedy shrinking: apply the first candidate change that still fails (`invalid`
+/// names the checkers a run fails), repeat until none does or the budget is spent.
 fn shrink(
     start: &TestOptions,
     failing: &BTreeSet<String>,
     budget: usize,
+    invalid: impl Fn(&TestOptions) -> Result<BTreeSet<String>, CommandError>,
 ) -> Result<(TestOptions, usize), CommandError> {
     let mut best = start.clone();
     let mut runs = 0;
@@ -301,7 +302,7 @@ fn shrink(
                 break 'outer;
             }
             runs += 1;
-            let now = invalid_checkers(&cand)?;
+            let now = invalid(&cand)?;
             if now.iter().any(|c| failing.contains(c)) {
                 best = cand;
                 continue 'outer;
@@ -337,18 +338,21 @@ fn fault_nodes(f: &Fault) -> BTreeSet<String> {
 }
 
 /// Smaller variants of `o`, most aggressive first: drop one fault (latest first),
-/// halve the time limit, halve the load, remove the last roster node.
+/// split an overlap of two faults, halve the time limit, halve the load, remove
+/// the last roster node, then shorten or move one fault (issue 16).
 fn candidates(o: &TestOptions) -> Vec<TestOptions> {
     let mut out = Vec::new();
     let sched: Vec<PlannedFault> = o.schedule.clone().unwrap_or_default();
+    let with = |s: Vec<PlannedFault>| TestOptions {
+        schedule: Some(s),
+        ..o.clone()
+    };
     for i in (0..sched.len()).rev() {
         let mut s = sched.clone();
         s.remove(i);
-        out.push(TestOptions {
-            schedule: Some(s),
-            ..o.clone()
-        });
+        out.push(with(s));
     }
+    out.extend(crate::reshape::splits(o, &sched).into_iter().map(with));
     if o.time_limit_s > 2 {
         let limit = o.time_limit_s / 2;
         let limit_ns = limit * 1_000_000_000;
@@ -394,6 +398,7 @@ fn candidates(o: &TestOptions) -> Vec<TestOptions> {
             });
         }
     }
+    out.extend(crate::reshape::time_edits(o, &sched).into_iter().map(with));
     out.retain(|c| c.validate().is_ok());
     out
 }
@@ -471,5 +476,60 @@ mod tests {
         };
         let got = fault_nodes(&f);
         assert!(got.contains("n2") && got.contains("n3"));
+    }
+
+    /// Issue 16: shrinking an overlapping schedule. The failure (a stand-in for
+    /// the simulator here) needs a kill while a partition holds; shrinking must
+    /// drop every other fault, try splitting the two (which no longer fails) and
+    /// keep them overlapping.
+    #[test]
+    fn shrinking_keeps_the_overlap_a_failure_needs() {
+        use rollcall_workloads::NemesisKind as K;
+        let mut o = TestOptions {
+            nemesis: vec![K::Partition, K::Kill, K::Pause, K::Flaky],
+            max_concurrent_faults: 3,
+            nemesis_interval_s: 2,
+            time_limit_s: 30,
+            ..TestOptions::default()
+        };
+        o.schedule = Some(schedule(&o, &cluster(&o)));
+        let overlapping = |o: &TestOptions| {
+            let s = o.schedule.clone().unwrap_or_default();
+            let of = |k: K| s.iter().filter(move |p| p.fault.kind() == k);
+            of(K::Kill).any(|a| {
+                of(K::Partition).any(|b| {
+                    let (a1, b1) = (a.stop_ns.unwrap_or(0), b.stop_ns.unwrap_or(0));
+                    a.start_ns < b1 && b.start_ns < a1
+                })
+            })
+        };
+        // Find a seed whose drawn schedule has the overlap and more besides.
+        let mut seed = 1;
+        while !(overlapping(&o) && o.schedule.as_ref().is_some_and(|s| s.len() > 3)) {
+            seed += 1;
+            o.seed = seed;
+            o.schedule = Some(schedule(&o, &cluster(&o)));
+            assert!(seed < 200, "no overlapping kill and partition drawn");
+        }
+        let failing: BTreeSet<String> = ["stand-in".to_string()].into();
+        let split_tried = std::cell::Cell::new(false);
+        let judge = |c: &TestOptions| {
+            let sched = c.schedule.clone().unwrap_or_default();
+            if sched.len() == 2 && !overlapping(c) {
+                split_tried.set(true);
+            }
+            Ok(if overlapping(c) {
+                failing.clone()
+            } else {
+                BTreeSet::new()
+            })
+        };
+        let (min, _) = shrink(&o, &failing, 500, judge).unwrap();
+        let s = min.schedule.clone().unwrap_or_default();
+        let kinds: Vec<K> = s.iter().map(|p| p.fault.kind()).collect();
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert!(kinds.contains(&K::Kill) && kinds.contains(&K::Partition));
+        assert!(overlapping(&min));
+        assert!(split_tried.get(), "the split step was never tried");
     }
 }

@@ -21,6 +21,7 @@ pub mod junit;
 pub mod nemesis;
 pub mod options;
 pub mod progress;
+pub mod reshape;
 pub mod run;
 pub mod sim;
 pub mod split;

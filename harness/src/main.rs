@@ -41,12 +41,15 @@ struct TestArgs {
     /// append, register, bank or rw-register.
     #[arg(long, default_value = "append")]
     workload: String,
-    /// Comma list: partition,kill,pause,crash-all,add-node,fail-node,flaky,slow,duplicate-key,byzantine (or all, none).
+    /// Comma list: partition,kill,pause,crash-all,add-node,fail-node,flaky,slow,duplicate-key,byzantine,disk,clock (or all, none).
     #[arg(long, default_value = "")]
     nemesis: String,
     /// Seconds between nemesis steps.
     #[arg(long, default_value_t = 5)]
     nemesis_interval: u64,
+    /// Most nemesis intervals active at once, of different kinds (1: one fault at a time).
+    #[arg(long, default_value_t = 2)]
+    max_concurrent_faults: usize,
     /// protocol.md §5 window (default 100 on sim, 200 on docker, so a fail-node victim is evicted within a short run).
     #[arg(long)]
     eviction_total: Option<u64>,
@@ -182,6 +185,9 @@ struct ExploreArgs {
     /// Seconds between nemesis steps.
     #[arg(long, default_value_t = 5)]
     nemesis_interval: u64,
+    /// Most nemesis intervals active at once, of different kinds (1: one fault at a time).
+    #[arg(long, default_value_t = 2)]
+    max_concurrent_faults: usize,
     /// protocol.md §5 window.
     #[arg(long, default_value_t = 100)]
     eviction_total: u64,
@@ -224,6 +230,7 @@ fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
             workload: workload(&a.workload)?,
             nemesis,
             nemesis_interval_s: a.nemesis_interval,
+            max_concurrent_faults: a.max_concurrent_faults,
             eviction_total: a.eviction_total,
             name: a.name.clone(),
             lying_disk: a.sim_lying_disk,
@@ -292,6 +299,7 @@ fn options(a: &TestArgs) -> Result<TestOptions, CommandError> {
         workload: workload(&a.workload)?,
         nemesis,
         nemesis_interval_s: a.nemesis_interval,
+        max_concurrent_faults: a.max_concurrent_faults,
         eviction_total: a.eviction_total.unwrap_or(match a.backend {
             BackendKind::Sim => 100,
             BackendKind::Docker => 200,

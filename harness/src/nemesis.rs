@@ -5,9 +5,13 @@
 //! honour a fault exactly, it carries `"degraded": "<reason>"`, set here and
 //! nowhere else.
 //!
-//! Link faults compose: the nemesis keeps the whole desired [`LinkFaults`] and hands
-//! it to the backend after every change, so a heal is the empty state and a node
-//! that restarts gets the rules that still hold.
+//! Faults compose (issue 16): the nemesis keeps every active fault with what it
+//! holds. The desired [`LinkFaults`] is computed from all of them after every change
+//! and handed to the backend whole, so stopping one link fault leaves another's
+//! rules on the same link, a heal is the empty state, and a node that restarts gets
+//! the rules that still hold. A node another active fault holds down (`kill`,
+//! `crash-all`, a file-damaging `disk`) is not restarted by a stop, nor is a node
+//! another `pause` holds resumed.
 
 use crate::backend::{
     BackendError, DirectedLink, DiskControl, LinkCaps, LinkControl, LinkFaults, Lossy, NodeControl,
@@ -20,10 +24,37 @@ use std::collections::BTreeMap;
 /// The fault state the nemesis owns across calls.
 #[derive(Debug, Default)]
 pub struct Nemesis {
-    /// The link faults that hold now.
+    /// The link faults that hold now: computed from `active`.
     links: LinkFaults,
-    /// Nodes `crash-all` killed, restarted on its stop.
-    crashed_all: Vec<String>,
+    /// Every started fault that holds something, in start order.
+    active: Vec<Held>,
+}
+
+/// What one active fault holds.
+#[derive(Debug)]
+struct Held {
+    /// The fault (its stop finds it by equality).
+    fault: Fault,
+    /// Its link rules, on links the backend knew when it started.
+    links: LinkFaults,
+    /// Nodes it holds down: not restarted while it is active.
+    down: Vec<String>,
+    /// Nodes it holds paused: not resumed while it is active.
+    paused: Vec<String>,
+    /// What it did at its start (`crash-all`'s victims, recorded again at its stop).
+    done: Vec<String>,
+}
+
+impl Held {
+    fn new(fault: &Fault) -> Self {
+        Held {
+            fault: fault.clone(),
+            links: LinkFaults::default(),
+            down: Vec::new(),
+            paused: Vec::new(),
+            done: Vec::new(),
+        }
+    }
 }
 
 /// A backend as the nemesis needs it.
@@ -36,6 +67,56 @@ impl Nemesis {
         &self.links
     }
 
+    /// Whether an active fault holds `node` down.
+    fn held_down(&self, node: &str) -> bool {
+        self.active.iter().any(|h| h.down.iter().any(|n| n == node))
+    }
+
+    /// Whether an active fault holds `node` paused.
+    fn held_paused(&self, node: &str) -> bool {
+        self.active
+            .iter()
+            .any(|h| h.paused.iter().any(|n| n == node))
+    }
+
+    /// Recomputes the desired links from every active fault (a link two faults
+    /// name gets the later-started one's loss or delay; a cut is a cut) and applies it.
+    fn relink<B: Target + ?Sized>(&mut self, b: &mut B) -> Result<(), BackendError> {
+        let mut want = LinkFaults::default();
+        for h in &self.active {
+            want.cut.extend(h.links.cut.iter().cloned());
+            want.lossy
+                .extend(h.links.lossy.iter().map(|(k, v)| (k.clone(), *v)));
+            want.slow
+                .extend(h.links.slow.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        self.links = want;
+        b.apply_links(&self.links)
+    }
+
+    /// Records that `h` holds, if it holds anything.
+    fn hold(&mut self, h: Held) {
+        let empty = LinkFaults::default();
+        if h.links != empty || !h.down.is_empty() || !h.paused.is_empty() || !h.done.is_empty() {
+            self.active.push(h);
+        }
+    }
+
+    /// Forgets the hold of `fault` (the earliest-started equal one), returning it.
+    fn release(&mut self, fault: &Fault) -> Option<Held> {
+        let i = self.active.iter().position(|h| h.fault == *fault)?;
+        Some(self.active.remove(i))
+    }
+
+    /// Nodes of `nodes` held down now, by faults started before (a new down fault
+    /// holds them too, so the earlier one's stop does not restart them).
+    fn already_down<B: Target + ?Sized>(&self, b: &B, nodes: &[String]) -> Vec<String> {
+        (nodes.iter())
+            .filter(|n| self.held_down(n) && b.node_state(n).ok() == Some(NodeState::Killed))
+            .cloned()
+            .collect()
+    }
+
     /// Starts `fault`; returns what was done, for the history and schedule.
     pub fn start<B: Target + ?Sized>(
         &mut self,
@@ -43,21 +124,10 @@ impl Nemesis {
         fault: &Fault,
     ) -> Result<Value, BackendError> {
         Ok(match fault {
-            Fault::Partition { blocked, .. } => self.cut_links(b, blocked)?,
-            Fault::Kill { nodes } => {
-                let done = each(
-                    b,
-                    nodes,
-                    &[NodeState::Running, NodeState::Paused],
-                    |b, n| b.kill(n),
-                )?;
-                json!({"nodes": done})
-            }
-            Fault::Pause { nodes } => {
-                let done = each(b, nodes, &[NodeState::Running], |b, n| b.pause(n))?;
-                json!({"nodes": done})
-            }
-            Fault::CrashAll => self.crash_all(b)?,
+            Fault::Partition { blocked, .. } => self.cut_links(b, fault, blocked)?,
+            Fault::Kill { nodes } => self.kill(b, fault, nodes)?,
+            Fault::Pause { nodes } => self.pause(b, fault, nodes)?,
+            Fault::CrashAll => self.crash_all(b, fault)?,
             Fault::AddNode { node } => {
                 if b.node_state(node)? == NodeState::NotStarted {
                     b.start_new(node)?;
@@ -78,7 +148,7 @@ impl Nemesis {
                     loss_pct: *loss_pct,
                     duplicate_pct: *duplicate_pct,
                 };
-                self.add_link_faults(b, links, lossy, |f| &mut f.lossy, lossy_degradation)?
+                self.add_link_faults(b, fault, links, lossy, |f| &mut f.lossy, lossy_degradation)?
             }
             Fault::Slow {
                 links,
@@ -89,12 +159,17 @@ impl Nemesis {
                     delay_ms: *delay_ms,
                     jitter_ms: *jitter_ms,
                 };
-                self.add_link_faults(b, links, slow, |f| &mut f.slow, slow_degradation)?
+                self.add_link_faults(b, fault, links, slow, |f| &mut f.slow, slow_degradation)?
             }
             Fault::Byzantine { nodes, behaviour } => b
                 .start_byzantine(nodes, *behaviour)?
                 .unwrap_or_else(|| cannot_lie(nodes)),
-            Fault::Disk { node, kind } => disk_start(b, node, *kind)?,
+            Fault::Disk { node, kind } => self.disk(b, fault, node, *kind)?,
+            Fault::Clock {
+                node,
+                rate_pct,
+                jump_ms,
+            } => clock(b, node, *rate_pct, *jump_ms)?,
             Fault::DuplicateKey { node, duplicate } => {
                 b.node_state(node)?;
                 if matches!(b.node_state(duplicate), Err(BackendError::UnknownNode(_))) {
@@ -112,23 +187,91 @@ impl Nemesis {
     fn cut_links<B: Target + ?Sized>(
         &mut self,
         b: &mut B,
+        fault: &Fault,
         blocked: &[DirectedLink],
     ) -> Result<Value, BackendError> {
         let l = known_links(b, blocked);
-        self.links.cut.extend(l.iter().cloned());
-        b.apply_links(&self.links)?;
+        let mut h = Held::new(fault);
+        h.links.cut.extend(l.iter().cloned());
+        self.hold(h);
+        self.relink(b)?;
         let mut v = json!({"links_blocked": l.len()});
         degrade(&mut v, one_way_degradation(&b.link_caps(), &self.links, &l));
         Ok(v)
     }
 
+    /// `kill`: the running or paused nodes killed, held down until its stop.
+    fn kill<B: Target + ?Sized>(
+        &mut self,
+        b: &mut B,
+        fault: &Fault,
+        nodes: &[String],
+    ) -> Result<Value, BackendError> {
+        let mut h = Held::new(fault);
+        h.down = self.already_down(b, nodes);
+        let done = each(
+            b,
+            nodes,
+            &[NodeState::Running, NodeState::Paused],
+            |b, n| b.kill(n),
+        )?;
+        h.down.extend(done.iter().cloned());
+        self.hold(h);
+        Ok(json!({"nodes": done}))
+    }
+
+    /// `pause`: the running nodes frozen, held paused until its stop (with those
+    /// another pause holds already).
+    fn pause<B: Target + ?Sized>(
+        &mut self,
+        b: &mut B,
+        fault: &Fault,
+        nodes: &[String],
+    ) -> Result<Value, BackendError> {
+        let mut h = Held::new(fault);
+        h.paused = (nodes.iter())
+            .filter(|n| self.held_paused(n))
+            .filter(|n| b.node_state(n).ok() == Some(NodeState::Paused))
+            .cloned()
+            .collect();
+        let done = each(b, nodes, &[NodeState::Running], |b, n| b.pause(n))?;
+        h.paused.extend(done.iter().cloned());
+        self.hold(h);
+        Ok(json!({"nodes": done}))
+    }
+
+    /// `disk`: a node left down for its files to be damaged is held down.
+    fn disk<B: Target + ?Sized>(
+        &mut self,
+        b: &mut B,
+        fault: &Fault,
+        node: &str,
+        kind: DiskFault,
+    ) -> Result<Value, BackendError> {
+        let v = disk_start(b, node, kind)?;
+        if kind.damages_files() && b.node_state(node)? == NodeState::Killed {
+            let mut h = Held::new(fault);
+            h.down = vec![node.to_string()];
+            self.hold(h);
+        }
+        Ok(v)
+    }
+
     /// `crash-all`: every running or paused node killed; remembered for the stop.
-    fn crash_all<B: Target + ?Sized>(&mut self, b: &mut B) -> Result<Value, BackendError> {
+    fn crash_all<B: Target + ?Sized>(
+        &mut self,
+        b: &mut B,
+        fault: &Fault,
+    ) -> Result<Value, BackendError> {
         let all = b.node_names();
+        let mut h = Held::new(fault);
+        h.down = self.already_down(b, &all);
         let done = each(b, &all, &[NodeState::Running, NodeState::Paused], |b, n| {
             b.kill(n)
         })?;
-        self.crashed_all = done.clone();
+        h.down.extend(done.iter().cloned());
+        h.done = done.clone();
+        self.hold(h);
         Ok(json!({"nodes": done}))
     }
 
@@ -138,67 +281,72 @@ impl Nemesis {
     fn add_link_faults<B: Target + ?Sized, T: Copy>(
         &mut self,
         b: &mut B,
+        fault: &Fault,
         links: &[DirectedLink],
         value: T,
         field: fn(&mut LinkFaults) -> &mut BTreeMap<DirectedLink, T>,
         shortfall: fn(&LinkCaps, &T) -> Option<String>,
     ) -> Result<Value, BackendError> {
         let l = known_links(b, links);
+        let mut h = Held::new(fault);
         for k in &l {
-            field(&mut self.links).insert(k.clone(), value);
+            field(&mut h.links).insert(k.clone(), value);
         }
-        b.apply_links(&self.links)?;
+        self.hold(h);
+        self.relink(b)?;
         let mut v = json!({"links": l.len()});
         degrade(&mut v, shortfall(&b.link_caps(), &value));
         Ok(v)
     }
 
     /// Stops a fault started earlier (`fail-node` is for good: its stop does nothing).
+    /// What other active faults hold stays held.
     pub fn stop<B: Target + ?Sized>(
         &mut self,
         b: &mut B,
         fault: &Fault,
     ) -> Result<Value, BackendError> {
+        let mine = self.release(fault);
         Ok(match fault {
             Fault::Partition { blocked, .. } => {
                 let l = known_links(b, blocked);
-                for k in &l {
-                    self.links.cut.remove(k);
-                }
-                b.apply_links(&self.links)?;
+                self.relink(b)?;
                 json!({"links_unblocked": l.len()})
             }
+            Fault::Flaky { links, .. } | Fault::Slow { links, .. } => {
+                let l = known_links(b, links);
+                self.relink(b)?;
+                json!({"links": l.len()})
+            }
             Fault::Kill { nodes } => {
-                let done = each(b, nodes, &[NodeState::Killed], |b, n| b.restart(n))?;
+                let done = self.restart_free(b, nodes)?;
                 json!({"nodes": done})
             }
             Fault::Pause { nodes } => {
-                let done = each(b, nodes, &[NodeState::Paused], |b, n| b.resume(n))?;
+                let done = each(b, nodes, &[NodeState::Paused], |b, n| {
+                    if self.held_paused(n) {
+                        Ok(false)
+                    } else {
+                        b.resume(n).map(|()| true)
+                    }
+                })?;
                 json!({"nodes": done})
             }
             Fault::CrashAll => {
-                let all = std::mem::take(&mut self.crashed_all);
-                each(b, &all, &[NodeState::Killed], |b, n| b.restart(n))?;
-                json!({"nodes": all})
+                let h = mine.unwrap_or_else(|| Held::new(fault));
+                let down: Vec<String> = (b.node_names().into_iter())
+                    .filter(|n| h.down.contains(n))
+                    .collect();
+                let restarted = self.restart_free(b, &down)?;
+                let mut v = json!({"nodes": h.done});
+                if restarted != h.done {
+                    // Overlapping faults: some were another's to restart, or held.
+                    v["restarted"] = json!(restarted);
+                }
+                v
             }
             Fault::AddNode { node } => json!({"node": node, "id": b.node_id(node)?}),
             Fault::FailNode { node } => json!({"node": node}),
-            Fault::Flaky { links, .. } => {
-                let l = known_links(b, links);
-                for k in &l {
-                    self.links.lossy.remove(k);
-                }
-                b.apply_links(&self.links)?;
-                json!({"links": l.len()})
-            }
-            Fault::Slow { links, .. } => {
-                let l = known_links(b, links);
-                for k in &l {
-                    self.links.slow.remove(k);
-                }
-                b.apply_links(&self.links)?;
-                json!({"links": l.len()})
-            }
             Fault::Byzantine { nodes, .. } => b
                 .stop_byzantine(nodes)?
                 .unwrap_or_else(|| cannot_lie(nodes)),
@@ -207,7 +355,26 @@ impl Nemesis {
                 b.stop_for_good(duplicate)?;
                 json!({"duplicate": duplicate, "stopped": true})
             }
-            Fault::Disk { node, kind } => disk_stop(b, node, *kind)?,
+            Fault::Disk { node, kind } => {
+                let held = self.held_down(node);
+                disk_stop(b, node, *kind, held)?
+            }
+            Fault::Clock { node, .. } => clock(b, node, TRUE_RATE_PCT, 0)?,
+        })
+    }
+
+    /// Restarts the killed nodes of `nodes` that no active fault holds down.
+    fn restart_free<B: Target + ?Sized>(
+        &self,
+        b: &mut B,
+        nodes: &[String],
+    ) -> Result<Vec<String>, BackendError> {
+        each(b, nodes, &[NodeState::Killed], |b, n| {
+            if self.held_down(n) {
+                Ok(false)
+            } else {
+                b.restart(n).map(|()| true)
+            }
         })
     }
 
@@ -215,9 +382,10 @@ impl Nemesis {
     /// paused nodes resumed, killed ones restarted (not those failed for good).
     pub fn heal_all<B: Target + ?Sized>(&mut self, b: &mut B) -> Result<Value, BackendError> {
         self.links = LinkFaults::default();
+        self.active.clear();
         b.apply_links(&self.links)?;
-        self.crashed_all.clear();
         let honest_again = b.stop_all_byzantine();
+        let clocks = b.reset_clocks();
         let (mut resumed, mut restarted, mut stopped) = (Vec::new(), Vec::new(), Vec::new());
         for n in b.node_names() {
             let state = b.node_state(&n)?;
@@ -241,8 +409,36 @@ impl Nemesis {
         if !honest_again.is_empty() {
             out["adversaries_stopped"] = json!(honest_again);
         }
+        if !clocks.is_empty() {
+            out["clocks_reset"] = json!(clocks);
+        }
         Ok(out)
     }
+}
+
+/// A clock's true rate, percent.
+const TRUE_RATE_PCT: u32 = 100;
+
+/// `clock` (issue 16): the node's clock at `rate_pct` after a jump of `jump_ms`;
+/// where the backend cannot, recorded as degraded.
+fn clock<B: Target + ?Sized>(
+    b: &mut B,
+    node: &str,
+    rate_pct: u32,
+    jump_ms: i64,
+) -> Result<Value, BackendError> {
+    b.node_state(node)?;
+    Ok(match b.set_clock(node, rate_pct, jump_ms)? {
+        Some(v) => v,
+        None => {
+            let mut v = json!({"node": node, "applied": false});
+            degrade(
+                &mut v,
+                Some("this backend cannot change one node's clock: it keeps true time".into()),
+            );
+            v
+        }
+    })
 }
 
 /// What a `byzantine` fault records where the backend cannot run an adversary.
@@ -255,21 +451,38 @@ fn cannot_lie(nodes: &[String]) -> Value {
     v
 }
 
-/// Applies `act` to each named node whose state is one of `when`; returns their names.
-fn each<B: Target + ?Sized>(
+/// Applies `act` to each named node whose state is one of `when`; returns the
+/// names of those it acted on (`act` says whether it did).
+fn each<B: Target + ?Sized, R: Acted>(
     b: &mut B,
     nodes: &[String],
     when: &[NodeState],
-    act: impl Fn(&mut B, &str) -> Result<(), BackendError>,
+    act: impl Fn(&mut B, &str) -> Result<R, BackendError>,
 ) -> Result<Vec<String>, BackendError> {
     let mut done = Vec::new();
     for n in nodes {
-        if when.contains(&b.node_state(n)?) {
-            act(b, n)?;
+        if when.contains(&b.node_state(n)?) && act(b, n)?.acted() {
             done.push(n.clone());
         }
     }
     Ok(done)
+}
+
+/// What an action of [`each`] returns: `()` always acts, `bool` says whether it did.
+trait Acted {
+    fn acted(self) -> bool;
+}
+
+impl Acted for () {
+    fn acted(self) -> bool {
+        true
+    }
+}
+
+impl Acted for bool {
+    fn acted(self) -> bool {
+        self
+    }
 }
 
 /// The links both of whose ends the backend knows (others are ignored, as a
@@ -317,16 +530,18 @@ fn disk_start<B: Target + ?Sized>(
 }
 
 /// Heals a disk fault: writes work again and the node restarts from its disk
-/// (a node the fault stopped, or one left down for its files to be damaged).
+/// (a node the fault stopped, or one left down for its files to be damaged),
+/// unless another active fault holds it down.
 fn disk_stop<B: Target + ?Sized>(
     b: &mut B,
     node: &str,
     kind: DiskFault,
+    held_by_another: bool,
 ) -> Result<Value, BackendError> {
     if !kind.damages_files() {
         let _ = b.fail_disk(node, None);
     }
-    let restarted = b.node_state(node)? == NodeState::Killed;
+    let restarted = b.node_state(node)? == NodeState::Killed && !held_by_another;
     if restarted {
         b.restart(node)?;
     }
@@ -723,5 +938,102 @@ mod tests {
             v,
             json!({"resumed": ["n2"], "restarted": ["n3"], "duplicates_stopped": ["n1-dup"]})
         );
+    }
+
+    /// Issue 16: with faults overlapping, a stop undoes only its own fault. Two
+    /// partitions share a link; a kill runs under crash-all; a pause under a kill.
+    #[test]
+    fn a_stop_leaves_what_another_active_fault_holds() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let a = partition(&[("n1", "n2"), ("n2", "n1")]);
+        let c = partition(&[("n1", "n2"), ("n1", "n3")]);
+        n.start(&mut b, &a).unwrap();
+        n.start(&mut b, &c).unwrap();
+        b.take();
+        n.stop(&mut b, &a).unwrap();
+        assert_eq!(b.take(), ["links cut=[n1>n2 n1>n3] lossy=[] slow=[]"]);
+        let slow = Fault::Slow {
+            links: links(&[("n1", "n2")]),
+            delay_ms: 50,
+            jitter_ms: 0,
+        };
+        n.start(&mut b, &slow).unwrap();
+        n.stop(&mut b, &c).unwrap();
+        assert_eq!(
+            b.take().last().unwrap(),
+            "links cut=[] lossy=[] slow=[n1>n2:50+0]"
+        );
+        n.stop(&mut b, &slow).unwrap();
+
+        let kill = Fault::Kill {
+            nodes: names(&["n1"]),
+        };
+        n.start(&mut b, &kill).unwrap();
+        n.start(&mut b, &Fault::CrashAll).unwrap();
+        b.take();
+        assert_eq!(n.stop(&mut b, &kill).unwrap(), json!({"nodes": []}));
+        assert!(
+            b.take().is_empty(),
+            "the kill's stop restarted a node crash-all holds"
+        );
+        let v = n.stop(&mut b, &Fault::CrashAll).unwrap();
+        assert_eq!(
+            b.take(),
+            ["restart n1", "restart n2", "restart n3", "restart n4"]
+        );
+        assert_eq!(v["nodes"], json!(["n2", "n3", "n4"]));
+
+        // Crash-all over a kill: the crash-all's stop leaves n2 to the kill.
+        let kill2 = Fault::Kill {
+            nodes: names(&["n2"]),
+        };
+        n.start(&mut b, &kill2).unwrap();
+        n.start(&mut b, &Fault::CrashAll).unwrap();
+        n.stop(&mut b, &Fault::CrashAll).unwrap();
+        assert!(!b.take().contains(&"restart n2".to_string()));
+        n.stop(&mut b, &kill2).unwrap();
+        assert_eq!(b.take(), ["restart n2"]);
+
+        // Two pauses of n3: the first stop does not resume it.
+        let p1 = Fault::Pause {
+            nodes: names(&["n3"]),
+        };
+        let p2 = Fault::Pause {
+            nodes: names(&["n3", "n4"]),
+        };
+        n.start(&mut b, &p1).unwrap();
+        n.start(&mut b, &p2).unwrap();
+        assert_eq!(b.take(), ["pause n3", "pause n4"]);
+        assert_eq!(n.stop(&mut b, &p1).unwrap(), json!({"nodes": []}));
+        // p2 holds n4 only (n3 was paused already): its stop resumes both.
+        assert_eq!(n.stop(&mut b, &p2).unwrap(), json!({"nodes": ["n3", "n4"]}));
+    }
+
+    /// A backend without per-node clocks (docker today) records the fault as
+    /// degraded and changes nothing; its stop and the heal touch no node.
+    #[test]
+    fn clock_is_degraded_where_the_backend_has_no_node_clock() {
+        let mut b = Fake::new(LinkCaps::exact());
+        let mut n = Nemesis::default();
+        let f = Fault::Clock {
+            node: "n2".into(),
+            rate_pct: 50,
+            jump_ms: -1000,
+        };
+        let v = n.start(&mut b, &f).unwrap();
+        assert_eq!(v["applied"], false);
+        assert!(v["degraded"].as_str().unwrap().contains("clock"), "{v}");
+        n.stop(&mut b, &f).unwrap();
+        assert!(b.take().is_empty());
+        let bad = Fault::Clock {
+            node: "n9".into(),
+            rate_pct: 50,
+            jump_ms: 0,
+        };
+        assert!(matches!(
+            n.start(&mut b, &bad),
+            Err(BackendError::UnknownNode(_))
+        ));
     }
 }

@@ -35,6 +35,12 @@ pub struct TestOptions {
     pub nemesis: Vec<NemesisKind>,
     /// Seconds between nemesis steps.
     pub nemesis_interval_s: u64,
+    /// `--max-concurrent-faults`: most nemesis intervals a drawn schedule has active
+    /// at once (issue 16). A `test.json` stored before it reads as 1, the
+    /// one-at-a-time schedule it was made with, and 1 is not written, so such a
+    /// file is unchanged; the CLI's default is 2.
+    #[serde(default = "one_at_a_time", skip_serializing_if = "is_one")]
+    pub max_concurrent_faults: usize,
     /// protocol.md §5 window.
     pub eviction_total: u64,
     /// protocol.md §5 `min_roster`.
@@ -79,6 +85,7 @@ impl Default for TestOptions {
             workload: WorkloadKind::Append,
             nemesis: Vec::new(),
             nemesis_interval_s: 5,
+            max_concurrent_faults: 1,
             eviction_total: 100,
             min_roster: 3,
             seed: 1,
@@ -92,6 +99,14 @@ impl Default for TestOptions {
             schedule: None,
         }
     }
+}
+
+fn one_at_a_time() -> usize {
+    1
+}
+
+fn is_one(k: &usize) -> bool {
+    *k == 1
 }
 
 /// An option combination that cannot run (exit 254).
@@ -140,6 +155,10 @@ impl TestOptions {
         range(
             self.nemesis_interval_s >= 1,
             "--nemesis-interval must be at least 1 second",
+        )?;
+        range(
+            (1..=16).contains(&self.max_concurrent_faults),
+            "--max-concurrent-faults must be between 1 and 16",
         )?;
         range(
             self.eviction_total >= 1,

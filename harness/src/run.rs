@@ -82,6 +82,7 @@ pub fn schedule(opts: &TestOptions, spec: &ClusterSpec) -> Vec<PlannedFault> {
             nodes: spec.names[..spec.roster_nodes].to_vec(),
             spares: spec.names[spec.roster_nodes..].to_vec(),
             min_roster: opts.min_roster as usize,
+            max_concurrent: opts.max_concurrent_faults,
         },
     )
 }
@@ -304,7 +305,20 @@ impl<'a> Loop<'a> {
             Fault::FailNode { node } => self.failed.push(node.clone()),
             _ => {}
         }
-        self.current_fault = if start { f.to_string() } else { "none".into() };
+        // Overlapping faults (issue 16) show as `partition+kill`.
+        let mut active: Vec<&str> = (self.current_fault.split('+'))
+            .filter(|x| *x != "none")
+            .collect();
+        if start {
+            active.push(f);
+        } else if let Some(i) = active.iter().position(|x| *x == f) {
+            active.remove(i);
+        }
+        self.current_fault = if active.is_empty() {
+            "none".into()
+        } else {
+            active.join("+")
+        };
         let value = Value::Object(value);
         self.rec
             .record(now, Who::Nemesis, "info", f, &value, None, None, None);

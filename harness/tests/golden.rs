@@ -18,6 +18,8 @@ fn case(seed: u64, workload: WorkloadKind) -> TestOptions {
         workload,
         time_limit_s: 12,
         nemesis_interval_s: 2,
+        // Made with one fault at a time (before issue 16's overlapping schedules).
+        max_concurrent_faults: 1,
         // `--nemesis all` as it was when the files were made; spelled out so that a new
         // nemesis kind (which changes what `all` draws, on purpose) leaves these alone.
         nemesis: vec![

@@ -109,8 +109,9 @@ fn every_nemesis_on_four_nodes_and_a_spare_is_valid() {
 }
 
 /// A seed whose all-nemesis schedule covers add-node, fail-node and the rest and
-/// that the node survives (see the report on duplicate-key liveness).
-const ALL_NEMESES_SEED: u64 = 2;
+/// that the node survives (see the report on duplicate-key liveness). 6 since the
+/// `clock` nemesis joined `all` (issue 16): it draws ten kinds, and n1 lives.
+const ALL_NEMESES_SEED: u64 = 6;
 
 #[test]
 fn register_and_bank_workloads_are_checked() {

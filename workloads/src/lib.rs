@@ -14,6 +14,7 @@ pub mod faults;
 pub mod keys;
 pub mod mixed;
 pub mod ops;
+pub mod overlap;
 pub mod register;
 pub mod rw_register;
 pub mod strategies;

@@ -30,7 +30,8 @@ pub fn op_sequence() -> impl Strategy<Value = (WorkloadKind, Vec<Invocation>)> {
         .prop_map(|(k, seed, len, procs)| (k, ops_from_seed(k, seed, len, procs)))
 }
 
-/// A plan spec: 1–7 nodes, 0–2 spares, any subset of nemeses, short intervals.
+/// A plan spec: 1–7 nodes, 0–2 spares, any subset of nemeses, short intervals,
+/// one to four faults at once (`--max-concurrent-faults`).
 pub fn plan_spec() -> impl Strategy<Value = PlanSpec> {
     (
         1usize..8,
@@ -39,14 +40,16 @@ pub fn plan_spec() -> impl Strategy<Value = PlanSpec> {
         1u64..10,
         1u64..200,
         1usize..5,
+        1usize..=4,
     )
-        .prop_map(|(n, s, kinds, interval, limit, min_roster)| PlanSpec {
+        .prop_map(|(n, s, kinds, interval, limit, min_roster, k)| PlanSpec {
             kinds,
             interval_ns: interval * 1_000_000_000,
             time_limit_ns: limit * 1_000_000_000,
             nodes: (1..=n).map(|i| format!("n{i}")).collect(),
             spares: (n + 1..=n + s).map(|i| format!("n{i}")).collect(),
             min_roster,
+            max_concurrent: k,
         })
 }
 

@@ -7,6 +7,8 @@
 //! run exactly. Nothing here iterates a hash map.
 
 mod byzantine;
+mod clock;
+mod event;
 pub mod network;
 
 use crate::backend::{
@@ -15,12 +17,13 @@ use crate::backend::{
     Ticket,
 };
 use crate::cluster::ClusterSpec;
+use event::{Event, EventKind};
 use network::Network;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rollcall_checkers::equivocation::{SignedRecord, SignedStep};
 use rollcall_node_core::consensus::{
-    Core, Effect, Input, Output, RecoverError, Status, Submit, Timeout, Timeouts,
+    Core, Effect, Input, Output, RecoverError, Status, Submit, Timeouts,
 };
 use rollcall_node_core::crypto::sha256;
 use rollcall_node_core::crypto::{Keypair, NodeId, Verifier};
@@ -28,7 +31,6 @@ use rollcall_node_core::store::{IoFailure, LogFile, MemDevice, Store, StoreError
 use rollcall_node_core::types::{Message, Tx, VoteKind};
 use rollcall_workloads::DiskFault;
 use serde_json::{json, Value};
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// Client ↔ node one-way delay, ns: clients share the node's host, so partitions
@@ -74,64 +76,6 @@ pub fn sim_timeouts() -> Timeouts {
         commit_ms: 100,
         empty_block_ms: 20,
         tick_ms: 250,
-    }
-}
-
-enum EventKind {
-    Deliver {
-        to: usize,
-        inc: u64,
-        from: NodeId,
-        msg: Message,
-    },
-    Timer {
-        node: usize,
-        inc: u64,
-        timeout: Timeout,
-    },
-    Submit {
-        node: usize,
-        ticket: Ticket,
-        tx: Tx,
-    },
-    /// An adversary's own sends (byzantine.rs); `id` names the fault interval.
-    AdversaryTick {
-        node: usize,
-        id: u64,
-    },
-}
-
-impl EventKind {
-    fn target(&self) -> (usize, Option<u64>) {
-        match self {
-            EventKind::Deliver { to, inc, .. } => (*to, Some(*inc)),
-            EventKind::Timer { node, inc, .. } => (*node, Some(*inc)),
-            EventKind::Submit { node, .. } | EventKind::AdversaryTick { node, .. } => (*node, None),
-        }
-    }
-}
-
-struct Event {
-    time: u64,
-    seq: u64,
-    kind: EventKind,
-}
-
-impl PartialEq for Event {
-    fn eq(&self, o: &Self) -> bool {
-        (self.time, self.seq) == (o.time, o.seq)
-    }
-}
-impl Eq for Event {}
-impl PartialOrd for Event {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Event {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest event first.
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.time, o.seq).cmp(&(self.time, self.seq))
     }
 }
 
@@ -205,6 +149,8 @@ pub struct SimBackend {
     /// Every distinct signed proposal and vote sent, by (signer, height, round,
     /// step, signed-bytes digest): the `equivocation` checker's input.
     signed: BTreeMap<(NodeId, u64, u32, SignedStep, [u8; 32]), SignedRecord>,
+    /// Each node's clock rate (the `clock` nemesis, clock.rs).
+    clocks: clock::Clocks,
 }
 
 /// A node's store on an empty simulated disk.
@@ -260,6 +206,7 @@ impl SimBackend {
             abandoned: BTreeSet::new(),
             store_error: None,
             signed: BTreeMap::new(),
+            clocks: clock::Clocks::default(),
         };
         for i in 0..sim.spec.roster_nodes {
             sim.start_node(i)?;
@@ -526,7 +473,7 @@ impl SimBackend {
                 Effect::Schedule { timeout, after_ms } => {
                     let inc = self.nodes[i].inc;
                     self.push(
-                        now + after_ms * 1_000_000,
+                        now + self.clocks.timer_ns(i, after_ms),
                         EventKind::Timer {
                             node: i,
                             inc,
@@ -578,6 +525,7 @@ impl SimBackend {
             EventKind::Timer { timeout, .. } => {
                 let Some(core) = n.core.as_mut() else { return };
                 let fx = core.handle(Input::Timeout(timeout));
+                self.clocks.fired(i, timeout.kind);
                 self.execute(i, fx);
             }
             EventKind::AdversaryTick { id, .. } => self.adversary_tick(i, id),
@@ -620,6 +568,19 @@ impl NodeControl for SimBackend {
 
     fn stop_all_byzantine(&mut self) -> Vec<String> {
         SimBackend::stop_all_byzantine(self)
+    }
+
+    fn set_clock(
+        &mut self,
+        node: &str,
+        rate: u32,
+        jump: i64,
+    ) -> Result<Option<Value>, BackendError> {
+        SimBackend::set_clock(self, node, rate, jump).map(Some)
+    }
+
+    fn reset_clocks(&mut self) -> Vec<String> {
+        SimBackend::reset_clocks(self)
     }
 
     fn node_names(&self) -> Vec<String> {
