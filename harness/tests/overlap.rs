@@ -130,16 +130,13 @@ fn the_cli_defaults_to_two_and_refuses_zero() {
 /// Finding (issue 16, explore --cases 60 --seed 2 --time-limit 30
 /// --nemesis-interval 2 --max-concurrent-faults 3, case 12, shrunk): while a kill of
 /// n1 and n5 holds height 127 open, n4's `sign.log` gets a bit flipped in the
-/// length field of its last frame (the prevote it signed at 127/0). On restart the
-/// store reads the frame as a torn tail (its length now runs past the file),
-/// drops it as an unsynced append and trusts the frame before, so n4 prevotes again
-/// at 127/0, nil this time: a double sign (`equivocation` invalid). It needs the
-/// overlap: without the kill, height 127 commits before the disk fault. Not fixed
-/// here: a sign log cannot tell such a flip from a torn append without a change to
-/// its frame format, and treating every torn sign tail as damage changes the
-/// golden runs. Run with `--ignored` to see it.
+/// length field of its last frame (the prevote it signed at 127/0). The store read
+/// the frame as a torn tail (its length ran past the file) and trusted the frame
+/// before; and where it did see the damage, the floor it set lived only in memory,
+/// so a second restart trusted the older frame again. n4 prevoted again at 127/0,
+/// nil this time: a double sign. Fixed in the store: a "torn" last frame whose bytes
+/// match its CRC is corruption, and the floor is written to the sign log.
 #[test]
-#[ignore = "finding: a flipped length bit in sign.log's last frame reads as a torn tail, and the node signs twice"]
 fn a_flipped_sign_log_length_is_not_a_torn_tail() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/findings/sign-log-length-flip.json");

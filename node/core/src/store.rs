@@ -134,6 +134,14 @@ fn scan(data: &[u8]) -> (Vec<(u64, u32)>, u64, Tail) {
         }
         let end = start + len as usize;
         if end > data.len() {
+            // Cut short by a crash, unless the bytes that are there are the whole
+            // payload its CRC names: then only the length field is wrong (a flipped
+            // bit), and trusting the frame before as "the last synced state" would
+            // let a node sign again what it signed in this one (issue 16's overlap
+            // finding: a double sign after a flip in sign.log's last length).
+            if crc32fast::hash(&data[start..]) == crc {
+                break Tail::Corrupt;
+            }
             break Tail::Torn;
         }
         if crc32fast::hash(&data[start..end]) != crc {
@@ -286,6 +294,18 @@ impl<D: Device> Store<D> {
         self.damage.blocks_dropped_bytes += damage.blocks_dropped_bytes;
         self.damage.sign_floor = damage.sign_floor;
         self.damage.fatal = damage.fatal;
+        self.persist_floor()
+    }
+
+    /// Writes a floor found at opening to the sign log, synced. The corrupt frame is
+    /// cut off; without a durable trace of the floor the next restart would trust the
+    /// frame before it and could sign again what the lost frame recorded (a double
+    /// sign the overlap explorer found after a second restart, issue 16).
+    fn persist_floor(&mut self) -> Result<(), StoreError> {
+        if let (Some(floor), None) = (self.damage.sign_floor, &self.damage.fatal) {
+            self.write_sign_state(SignState::floor(floor))?;
+            io(LogFile::Sign, self.dev.sync(LogFile::Sign))?;
+        }
         Ok(())
     }
 
@@ -658,6 +678,33 @@ mod tests {
     }
 
     #[test]
+    fn a_last_frame_whose_length_grew_is_corruption_even_past_the_end() {
+        // The length of sign.log's last frame made larger by one flipped bit: the
+        // frame now seems to run past the file, like a torn append, but its bytes
+        // are whole (their CRC matches), so the state is damaged, not torn.
+        let (mut s, _) = three();
+        let data = s.device().read(LogFile::Sign).unwrap();
+        let (frames, _, _) = scan(&data);
+        let (last, len) = *frames.last().unwrap();
+        let high = (len as u64).next_power_of_two().trailing_zeros() as u8 + 1;
+        assert!(s.device_mut().flip_bit(LogFile::Sign, last - HEADER, high));
+        s.reopen().unwrap();
+        assert!(
+            s.sign_state().is_some_and(SignState::is_floor),
+            "the frame before is not trusted"
+        );
+        assert!(s.damage().sign_floor.is_some());
+        assert_eq!(s.damage().corrupt, 1);
+        // A real torn append (a prefix of a frame) is still a torn tail.
+        let (mut s, _) = three();
+        let n = s.device().len(LogFile::Sign);
+        s.device_mut().truncate(LogFile::Sign, n - 3).unwrap();
+        s.reopen().unwrap();
+        assert!(s.sign_state().is_some());
+        assert_eq!(s.damage(), &Damage::default());
+    }
+
+    #[test]
     fn a_block_that_rots_after_opening_is_never_returned() {
         let (mut s, offs) = three();
         assert!(s.device_mut().flip_bit(LogFile::Blocks, offs[0] + 1, 4));
@@ -672,13 +719,21 @@ mod tests {
         let last = s.device().len(LogFile::Sign) - 1;
         assert!(s.device_mut().flip_bit(LogFile::Sign, last, 1));
         s.reopen().unwrap();
-        assert_eq!(s.sign_state(), None, "an older state is not used either");
+        assert_eq!(
+            s.sign_state(),
+            Some(&SignState::floor(4)),
+            "an older state is not used either: the floor takes its place"
+        );
         assert_eq!(
             s.damage().sign_floor,
             Some(4),
             "chain at 3: may have signed at 4"
         );
         assert_eq!(s.damage().fatal, None);
+        // The floor outlives the next restart, when nothing looks corrupt any more.
+        s.reopen().unwrap();
+        assert_eq!(s.damage().sign_floor, None);
+        assert_eq!(s.sign_state(), Some(&SignState::floor(4)));
     }
 
     #[test]

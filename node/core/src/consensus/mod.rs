@@ -29,7 +29,7 @@ mod votes;
 
 pub use effect::{Effect, Output, Persist};
 use round::{RoundState, Step};
-pub use sign_state::{SignState, SignStep};
+pub use sign_state::{SignState, SignStep, FLOOR_ROUND};
 pub use status::{Dropped, Role, Status};
 pub use sync::SYNC_BATCH;
 use votes::Added;

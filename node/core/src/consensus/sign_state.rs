@@ -45,6 +45,33 @@ pub struct SignState {
     pub own: Vec<SignedVote>,
 }
 
+/// The round of a floor marker: a signing state the store writes in place of one it
+/// found corrupt, meaning "may have signed anything up to this height" (issue 13). No
+/// real round reaches it.
+pub const FLOOR_ROUND: u32 = u32::MAX;
+
+impl SignState {
+    /// The floor marker for `height` (see [`FLOOR_ROUND`]): durable, so a node whose
+    /// signing state was corrupt keeps refusing to sign at or below `height` across
+    /// later restarts too, until it signs above it.
+    pub fn floor(height: u64) -> SignState {
+        SignState {
+            height,
+            round: FLOOR_ROUND,
+            step: SignStep::Precommit,
+            block: None,
+            locked: None,
+            pol: Vec::new(),
+            own: Vec::new(),
+        }
+    }
+
+    /// Whether this is a floor marker rather than something signed.
+    pub fn is_floor(&self) -> bool {
+        self.round == FLOOR_ROUND
+    }
+}
+
 impl Core {
     /// Restores the double-sign guard and the lock after a restart (protocol.md §6).
     ///
@@ -57,6 +84,10 @@ impl Core {
     /// needed its vote (DESIGN R1).
     pub(super) fn restore_sign_state(&mut self, s: SignState) {
         self.last_signed = Some((s.height, s.round, s.step, s.block));
+        if s.is_floor() {
+            // Nothing was signed in a round to resume: only the guard holds.
+            return;
+        }
         if s.height == self.chain.height + 1 {
             self.rs.round = s.round;
             self.resume_step = Some(match s.step {
