@@ -32,7 +32,7 @@ pub const LABEL_ROLLCALL: &str = "rollcall";
 pub const LABEL_RUN: &str = "rollcall.run";
 /// Label carrying the node name inside its run.
 pub const LABEL_NODE: &str = "rollcall.node";
-
+pub use crate::owner::{orphan, owner_alive, pid_alive, this_owner, LABEL_OWNER};
 /// The default engine address when `DOCKER_HOST` is unset.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -79,6 +79,7 @@ pub fn run_labels(run_id: &str, extra: &[(&str, &str)]) -> HashMap<String, Strin
     let mut labels = HashMap::from([
         (LABEL_ROLLCALL.to_string(), "1".to_string()),
         (LABEL_RUN.to_string(), run_id.to_string()),
+        (LABEL_OWNER.to_string(), this_owner()),
     ]);
     for (k, v) in extra {
         labels.insert((*k).to_string(), (*v).to_string());
@@ -640,8 +641,10 @@ impl Container {
 pub enum CleanupScope {
     /// Only objects of one run (`rollcall.run=<id>`).
     Run(String),
-    /// Every object labelled `rollcall=1` (`rollcall clean`, start-up).
+    /// Every object labelled `rollcall=1` (`rollcall clean`).
     All,
+    /// Those whose owner process is gone ([`owner_alive`]): a starting run's cleanup.
+    Orphans,
 }
 
 /// What [`cleanup`] removed.
@@ -677,6 +680,7 @@ pub async fn list_labelled_containers(
         .map_err(|e| DockerError::api("list containers", e))?;
     Ok(list
         .into_iter()
+        .filter(|c| *scope != CleanupScope::Orphans || orphan(c.labels.as_ref()))
         .filter_map(|c| {
             let id = c.id?;
             let name = c
@@ -703,6 +707,7 @@ pub async fn list_labelled_networks(
         .map_err(|e| DockerError::api("list networks", e))?;
     Ok(list
         .into_iter()
+        .filter(|n| *scope != CleanupScope::Orphans || orphan(n.labels.as_ref()))
         .filter_map(|n| Some((n.id?, n.name.unwrap_or_default())))
         .collect())
 }

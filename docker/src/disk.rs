@@ -277,6 +277,12 @@ fn unescape(s: &str) -> String {
 /// Mount points of tmpfs mounts whose source is `rollcall-<run_id>` (`Some`) or
 /// starts with `rollcall-` (`None`: every run), from a `mountinfo` text; deepest first.
 pub fn data_mounts_in(mountinfo: &str, run_id: Option<&str>) -> Vec<PathBuf> {
+    data_mounts_where(mountinfo, |id| run_id.is_none_or(|r| r == id))
+}
+
+/// The data mounts whose run id (`rollcall-<run id>` as the source) `keep` accepts,
+/// deepest first.
+fn data_mounts_where(mountinfo: &str, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|l| {
@@ -284,10 +290,7 @@ pub fn data_mounts_in(mountinfo: &str, run_id: Option<&str>) -> Vec<PathBuf> {
             let point = left.split(' ').nth(4)?;
             let mut r = right.split(' ');
             let (fstype, source) = (r.next()?, r.next()?);
-            let ours = match run_id {
-                Some(id) => source.strip_prefix(MOUNT_SOURCE_PREFIX) == Some(id),
-                None => source.starts_with(MOUNT_SOURCE_PREFIX),
-            };
+            let ours = source.strip_prefix(MOUNT_SOURCE_PREFIX).is_some_and(&keep);
             (fstype == "tmpfs" && ours).then(|| PathBuf::from(unescape(point)))
         })
         .collect();
@@ -299,11 +302,27 @@ pub fn data_mounts_in(mountinfo: &str, run_id: Option<&str>) -> Vec<PathBuf> {
 /// Unmounts (lazily: a container may still hold it) every data mount of `run_id`,
 /// or of every run for `None` (`rollcall clean`); returns the mount points removed.
 pub fn unmount_data_mounts(run_id: Option<&str>) -> Result<Vec<PathBuf>, DockerError> {
+    unmount_where(|info| data_mounts_in(info, run_id))
+}
+
+/// Unmounts the data mounts of runs whose owner process is gone (run ids begin with
+/// the owner's pid): what a starting run removes, leaving live runs' mounts alone.
+pub fn unmount_orphan_data_mounts() -> Result<Vec<PathBuf>, DockerError> {
+    unmount_where(|info| data_mounts_where(info, |id| !run_owner_alive(id)))
+}
+
+/// Whether the process a run id names (`<pid>-<nanos>`) is alive on this host.
+fn run_owner_alive(run_id: &str) -> bool {
+    let pid = run_id.split('-').next().and_then(|p| p.parse::<u32>().ok());
+    pid.is_some_and(crate::cluster::pid_alive)
+}
+
+fn unmount_where(pick: impl Fn(&str) -> Vec<PathBuf>) -> Result<Vec<PathBuf>, DockerError> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| DockerError::io("read /proc/self/mountinfo", e))?;
     let mut done = Vec::new();
     let mut first_err = None;
-    for p in data_mounts_in(&info, run_id) {
+    for p in pick(&info) {
         match rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH) {
             Ok(()) => done.push(p),
             Err(e) => {

@@ -11,12 +11,15 @@ pub mod disk;
 mod error;
 pub mod faults;
 pub mod image;
+pub mod owner;
 
 pub use cluster::{
     cleanup, cleanup_on_ctrl_c, connect, connect_to, tcp_echo_from_host, tcp_reachable_from_host,
     CleanupReport, CleanupScope, Container, ExecOutput, Network, NodeSpec,
 };
-pub use disk::{damage_file, unmount_data_mounts, Damage, Damaged, DataMount};
+pub use disk::{
+    damage_file, unmount_data_mounts, unmount_orphan_data_mounts, Damage, Damaged, DataMount,
+};
 pub use error::DockerError;
 pub use faults::{SlowApplied, SlowLink};
 pub use image::{ensure_image, ImageRef};

@@ -424,3 +424,64 @@ async fn cleanup_removes_labelled_objects() {
         Default::default()
     );
 }
+
+/// Two runs on one engine (issue 16): a starting run removes only objects whose
+/// owner process is gone (or that carry no owner, from before the label), never
+/// those of a live run; `rollcall clean` (scope All) would remove them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_cleanup_spares_live_owners() {
+    use bollard::models::NetworkCreateRequest;
+    use rollcall_docker::cluster::{
+        owner_alive, this_owner, LABEL_OWNER, LABEL_ROLLCALL, LABEL_RUN,
+    };
+    let Some(docker) = engine().await else { return };
+    let run = format!("t-orphans-{}", std::process::id());
+    let host = this_owner()
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_string())
+        .unwrap_or_default();
+    // pid_max is at most 2^22: this pid cannot exist.
+    let dead = format!("{host}:{}", (1u32 << 22) + 7);
+    assert!(owner_alive(Some(&this_owner())) && !owner_alive(Some(&dead)) && !owner_alive(None));
+    let owners = [
+        ("live", Some(this_owner())),
+        ("dead", Some(dead)),
+        ("old", None),
+    ];
+    for (tag, owner) in &owners {
+        let mut labels = std::collections::HashMap::from([
+            (LABEL_ROLLCALL.to_string(), "1".to_string()),
+            (LABEL_RUN.to_string(), run.clone()),
+        ]);
+        if let Some(o) = owner {
+            labels.insert(LABEL_OWNER.to_string(), o.clone());
+        }
+        let req = NetworkCreateRequest {
+            name: format!("{run}-{tag}"),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        docker.create_network(req).await.expect("create network");
+    }
+    let report = cleanup(&docker, &CleanupScope::Orphans)
+        .await
+        .expect("cleanup");
+    let mut removed: Vec<&str> = report
+        .networks
+        .iter()
+        .map(String::as_str)
+        .filter(|n| n.starts_with(&run))
+        .collect();
+    removed.sort();
+    assert_eq!(removed, [format!("{run}-dead"), format!("{run}-old")]);
+    let left = list_labelled_networks(&docker, &CleanupScope::Run(run.clone()))
+        .await
+        .expect("list");
+    assert_eq!(
+        left.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(),
+        [format!("{run}-live")]
+    );
+    cleanup(&docker, &CleanupScope::Run(run))
+        .await
+        .expect("cleanup the live one");
+}

@@ -215,15 +215,15 @@ async fn wait_healthy(clients: &[NodeClient], limit: Duration) -> Result<(), Str
     Ok(())
 }
 
-/// Removes the leftovers of earlier runs: every labelled container and network, and
-/// every data mount (issue 13), which would otherwise outlive them.
+/// Removes the leftovers of runs whose owner process is gone (containers, networks,
+/// data mounts); live runs sharing the engine are left alone (issue 16).
 fn remove_leftovers(rt: &tokio::runtime::Runtime, docker: &Docker) -> Result<(), DockerError> {
-    let left = rt.block_on(cleanup(docker, &CleanupScope::All))?;
+    let left = rt.block_on(cleanup(docker, &CleanupScope::Orphans))?;
     if !left.containers.is_empty() || !left.networks.is_empty() {
         warn!(containers = ?left.containers, networks = ?left.networks, "removed leftovers of an earlier run");
     }
     // Not fatal: a run that cannot unmount (not root) cannot mount either.
-    match unmount_data_mounts(None) {
+    match rollcall_docker::unmount_orphan_data_mounts() {
         Ok(m) if !m.is_empty() => warn!(mounts = ?m, "unmounted data mounts of an earlier run"),
         Err(e) => warn!(error = %e, "cannot unmount data mounts of an earlier run"),
         Ok(_) => {}

@@ -548,3 +548,49 @@ fn full_data_mount_stops_the_node_without_losing_acknowledged_writes() {
     let left = rollcall_docker::disk::data_mounts_in(&info, None);
     assert!(left.is_empty(), "left mounted: {left:?}");
 }
+
+/// Two runs on one engine at once (issue 16): the second starts while the first's
+/// containers run; its start-up cleanup removes only runs whose owner is gone, so
+/// both finish valid (before owner labels, the second removed the first's cluster).
+#[test]
+fn two_runs_on_one_engine_leave_each_other_alone() {
+    let Some(_g) = engine() else { return };
+    let store = tempfile::tempdir().expect("tempdir");
+    let run = |seed: &str, secs: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .args(["test", "--backend", "docker", "--nemesis", "partition,kill"])
+            .args(["--nemesis-interval", "4", "--rate", "30", "--quiet"])
+            .args(["--time-limit", secs, "--seed", seed, "--store"])
+            .arg(store.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start rollcall")
+    };
+    let first = run("11", "16");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while labelled().0.len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never started its nodes"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let second = run("12", "8");
+    for (name, child) in [("second", second), ("first", first)] {
+        let out = child.wait_with_output().expect("wait");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name} run:\n{stdout}\n{stderr}"
+        );
+        assert!(stdout.contains("verdict: valid"), "{name}: {stdout}");
+    }
+    let (containers, networks) = labelled();
+    assert!(
+        containers.is_empty() && networks.is_empty(),
+        "left behind: {containers:?} {networks:?}"
+    );
+}
