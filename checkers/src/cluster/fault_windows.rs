@@ -72,15 +72,14 @@ struct InForce {
     suspect: BTreeSet<String>,
 }
 
-fn names(v: &Value) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// The nodes a step names: its typed `node`, and the `nodes` / `adversaries` lists
+/// of its value.
+fn names(e: &Nemesis) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = e.node.iter().cloned().collect();
     for k in ["nodes", "adversaries"] {
-        if let Some(l) = v.get(k).and_then(Value::as_array) {
+        if let Some(l) = e.value.get(k).and_then(Value::as_array) {
             out.extend(l.iter().filter_map(|x| x.as_str().map(String::from)));
         }
-    }
-    if let Some(n) = v.get("node").and_then(Value::as_str) {
-        out.insert(n.to_string());
     }
     out
 }
@@ -108,7 +107,7 @@ impl InForce {
                 self.suspect.clear();
             }
             Phase::Start | Phase::Once => {
-                let (ns, ls) = (names(&e.value), links(&e.value));
+                let (ns, ls) = (names(e), links(&e.value));
                 match e.fault.as_str() {
                     "fail-node" => self.gone.extend(ns.iter().cloned()),
                     "disk" => self.suspect.extend(ns.iter().cloned()),
@@ -125,7 +124,7 @@ impl InForce {
                 }
             }
             Phase::Stop => {
-                let (ns, ls) = (names(&e.value), links(&e.value));
+                let (ns, ls) = (names(e), links(&e.value));
                 let same = |o: &Open| o.fault == e.fault && o.nodes == ns && o.links == ls;
                 let at = (self.open.iter().position(same))
                     .or_else(|| self.open.iter().position(|o| o.fault == e.fault));

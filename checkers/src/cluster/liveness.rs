@@ -11,20 +11,35 @@ use crate::history::OpType;
 use crate::result::{CheckResult, Validity};
 use rollcall_history::Phase;
 
-/// The largest committed height the history shows at or before `t` (nemesis
-/// `height` fields and client completions that carry one), if any.
-fn height_known_at(run: &ClusterRun, t: u64) -> Option<u64> {
-    run.history
-        .events()
-        .iter()
-        .filter(|e| e.time <= t && e.kind != OpType::Invoke && e.kind != OpType::Fail)
-        .filter_map(|e| {
-            e.extra
-                .get("height")
-                .and_then(Value::as_u64)
-                .or_else(|| e.value.get("height").and_then(Value::as_u64))
-        })
-        .max()
+/// The committed heights the history shows (nemesis `height` fields and client
+/// completions that carry one), as (time, highest height shown by then), read in one
+/// pass so the final heal and every fault window look it up rather than rescan.
+struct KnownHeights(Vec<(u64, u64)>);
+
+impl KnownHeights {
+    fn new(run: &ClusterRun) -> KnownHeights {
+        let mut v: Vec<(u64, u64)> = (run.history.events().iter())
+            .filter(|e| e.kind != OpType::Invoke && e.kind != OpType::Fail)
+            .filter_map(|e| {
+                let h = (e.extra.get("height").and_then(Value::as_u64))
+                    .or_else(|| e.value.get("height").and_then(Value::as_u64))?;
+                Some((e.time, h))
+            })
+            .collect();
+        v.sort_by_key(|(t, _)| *t);
+        let mut top = 0;
+        for (_, h) in v.iter_mut() {
+            top = top.max(*h);
+            *h = top;
+        }
+        KnownHeights(v)
+    }
+
+    /// The largest committed height shown at or before `t`, if any.
+    fn at(&self, t: u64) -> Option<u64> {
+        let i = self.0.partition_point(|(x, _)| *x <= t);
+        i.checked_sub(1).map(|i| self.0[i].1)
+    }
 }
 
 /// harness.md §7 `liveness`.
@@ -49,11 +64,12 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
     details.insert("heal_time".into(), json!(heal.time));
     let recovery = check_recovery(run, heal, &mut findings);
     details.insert("recovery_ns".into(), json!(recovery));
-    let known = height_known_at(run, heal.time);
+    let heights = KnownHeights::new(run);
+    let known = heights.at(heal.time);
     details.insert("height_at_heal".into(), json!(known));
     let finals = check_growth(run, an, known, &mut findings);
     details.insert("final_heights".into(), json!(finals));
-    let during = super::fault_windows::check(run, an, |t| height_known_at(run, t), &mut findings);
+    let during = super::fault_windows::check(run, an, |t| heights.at(t), &mut findings);
     details.insert("during_faults".into(), during);
     result(
         LIVENESS,
