@@ -25,7 +25,7 @@ mod eviction;
 pub mod fault_windows;
 mod finding;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 mod liveness;
 pub mod replay;
 mod roster_agreement;

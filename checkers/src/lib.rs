@@ -15,6 +15,7 @@
 
 pub mod bank;
 pub mod byzantine;
+pub mod client_attacks;
 pub mod cluster;
 pub mod elle;
 pub mod equivocation;

@@ -207,8 +207,31 @@ pub fn fault_bound_ns(backend: crate::options::BackendKind, nodes: usize) -> u64
     rollcall_checkers::cluster::fault_windows::fault_bound_ns(&rt, f)
 }
 
+/// The adversarial client's record as a run has it (issue 12): absent (it was
+/// off), read, or unreadable (the `client-attacks` checker then says `unknown`).
+pub type AttackRecord = Option<Result<Vec<rollcall_history::ClientAttack>, String>>;
+
+/// The `client-attacks` checker over `attacks`, if the client ran.
+fn client_attacks(attacks: &AttackRecord, nodes: &[NodeDump]) -> Option<CheckResult> {
+    let name = rollcall_checkers::client_attacks::NAME;
+    Some(match attacks.as_ref()? {
+        Ok(a) => {
+            rollcall_checkers::result::timed(|| rollcall_checkers::client_attacks::check(a, nodes))
+        }
+        Err(e) => CheckResult {
+            checker: name.into(),
+            validity: rollcall_checkers::Validity::Unknown,
+            summary: format!("the adversarial client's record is unreadable: {e}"),
+            anomalies: vec![],
+            details: serde_json::json!({}),
+            elapsed_ms: 0.0,
+        },
+    })
+}
+
 /// Runs every checker on a run; `fault_bound_ns` enables the liveness check while
-/// faults are in force ([`fault_bound_ns`]).
+/// faults are in force ([`fault_bound_ns`]); `attacks` adds the `client-attacks`
+/// checker.
 pub fn check_run(
     workload: WorkloadKind,
     expect: Expectation<'_>,
@@ -216,6 +239,7 @@ pub fn check_run(
     history: History,
     nodes: Vec<NodeDump>,
     fault_bound_ns: Option<u64>,
+    attacks: AttackRecord,
 ) -> Result<Results, String> {
     let longest = nodes
         .iter()
@@ -225,6 +249,7 @@ pub fn check_run(
         .iter()
         .map(|c| c.check(&history))
         .collect();
+    results.extend(client_attacks(&attacks, &nodes));
     let run = ClusterRun {
         genesis: genesis.clone(),
         nodes,

@@ -100,6 +100,7 @@ pub fn simulate(opts: &TestOptions, quiet: bool) -> Result<Simulated, CommandErr
             lying_disk: opts.lying_disk,
             panic_at_ns: opts.sim_panic_at_s.map(|s| s.saturating_mul(1_000_000_000)),
             no_sync: opts.no_sync,
+            trust_synced_certs: opts.sim_trust_synced_certs,
         },
         ChaCha8Rng::seed_from_u64(Seeds::from_seed(opts.seed).backend),
     )
@@ -126,6 +127,7 @@ fn crashed(spec: crate::cluster::ClusterSpec, crash: &crate::crash::Crash) -> Si
             history: String::new(),
             schedule: serde_json::json!({ "crash": result.summary }),
             dumps: Vec::new(),
+            attacks: None,
         },
         results: Results {
             valid: Validity::Invalid,
@@ -153,6 +155,7 @@ pub fn check_output(
             opts.backend,
             opts.nodes + opts.spare,
         )),
+        out.attacks.clone().map(Ok),
     )
     .map(|r| crate::checks::with_dump_checks(r, &kept, &out.dumps))
     .map_err(CommandError::args)
@@ -203,6 +206,7 @@ pub fn save_run(
             history: &out.history,
             results: &results,
             dumps: &out.dumps,
+            attacks: out.attacks.as_deref(),
         },
     )
     .map_err(|e| CommandError::harness(e.to_string()))?;
@@ -451,7 +455,8 @@ fn nothing_to_check(why: String) -> Results {
     }
 }
 
-fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
+/// Re-checks one stored run folder (what `rollcall check DIR` does for each run).
+pub fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
     let run = ClusterRun::load(dir).map_err(|e| e.to_string())?;
     if run.history.ops().is_empty() {
         return Ok(nothing_to_check(
@@ -478,6 +483,10 @@ fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
         sequential_keys: a.sequential_keys,
         linearizable_keys: a.linearizable_keys,
     };
+    let attacks = rollcall_history::RunDir::new(dir)
+        .read_attacks()
+        .map_err(|e| e.to_string())
+        .transpose();
     check_run(
         workload,
         expect,
@@ -485,6 +494,7 @@ fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
         run.history,
         run.nodes,
         bound,
+        attacks,
     )
 }
 
@@ -620,6 +630,7 @@ pub fn bench_sim(nodes: usize, seconds: f64, seed: u64) -> Result<(), CommandErr
             lying_disk: false,
             panic_at_ns: None,
             no_sync: false,
+            trust_synced_certs: false,
         },
         ChaCha8Rng::seed_from_u64(seed),
     )

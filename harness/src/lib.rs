@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod attacks;
 pub mod backend;
 pub mod checks;
 pub mod cluster;

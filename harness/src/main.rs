@@ -83,6 +83,9 @@ struct TestArgs {
     /// Test-only: the simulated nodes' stores skip their sync, so a crash loses acknowledged writes.
     #[arg(long, hide = true)]
     sim_no_sync: bool,
+    /// No adversarial client (resubmitted ids, forged and replayed AddNodes) beside the workload.
+    #[arg(long)]
+    no_adversarial_client: bool,
 }
 
 #[derive(Subcommand)]
@@ -212,6 +215,9 @@ struct ExploreArgs {
     /// Test-only: a simulated disk that acknowledges fsync but loses the last second on a crash.
     #[arg(long, hide = true)]
     sim_lying_disk: bool,
+    /// No adversarial client (resubmitted ids, forged and replayed AddNodes) beside the workload.
+    #[arg(long)]
+    no_adversarial_client: bool,
 }
 
 fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
@@ -234,6 +240,7 @@ fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
             eviction_total: a.eviction_total,
             name: a.name.clone(),
             lying_disk: a.sim_lying_disk,
+            adversarial_client: !a.no_adversarial_client,
             ..TestOptions::default()
         },
         shrink_budget: a.shrink_budget,
@@ -310,6 +317,7 @@ fn options(a: &TestArgs) -> Result<TestOptions, CommandError> {
         lying_disk: a.sim_lying_disk,
         sim_panic_at_s: a.sim_panic_at,
         no_sync: a.sim_no_sync,
+        adversarial_client: !a.no_adversarial_client,
         ..TestOptions::default()
     })
 }

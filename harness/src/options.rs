@@ -66,6 +66,16 @@ pub struct TestOptions {
     /// honest run is unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_sync: bool,
+    /// Sim only, test-only: a weakened node that takes synced blocks without
+    /// checking their certificates (issue 12: the forged-sync adversary must expose
+    /// it). Recorded only when set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sim_trust_synced_certs: bool,
+    /// The adversarial client alongside the workload (issue 12): resubmitted ids,
+    /// forged and replayed AddNodes. On by default from the CLI; a `test.json`
+    /// stored before it (no field) replays without it, and off is not written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adversarial_client: bool,
     /// An explicit fault schedule instead of the one drawn from the seed: what
     /// `rollcall explore` shrinks, recorded in `test.json` so `replay` reproduces a
     /// shrunk run exactly.
@@ -96,6 +106,8 @@ impl Default for TestOptions {
             lying_disk: false,
             sim_panic_at_s: None,
             no_sync: false,
+            adversarial_client: false,
+            sim_trust_synced_certs: false,
             schedule: None,
         }
     }

@@ -36,6 +36,8 @@ pub struct Seeds {
     pub clients: u64,
     /// The backend (network delays, loss).
     pub backend: u64,
+    /// The adversarial client (issue 12; drawn last, so the others are unchanged).
+    pub attacks: u64,
 }
 
 impl Seeds {
@@ -47,6 +49,7 @@ impl Seeds {
             plan: r.next_u64(),
             clients: r.next_u64(),
             backend: r.next_u64(),
+            attacks: r.next_u64(),
         }
     }
 }
@@ -95,6 +98,9 @@ pub struct RunOutput {
     pub schedule: Value,
     /// Final node states.
     pub dumps: Vec<NodeDumpData>,
+    /// The adversarial client's requests and answers (`client-attacks.json`);
+    /// `None` when it was off.
+    pub attacks: Option<Vec<rollcall_history::ClientAttack>>,
 }
 
 struct Pending {
@@ -127,6 +133,10 @@ struct Loop<'a> {
     nemesis_tickets: BTreeMap<Ticket, String>,
     /// node → Some(height) once its AddNode was acknowledged.
     add_acks: BTreeMap<String, Option<u64>>,
+    /// The nemesis's AddNode transactions in flight, by ticket.
+    add_txs: BTreeMap<Ticket, Tx>,
+    /// The adversarial client, when on (issue 12).
+    attacker: Option<crate::attacks::Attacker>,
     failed: Vec<String>,
     applied: Vec<Value>,
     current_fault: String,
@@ -182,6 +192,20 @@ impl<'a> Loop<'a> {
         self.by_ticket.remove(&p.ticket);
         let process = self.slots[s].process;
         let who = Who::Process(process);
+        if let Some(a) = self.attacker.as_mut() {
+            let first = match &outcome {
+                ClientOutcome::Ok(o) => Some(Some(o)),
+                ClientOutcome::Info(_) => Some(None),
+                ClientOutcome::Fail(_) => None,
+            };
+            if let Some(first) = first {
+                let tx = Tx {
+                    id: p.tx_id.clone(),
+                    body: TxBody::Kv(p.inv.ops.clone()),
+                };
+                a.saw(tx, &p.node, first);
+            }
+        }
         let (kind, value, err) = match outcome {
             ClientOutcome::Ok(o) => match self.workload.complete(process, &p.inv, &o) {
                 Completion::Ok(v) => ("ok", v, None),
@@ -215,11 +239,19 @@ impl<'a> Loop<'a> {
 
     fn handle(&mut self, done: Vec<Completed>) {
         for c in done {
+            if let Some(a) = self.attacker.as_mut().filter(|a| a.owns(c.ticket)) {
+                a.answered(c.ticket, c.time_ns, &c.outcome);
+                continue;
+            }
             if let Some(node) = self.nemesis_tickets.remove(&c.ticket) {
                 let h = match &c.outcome {
                     ClientOutcome::Ok(o) if o.error.is_none() => Some(o.height),
                     _ => None,
                 };
+                let tx = self.add_txs.remove(&c.ticket);
+                if let (Some(a), Some(tx), Some(_)) = (self.attacker.as_mut(), tx, h) {
+                    a.saw_operator_add(tx);
+                }
                 self.add_acks.insert(node, h);
                 continue;
             }
@@ -241,6 +273,9 @@ impl<'a> Loop<'a> {
                 }
                 self.finish(s, now, ClientOutcome::Info("timeout".into()));
             }
+        }
+        if let Some(a) = self.attacker.as_mut() {
+            a.timeouts(&mut *self.backend, now, self.opts.op_timeout_ms * 1_000_000);
         }
     }
 
@@ -290,7 +325,9 @@ impl<'a> Loop<'a> {
                             })
                     });
                     if let (Some(via), Some(tx)) = (via, self.spec.add_node_tx(i, now)) {
+                        let kept = self.attacker.is_some().then(|| tx.clone());
                         let ticket = self.backend.submit(&via, tx);
+                        self.add_txs.extend(kept.map(|tx| (ticket, tx)));
                         self.nemesis_tickets.insert(ticket, node.clone());
                         self.add_acks.insert(node.clone(), None);
                         value.insert("via".into(), json!(via));
@@ -335,6 +372,57 @@ impl<'a> Loop<'a> {
 
     fn any_pending(&self) -> bool {
         self.slots.iter().any(|s| s.pending.is_some())
+            || self.attacker.as_ref().is_some_and(|a| a.any_pending())
+    }
+
+    /// The adversarial client's turn (issue 12), while the workload runs.
+    fn attack(&mut self) {
+        if let Some(a) = self.attacker.as_mut() {
+            let nodes = self.backend.live_nodes();
+            a.tick(&mut *self.backend, self.spec, &nodes);
+        }
+    }
+}
+
+impl<'a> Loop<'a> {
+    /// The loop of one run, before anything happened.
+    fn new(
+        opts: &'a TestOptions,
+        spec: &'a ClusterSpec,
+        backend: &'a mut dyn Backend,
+        progress: &'a Progress,
+        limit_ns: u64,
+    ) -> Self {
+        Loop {
+            opts,
+            backend,
+            nemesis: Nemesis::default(),
+            spec,
+            rng: ChaCha8Rng::seed_from_u64(Seeds::from_seed(opts.seed).clients),
+            workload: make(opts.workload),
+            rec: Recorder::default(),
+            slots: (0..opts.concurrency as u64)
+                .map(|p| Slot {
+                    process: p,
+                    seq: 0,
+                    pending: None,
+                })
+                .collect(),
+            next_process: opts.concurrency as u64,
+            by_ticket: BTreeMap::new(),
+            nemesis_tickets: BTreeMap::new(),
+            add_acks: BTreeMap::new(),
+            add_txs: BTreeMap::new(),
+            attacker: opts
+                .adversarial_client
+                .then(|| crate::attacks::Attacker::new(Seeds::from_seed(opts.seed).attacks)),
+            failed: Vec::new(),
+            applied: Vec::new(),
+            current_fault: "none".into(),
+            progress,
+            limit_ns,
+            phase: "workload",
+        }
     }
 }
 
@@ -350,32 +438,7 @@ pub fn run(
         .clone()
         .unwrap_or_else(|| schedule(opts, spec));
     let limit_ns = opts.time_limit_s * 1_000_000_000;
-    let mut l = Loop {
-        opts,
-        backend,
-        nemesis: Nemesis::default(),
-        spec,
-        rng: ChaCha8Rng::seed_from_u64(Seeds::from_seed(opts.seed).clients),
-        workload: make(opts.workload),
-        rec: Recorder::default(),
-        slots: (0..opts.concurrency as u64)
-            .map(|p| Slot {
-                process: p,
-                seq: 0,
-                pending: None,
-            })
-            .collect(),
-        next_process: opts.concurrency as u64,
-        by_ticket: BTreeMap::new(),
-        nemesis_tickets: BTreeMap::new(),
-        add_acks: BTreeMap::new(),
-        failed: Vec::new(),
-        applied: Vec::new(),
-        current_fault: "none".into(),
-        progress,
-        limit_ns,
-        phase: "workload",
-    };
+    let mut l = Loop::new(opts, spec, backend, progress, limit_ns);
 
     // Nemesis steps in time order: (time, order, fault index, start?).
     let mut steps: Vec<(u64, usize, usize, bool)> = Vec::new();
@@ -425,6 +488,9 @@ pub fn run(
         }
         if now >= end_ns {
             break;
+        }
+        if !healed {
+            l.attack();
         }
         // Invoke while the rate allows and a process is idle.
         while now >= next_invoke {
@@ -496,6 +562,7 @@ pub fn run(
         history: l.rec.text().to_string(),
         schedule,
         dumps,
+        attacks: l.attacker.map(|a| a.into_records()),
     })
 }
 

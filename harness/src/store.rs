@@ -142,6 +142,8 @@ pub struct RunFiles<'a> {
     pub results: &'a Results,
     /// Node dumps.
     pub dumps: &'a [NodeDumpData],
+    /// `client-attacks.json`, when the adversarial client ran (issue 12).
+    pub attacks: Option<&'a [rollcall_history::ClientAttack]>,
 }
 
 /// Writes a run into `dir` and points `store/latest` at it.
@@ -156,6 +158,9 @@ pub fn save(store: &Path, dir: &Path, f: &RunFiles) -> Result<(), StoreError> {
         run.write_results(f.results)?;
         for d in f.dumps {
             run.write_node(&d.files())?;
+        }
+        if let Some(a) = f.attacks {
+            run.write_attacks(a)?;
         }
         Ok(())
     })();

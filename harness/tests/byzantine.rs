@@ -374,13 +374,11 @@ fn vote_sets_when_stalled(flood: bool, secs: u64) -> usize {
     sim.status("n2").expect("n2 status").votes.len()
 }
 
-/// Issue 12 finding (not fixed): far-future *rounds* at the current height are
-/// stored, one vote set per round, with no bound until the height ends; a stalled
-/// height under a flooding adversary grows without limit. Ignored until the node
-/// bounds them (CometBFT allows each peer two "catch-up" rounds,
-/// HeightVoteSet.AddVote). Run with `--ignored` to see the growth.
+/// Issue 12 finding, fixed: far-future *rounds* at the current height used to be
+/// stored, one vote set per round, with no bound until the height ended, so a
+/// stalled height under a flooding adversary grew without limit. Each signer now
+/// has two catch-up rounds (CometBFT's HeightVoteSet.AddVote; `consensus::catch_up`).
 #[test]
-#[ignore = "finding: far-future-round vote sets are unbounded within a height"]
 fn a_far_future_round_flood_keeps_memory_bounded() {
     let honest = vote_sets_when_stalled(false, 20);
     let short = vote_sets_when_stalled(true, 10);
@@ -459,4 +457,50 @@ fn a_restarted_node_catches_up_despite_a_far_future_flood() {
         status_u64(&mut sim, "n3", &["height"]),
     );
     assert!(n2 + 5 >= n3, "n2 at {n2}, n3 at {n3}");
+}
+
+/// A deliberately weakened node (issue 12): one that takes synced blocks without
+/// checking their commit certificates (`Core::weaken_trust_synced_certificates`).
+/// While the newcomer n5 can reach only the forging adversary n1, an honest n5
+/// refuses every forged block and every checker stays valid; a weakened n5 stores
+/// them, and the node-side checkers catch it.
+#[test]
+fn forged_sync_exposes_a_node_that_trusts_synced_certificates() {
+    let schedule = vec![
+        byzantine(&["n1"], Behaviour::ForgedSync, 1, 14),
+        PlannedFault {
+            start_ns: S,
+            stop_ns: Some(14 * S),
+            fault: Fault::Partition {
+                shape: PartitionShape::One,
+                groups: vec![],
+                blocked: links("n5", &["n2", "n3", "n4"]),
+            },
+        },
+        PlannedFault {
+            start_ns: 3 * S,
+            stop_ns: Some(14 * S),
+            fault: Fault::AddNode { node: "n5".into() },
+        },
+    ];
+    let base = TestOptions {
+        spare: 1,
+        ..opts(5, 15, schedule)
+    };
+    let honest = run(&base);
+    assert_all_valid(&honest);
+    assert!(
+        honest_dropped(&honest, "invalid_block") > 0,
+        "n5 refused forged blocks"
+    );
+    let weak = run(&TestOptions {
+        sim_trust_synced_certs: true,
+        ..base
+    });
+    let caught: Vec<String> = (weak.results.results.iter())
+        .filter(|c| c.validity == Validity::Invalid)
+        .map(|c| format!("{}: {}", c.checker, c.summary))
+        .collect();
+    eprintln!("weakened node: {caught:#?}");
+    assert_eq!(weak.results.valid, Validity::Invalid, "{caught:?}");
 }

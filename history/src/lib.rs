@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attacks;
 pub mod edn;
 pub mod history;
 pub mod jsonl;
@@ -15,6 +16,7 @@ pub mod result;
 pub mod run_dir;
 pub mod value;
 
+pub use attacks::{Answer, AttackKind, ClientAttack};
 pub use history::{Event, History, HistoryError, Op, OpType, Pairing, Process};
 pub use nemesis::{NemesisEvent, Phase};
 pub use result::{compose, Anomaly, CheckResult, Checker, Results, Validity};

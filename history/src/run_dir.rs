@@ -23,6 +23,8 @@ pub const SCHEDULE: &str = "schedule.json";
 pub const HISTORY: &str = "history.jsonl";
 /// `results.json` (harness.md §7).
 pub const RESULTS: &str = "results.json";
+/// `client-attacks.json`: the adversarial client's requests and answers (issue 12).
+pub const ATTACKS: &str = "client-attacks.json";
 
 /// Why a run file could not be written or read; `file` is relative to the run
 /// directory (`nodes/n1/chain.json`), the way the report lists its notes.
@@ -188,6 +190,20 @@ impl RunDir {
             file: HISTORY.into(),
             source,
         })
+    }
+
+    /// Writes `client-attacks.json` (issue 12), the adversarial client's record.
+    pub fn write_attacks(&self, attacks: &[crate::ClientAttack]) -> Result<(), RunDirError> {
+        self.write_pretty(ATTACKS, &attacks)
+    }
+
+    /// Reads `client-attacks.json`; `None` for a run that had no adversarial client
+    /// (the file is absent), an error for one whose file is unreadable.
+    pub fn read_attacks(&self) -> Result<Option<Vec<crate::ClientAttack>>, RunDirError> {
+        if !self.root.join(ATTACKS).exists() {
+            return Ok(None);
+        }
+        self.read_json(ATTACKS).map(Some)
     }
 
     /// Writes `results.json`.

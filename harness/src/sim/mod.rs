@@ -8,13 +8,13 @@
 
 mod byzantine;
 mod clock;
+mod disk;
 mod event;
 pub mod network;
 
 use crate::backend::{
-    Backend, BackendError, ClientOutcome, Clients, Completed, DirectedLink, DiskControl,
-    DiskUnsupported, LinkCaps, LinkControl, LinkFaults, NodeControl, NodeDumpData, NodeState,
-    Ticket,
+    Backend, BackendError, ClientOutcome, Clients, Completed, DirectedLink, LinkCaps, LinkControl,
+    LinkFaults, NodeControl, NodeDumpData, NodeState, Ticket,
 };
 use crate::cluster::ClusterSpec;
 use event::{Event, EventKind};
@@ -27,10 +27,9 @@ use rollcall_node_core::consensus::{
 };
 use rollcall_node_core::crypto::sha256;
 use rollcall_node_core::crypto::{Keypair, NodeId, Verifier};
-use rollcall_node_core::store::{IoFailure, LogFile, MemDevice, Store, StoreError};
+use rollcall_node_core::store::{MemDevice, Store, StoreError};
 use rollcall_node_core::types::{Message, Tx, VoteKind};
-use rollcall_workloads::DiskFault;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// Client ↔ node one-way delay, ns: clients share the node's host, so partitions
@@ -51,6 +50,9 @@ pub struct SimOptions {
     /// Test-only broken node: the store skips its sync, so a crash loses
     /// acknowledged writes.
     pub no_sync: bool,
+    /// Test-only weakened node: every core takes synced blocks without checking
+    /// their certificates (`Core::weaken_trust_synced_certificates`, issue 12).
+    pub trust_synced_certs: bool,
 }
 
 impl Default for SimOptions {
@@ -60,6 +62,7 @@ impl Default for SimOptions {
             timeouts: sim_timeouts(),
             lying_disk: false,
             no_sync: false,
+            trust_synced_certs: false,
             panic_at_ns: None,
         }
     }
@@ -274,6 +277,9 @@ impl SimBackend {
                 })
             }
         };
+        if self.opts.trust_synced_certs {
+            core.weaken_trust_synced_certificates();
+        }
         let fx = core.start();
         n.core = Some(core);
         n.started = true;
@@ -674,54 +680,6 @@ impl NodeControl for SimBackend {
             dying: None,
             stopped: None,
         });
-        Ok(())
-    }
-}
-
-/// The `disk` nemesis's primitives on a node's simulated disk (issue 13); the
-/// byte and bit are drawn from the crash stream, so a run replays exactly.
-impl DiskControl for SimBackend {
-    fn damage_disk(&mut self, node: &str, fault: DiskFault) -> Result<Value, DiskUnsupported> {
-        let i = self
-            .index(node)
-            .map_err(|e| DiskUnsupported(e.to_string()))?;
-        let rng = &mut self.crash_rng;
-        let store = &mut self.nodes[i].store;
-        let file = match fault {
-            DiskFault::CorruptSign => LogFile::Sign,
-            _ => LogFile::Blocks,
-        };
-        let len = store.device().len(file);
-        if len == 0 {
-            return Ok(json!({"file": file.name(), "empty": true}));
-        }
-        let done = if fault == DiskFault::TruncateBlocks {
-            let cut = rng.gen_range(1..=len.min(4096));
-            store.device_mut().cut(file, len - cut);
-            json!({"file": file.name(), "cut_bytes": cut})
-        } else {
-            let at = rng.gen_range(0..len);
-            let bit = rng.gen_range(0..8u8);
-            store.device_mut().flip_bit(file, at, bit);
-            json!({"file": file.name(), "offset": at, "bit": bit})
-        };
-        if let Err(e) = store.reopen() {
-            return Err(DiskUnsupported(format!("reopening the store: {e}")));
-        }
-        Ok(done)
-    }
-
-    fn fail_disk(&mut self, node: &str, fault: Option<DiskFault>) -> Result<(), DiskUnsupported> {
-        let i = self
-            .index(node)
-            .map_err(|e| DiskUnsupported(e.to_string()))?;
-        let failure = match fault {
-            None => None,
-            Some(DiskFault::Full) => Some(IoFailure::Full),
-            Some(DiskFault::SyncFails) => Some(IoFailure::SyncFails),
-            Some(other) => return Err(DiskUnsupported(format!("{other:?} damages files"))),
-        };
-        self.nodes[i].store.device_mut().set_failure(failure);
         Ok(())
     }
 }

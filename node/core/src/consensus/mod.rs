@@ -17,6 +17,7 @@
 //! periodic re-sends; `status` the `/status` snapshot. `DESIGN R1`..`R6` cite the
 //! liveness rules of docs/DESIGN.md where they live.
 
+mod catch_up;
 mod effect;
 mod heartbeat;
 mod round;
@@ -198,6 +199,8 @@ pub struct Core {
     ticks: u32,
     dropped: Dropped,
     started: bool,
+    /// Test-only weakness ([`Core::weaken_trust_synced_certificates`]).
+    trust_synced_certs: bool,
 }
 
 impl Core {
@@ -221,6 +224,7 @@ impl Core {
             ticks: 0,
             dropped: Dropped::default(),
             started: false,
+            trust_synced_certs: false,
         }
     }
 
@@ -229,6 +233,15 @@ impl Core {
     pub fn set_mempool_limit(&mut self, txs: usize) {
         debug_assert!(self.mempool.is_empty(), "mempool limit set after start");
         self.mempool = Mempool::with_limit(txs);
+    }
+
+    /// Test-only, a deliberately weakened node: synced blocks are taken without
+    /// checking their commit certificates (protocol.md §4.4 says to verify every
+    /// one). The harness's tests show its forged-sync adversary exposes such a node
+    /// (issue 12); nothing else may call this.
+    #[doc(hidden)]
+    pub fn weaken_trust_synced_certificates(&mut self) {
+        self.trust_synced_certs = true;
     }
 
     /// Restarts a node from its store (protocol.md §6): a core at the genesis, every
@@ -500,6 +513,9 @@ impl Core {
             self.dropped.bad_signature += 1;
             return;
         }
+        if !self.admit_round(sp.proposer, p.round) {
+            return;
+        }
         self.rs.proposals.insert(p.round, (sp, hash));
         self.evaluate(fx);
     }
@@ -524,6 +540,9 @@ impl Core {
             return;
         }
         let round = v.round;
+        if !self.admit_round(v.validator, round) {
+            return;
+        }
         let set = match v.kind {
             VoteKind::Prevote => self.rs.prevotes.entry(round).or_default(),
             VoteKind::Precommit => self.rs.precommits.entry(round).or_default(),

@@ -42,6 +42,8 @@ pub(super) struct RoundState {
     pub(super) validity: HashMap<Hash, bool>,
     pub(super) waiting_for_txs: bool,
     pub(super) asked_for_block: BTreeSet<u32>,
+    /// Each signer's stored rounds beyond round + 1 (`catch_up`).
+    pub(super) catch_up: BTreeMap<NodeId, BTreeSet<u32>>,
 }
 
 impl RoundState {
@@ -62,6 +64,7 @@ impl RoundState {
             validity: HashMap::new(),
             waiting_for_txs: false,
             asked_for_block: BTreeSet::new(),
+            catch_up: BTreeMap::new(),
         }
     }
 }

@@ -44,6 +44,11 @@ pub struct Dropped {
     /// the peer heights `/status` reports unless its signature checks out (issue 14).
     #[serde(default)]
     pub far_future: u64,
+    /// A vote or proposal for a round beyond round + 1 past its signer's two
+    /// catch-up rounds of this height, or one such round dropped for a newer
+    /// (issue 12, `consensus::catch_up`).
+    #[serde(default)]
+    pub far_round: u64,
     /// A next-height message not kept because the future queue is full.
     #[serde(default)]
     pub future_full: u64,
@@ -77,6 +82,7 @@ impl Dropped {
             + self.invalid_tx
             + self.mempool_full
             + self.far_future
+            + self.far_round
             + self.future_full
             + self.non_member
             + self.rate_limited

@@ -840,3 +840,48 @@ fn a_corrupt_signing_log_holds_the_node_back_until_the_next_height() {
     c.run_until(0, floor + 2);
     assert!(c.cores[0].last_signed.is_some_and(|(h, ..)| h > floor));
 }
+
+/// Issue 12: a signer flooding ever higher rounds of a stalled height makes us store
+/// at most its two newest far rounds (CometBFT's two catch-up rounds); the rest are
+/// dropped and counted, and a round up to the next is never refused.
+#[test]
+fn a_far_round_flood_stores_two_rounds_per_signer() {
+    let mut s = Solo::new();
+    for round in 5..=100 {
+        s.vote(3, VoteKind::Prevote, round, None);
+        s.vote(3, VoteKind::Precommit, round, None);
+    }
+    let far =
+        |s: &Solo| s.core.rs.prevotes.range(2..).count() + s.core.rs.precommits.range(2..).count();
+    assert_eq!(far(&s), 4, "two far rounds, prevotes and precommits");
+    assert!(s.core.rs.prevotes.contains_key(&100) && s.core.rs.prevotes.contains_key(&99));
+    // Each of rounds 7..=100 pushed out the oldest of the two kept.
+    assert_eq!(s.core.dropped.far_round, 94);
+    // Far proposals by the signer whose rounds they are take the same places.
+    let who = s.ks[2].id();
+    let theirs: Vec<u32> = (2..200)
+        .filter(|r| s.core.chain().roster().proposer(1, *r) == who)
+        .collect();
+    for r in &theirs {
+        let b = s.block(*r, "far");
+        s.propose(*r, b, None);
+    }
+    assert_eq!(s.core.rs.proposals.range(2..).count(), 2);
+    // The next round is always admitted.
+    s.vote(1, VoteKind::Prevote, 1, None);
+    assert_eq!(s.core.rs.prevotes.get(&1).map(|v| v.total()), Some(1));
+}
+
+/// Keeping a signer's *newest* far rounds keeps the f+1 round skip (L55) working
+/// for honest validators that are far ahead in different rounds: keeping the first
+/// two would leave no round with two of them.
+#[test]
+fn validators_far_ahead_in_different_rounds_still_make_us_skip() {
+    let mut s = Solo::new();
+    for (who, round) in [(1, 50), (2, 51), (1, 52), (2, 53), (1, 54)] {
+        s.vote(who, VoteKind::Prevote, round, None);
+        assert_eq!(s.core.rs.round, 0, "one validator per round: no skip yet");
+    }
+    s.vote(2, VoteKind::Prevote, 54, None);
+    assert_eq!(s.core.rs.round, 54, "f+1 = 2 validators in round 54");
+}

@@ -84,6 +84,14 @@ impl VoteSet {
         );
         Added::Equivocation { counted }
     }
+    /// Forgets every vote of `who` (a far round it moved past, `catch_up`).
+    pub(super) fn remove(&mut self, who: &NodeId) {
+        self.votes.remove(who);
+        self.by_value.retain(|_, t| {
+            t.remove(who);
+            !t.is_empty()
+        });
+    }
     /// Votes for `value`.
     pub(super) fn count(&self, value: &Option<Hash>) -> usize {
         self.by_value.get(value).map(|t| t.len()).unwrap_or(0)
