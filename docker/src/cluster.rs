@@ -209,6 +209,9 @@ impl Network {
                 .map_err(|e| DockerError::io(format!("resolve {}", home.display()), e))?;
             binds.push(format!("{}:{}", abs.display(), spec.home_in_container));
         }
+        if let Some(dir) = &spec.clock_dir {
+            binds.push(clock_bind(dir)?);
+        }
         let endpoint = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
                 ipv4_address: Some(spec.ip.to_string()),
@@ -298,6 +301,22 @@ pub struct NodeSpec {
     pub cmd: Vec<String>,
     /// Replaces the image entrypoint (tests run busybox); `None` keeps the node binary.
     pub entrypoint: Option<Vec<String>>,
+    /// Host directory mounted read-only at [`crate::clock::CLOCK_DIR_IN_CONTAINER`]:
+    /// the node's libfaketime control file (issue 16); `None`: true time.
+    pub clock_dir: Option<PathBuf>,
+}
+
+/// The read-only bind of a node's clock directory, created if missing.
+fn clock_bind(dir: &Path) -> Result<String, DockerError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| DockerError::io(format!("create clock dir {}", dir.display()), e))?;
+    let abs = std::fs::canonicalize(dir)
+        .map_err(|e| DockerError::io(format!("resolve {}", dir.display()), e))?;
+    Ok(format!(
+        "{}:{}:ro",
+        abs.display(),
+        crate::clock::CLOCK_DIR_IN_CONTAINER
+    ))
 }
 
 impl NodeSpec {
@@ -311,6 +330,7 @@ impl NodeSpec {
             env: Vec::new(),
             cmd: vec!["run".into(), "--home".into(), "/data".into()],
             entrypoint: None,
+            clock_dir: None,
         }
     }
 }
