@@ -142,6 +142,16 @@ pub fn host_now_ns() -> i128 {
         .unwrap_or(0)
 }
 
+/// The read-only bind of a node's clock directory (created if missing) at
+/// [`CLOCK_DIR_IN_CONTAINER`], for [`crate::NodeSpec::clock_dir`]; `None` there: true time.
+pub fn bind(dir: &Path) -> Result<String, DockerError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| DockerError::io(format!("create clock dir {}", dir.display()), e))?;
+    let abs = std::fs::canonicalize(dir)
+        .map_err(|e| DockerError::io(format!("resolve {}", dir.display()), e))?;
+    Ok(format!("{}:{CLOCK_DIR_IN_CONTAINER}:ro", abs.display()))
+}
+
 /// Writes `line` as the control file in the host clock directory `dir`, atomically
 /// (a temporary file renamed over it), so libfaketime never reads half a setting.
 pub fn write_control(dir: &Path, line: &str) -> Result<(), DockerError> {

@@ -201,17 +201,7 @@ impl Network {
             sanitize(&spec.name)
         );
         let labels = run_labels(&self.run_id, &[(LABEL_NODE, &spec.name)]);
-        let mut binds = Vec::new();
-        if let Some(home) = &spec.home {
-            std::fs::create_dir_all(home)
-                .map_err(|e| DockerError::io(format!("create node home {}", home.display()), e))?;
-            let abs = std::fs::canonicalize(home)
-                .map_err(|e| DockerError::io(format!("resolve {}", home.display()), e))?;
-            binds.push(format!("{}:{}", abs.display(), spec.home_in_container));
-        }
-        if let Some(dir) = &spec.clock_dir {
-            binds.push(clock_bind(dir)?);
-        }
+        let binds = crate::mounts::node_binds(spec)?;
         let endpoint = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
                 ipv4_address: Some(spec.ip.to_string()),
@@ -301,22 +291,8 @@ pub struct NodeSpec {
     pub cmd: Vec<String>,
     /// Replaces the image entrypoint (tests run busybox); `None` keeps the node binary.
     pub entrypoint: Option<Vec<String>>,
-    /// Host directory mounted read-only at [`crate::clock::CLOCK_DIR_IN_CONTAINER`]:
-    /// the node's libfaketime control file (issue 16); `None`: true time.
+    /// Host directory of the node's clock control file ([`crate::clock::bind`]).
     pub clock_dir: Option<PathBuf>,
-}
-
-/// The read-only bind of a node's clock directory, created if missing.
-fn clock_bind(dir: &Path) -> Result<String, DockerError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| DockerError::io(format!("create clock dir {}", dir.display()), e))?;
-    let abs = std::fs::canonicalize(dir)
-        .map_err(|e| DockerError::io(format!("resolve {}", dir.display()), e))?;
-    Ok(format!(
-        "{}:{}:ro",
-        abs.display(),
-        crate::clock::CLOCK_DIR_IN_CONTAINER
-    ))
 }
 
 impl NodeSpec {

@@ -13,6 +13,7 @@ pub mod disk;
 mod error;
 pub mod faults;
 pub mod image;
+mod mounts;
 pub mod owner;
 
 pub use cluster::{

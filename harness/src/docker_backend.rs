@@ -297,11 +297,8 @@ impl DockerBackend {
             .unwrap_or(0);
         let run_id = format!("{}-{nanos}", std::process::id());
         let homes = std::env::temp_dir().join(format!("rollcall-{run_id}"));
-        rt.spawn(cleanup_on_signal(
-            docker.clone(),
-            run_id.clone(),
-            homes.clone(),
-        ));
+        let on_signal = cleanup_on_signal(docker.clone(), run_id.clone(), homes.clone());
+        rt.spawn(on_signal);
         let network = rt.block_on(Network::create(&docker, &run_id))?;
         let http = reqwest::Client::builder()
             .timeout(opts.client_timeout)
@@ -352,7 +349,6 @@ impl DockerBackend {
         };
         for i in 0..b.nodes.len() {
             b.write_home(i, i)?;
-            (b.write_clock(i)).map_err(|e| DockerBackendError::Startup(e.to_string()))?;
         }
         let roster: Vec<usize> = (0..spec.roster_nodes).collect();
         let specs: Vec<NodeSpec> = roster.iter().map(|i| b.node_spec(*i)).collect();
@@ -471,7 +467,9 @@ impl DockerBackend {
             serde_json::to_vec_pretty(&self.spec.genesis).unwrap_or_default(),
         )?;
         self.mount_data(i);
-        Ok(())
+        self.write_clock(i)
+            .map(drop)
+            .map_err(|e| DockerBackendError::Startup(e.to_string()))
     }
 
     fn node_spec(&self, i: usize) -> NodeSpec {
