@@ -201,14 +201,7 @@ impl Network {
             sanitize(&spec.name)
         );
         let labels = run_labels(&self.run_id, &[(LABEL_NODE, &spec.name)]);
-        let mut binds = Vec::new();
-        if let Some(home) = &spec.home {
-            std::fs::create_dir_all(home)
-                .map_err(|e| DockerError::io(format!("create node home {}", home.display()), e))?;
-            let abs = std::fs::canonicalize(home)
-                .map_err(|e| DockerError::io(format!("resolve {}", home.display()), e))?;
-            binds.push(format!("{}:{}", abs.display(), spec.home_in_container));
-        }
+        let binds = crate::mounts::node_binds(spec)?;
         let endpoint = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
                 ipv4_address: Some(spec.ip.to_string()),
@@ -298,6 +291,8 @@ pub struct NodeSpec {
     pub cmd: Vec<String>,
     /// Replaces the image entrypoint (tests run busybox); `None` keeps the node binary.
     pub entrypoint: Option<Vec<String>>,
+    /// Host directory of the node's clock control file ([`crate::clock::bind`]).
+    pub clock_dir: Option<PathBuf>,
 }
 
 impl NodeSpec {
@@ -311,6 +306,7 @@ impl NodeSpec {
             env: Vec::new(),
             cmd: vec!["run".into(), "--home".into(), "/data".into()],
             entrypoint: None,
+            clock_dir: None,
         }
     }
 }

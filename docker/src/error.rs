@@ -21,7 +21,7 @@ pub enum DockerError {
 
     /// Host tools that go into the image are missing; the fix is one apt-get line.
     #[error(
-        "cannot build the node image: missing host tools: {}; install them with `apt-get install -y busybox-static iptables iproute2`",
+        "cannot build the node image: missing host tools: {}; install them with `apt-get install -y busybox-static iptables iproute2 libfaketime`",
         missing.join(", ")
     )]
     MissingHostTools {

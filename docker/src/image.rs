@@ -1,8 +1,9 @@
 //! Builds the `rollcall-node` image from host files, with nothing pulled from a registry.
 //!
 //! The recipe (see `docker/README.md`): a root filesystem tar assembled here from the
-//! node binary, busybox (static), iptables (legacy backend), iproute2 `ip`/`tc` and every
-//! shared library `ldd` names for them, imported through the engine's `images/create`
+//! node binary, busybox (static), iptables (legacy backend), iproute2 `ip`/`tc`,
+//! libfaketime (the node's own clock, [`crate::clock`]) and every shared library `ldd`
+//! names for them, imported through the engine's `images/create`
 //! endpoint (`docker import`). The tag is derived from the binary's hash, so an unchanged
 //! binary reuses the image.
 
@@ -21,7 +22,7 @@ use tracing::{debug, info};
 use crate::DockerError;
 
 /// Bumped whenever the image layout changes, so old cached images are not reused.
-pub const RECIPE_VERSION: &str = "rollcall-image-v1";
+pub const RECIPE_VERSION: &str = "rollcall-image-v2";
 
 /// Repository name of node images; the tag is the content hash.
 pub const IMAGE_REPO: &str = "rollcall-node";
@@ -82,6 +83,20 @@ const HOST_TOOLS: &[HostTool] = &[
         package: "iproute2",
         candidates: &["/usr/sbin/tc", "/sbin/tc"],
     },
+    HostTool {
+        name: "date",
+        package: "coreutils",
+        candidates: &["/usr/bin/date", "/bin/date"],
+    },
+    HostTool {
+        name: "libfaketimeMT.so.1",
+        package: "libfaketime",
+        candidates: &[
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+            "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+            "/usr/lib/faketime/libfaketimeMT.so.1",
+        ],
+    },
 ];
 
 /// Directories searched for iptables extensions (`libxt_*.so`), dlopen'ed at run time.
@@ -103,6 +118,11 @@ pub struct HostTools {
     pub ip: PathBuf,
     /// iproute2 `tc`.
     pub tc: PathBuf,
+    /// The thread-safe libfaketime (Debian `libfaketime`), preloaded into the node.
+    pub faketime: PathBuf,
+    /// GNU `date` (dynamically linked, unlike busybox): reads the node's fake clock
+    /// when run with its preload ([`crate::clock::DYNAMIC_DATE`]).
+    pub date: PathBuf,
     /// The iptables extension directory, if the host has one.
     pub xtables_dir: Option<PathBuf>,
 }
@@ -129,12 +149,15 @@ impl HostTools {
             xtables: take("xtables-legacy-multi"),
             ip: take("ip"),
             tc: take("tc"),
+            faketime: take("libfaketimeMT.so.1"),
+            date: take("date"),
             xtables_dir: XTABLES_DIRS.iter().map(PathBuf::from).find(|p| p.is_dir()),
         })
     }
 }
 
-/// The image tag for a binary: SHA-256 over the binary and [`RECIPE_VERSION`], 16 hex.
+/// The image tag for a binary: SHA-256 over the binary, [`RECIPE_VERSION`] and the
+/// entrypoint, 16 hex.
 pub fn image_tag(node_binary: &Path) -> Result<String, DockerError> {
     let mut file = std::fs::File::open(node_binary)
         .map_err(|e| DockerError::io(format!("open {}", node_binary.display()), e))?;
@@ -150,6 +173,8 @@ pub fn image_tag(node_binary: &Path) -> Result<String, DockerError> {
         hasher.update(&buf[..n]);
     }
     hasher.update(RECIPE_VERSION.as_bytes());
+    // The entrypoint carries the clock's paths: a change to them is a new image.
+    hasher.update(entrypoint_change().as_bytes());
     Ok(hex::encode(hasher.finalize())[..16].to_string())
 }
 
@@ -195,7 +220,7 @@ pub async fn ensure_image(docker: &Docker, node_binary: &Path) -> Result<ImageRe
         .tag(&tag)
         .message(RECIPE_VERSION)
         .changes(vec![
-            format!("ENTRYPOINT [\"{NODE_PATH_IN_IMAGE}\"]"),
+            entrypoint_change(),
             "CMD [\"run\", \"--home\", \"/data\"]".to_string(),
             format!("ENV PATH={IMAGE_PATH_ENV}"),
             "WORKDIR /data".to_string(),
@@ -220,6 +245,23 @@ pub async fn ensure_image(docker: &Docker, node_binary: &Path) -> Result<ImageRe
         id: inspected.id.unwrap_or_default(),
         built: true,
     })
+}
+
+/// The image's `ENTRYPOINT`: the node binary under `env` with libfaketime preloaded
+/// (true time until the harness writes the clock file), so only the node's process
+/// sees its fake clock, never an exec'd tool ([`crate::clock`]).
+fn entrypoint_change() -> String {
+    let mut argv = vec!["/bin/env".to_string()];
+    argv.extend(
+        crate::clock::faketime_env()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    argv.push(NODE_PATH_IN_IMAGE.to_string());
+    format!(
+        "ENTRYPOINT {}",
+        serde_json::to_string(&argv).unwrap_or_default()
+    )
 }
 
 /// Removes the image built for `node_binary`, if any (benchmarks use it for a cold build).
@@ -252,54 +294,9 @@ pub fn build_rootfs_tar(node_binary: &Path, tools: &HostTools) -> Result<Vec<u8>
     let mut entries: BTreeMap<PathBuf, Entry> = BTreeMap::new();
     let mut elf_files: Vec<PathBuf> = Vec::new();
 
-    let add_file = |entries: &mut BTreeMap<PathBuf, Entry>, dest: &str, src: &Path| {
-        entries.insert(
-            PathBuf::from(dest),
-            Entry::File {
-                src: src.to_path_buf(),
-                mode: 0o755,
-            },
-        );
-    };
-
     add_file(&mut entries, NODE_PATH_IN_IMAGE, node_binary);
     elf_files.push(node_binary.to_path_buf());
-
-    add_file(&mut entries, "/bin/busybox", &tools.busybox);
-    elf_files.push(tools.busybox.clone());
-    let applets = busybox_applets(&tools.busybox);
-    for applet in BUSYBOX_APPLETS {
-        if applets.contains(*applet) {
-            entries.insert(
-                PathBuf::from(format!("/bin/{applet}")),
-                Entry::Symlink("busybox".into()),
-            );
-        }
-    }
-
-    add_file(
-        &mut entries,
-        "/usr/sbin/xtables-legacy-multi",
-        &tools.xtables,
-    );
-    elf_files.push(tools.xtables.clone());
-    for name in [
-        "iptables",
-        "iptables-save",
-        "iptables-restore",
-        "iptables-legacy",
-        "iptables-legacy-save",
-        "iptables-legacy-restore",
-    ] {
-        entries.insert(
-            PathBuf::from(format!("/usr/sbin/{name}")),
-            Entry::Symlink("xtables-legacy-multi".into()),
-        );
-    }
-    add_file(&mut entries, "/usr/sbin/ip", &tools.ip);
-    elf_files.push(tools.ip.clone());
-    add_file(&mut entries, "/usr/sbin/tc", &tools.tc);
-    elf_files.push(tools.tc.clone());
+    add_tools(&mut entries, &mut elf_files, tools);
 
     // iptables extensions are dlopen'ed by path; `ldd` of the main binary cannot see them.
     // Their own dependencies are resolved leniently: an extension we never load may
@@ -421,6 +418,66 @@ pub fn build_rootfs_tar(node_binary: &Path, tools: &HostTools) -> Result<Vec<u8>
         "rootfs tar assembled"
     );
     Ok(out)
+}
+
+/// Adds the host file `src` as an executable regular file at `dest` in the image.
+fn add_file(entries: &mut BTreeMap<PathBuf, Entry>, dest: &str, src: &Path) {
+    entries.insert(
+        PathBuf::from(dest),
+        Entry::File {
+            src: src.to_path_buf(),
+            mode: 0o755,
+        },
+    );
+}
+
+/// Adds busybox (and its applet links), iptables, `ip`, `tc`, libfaketime and GNU
+/// `date` to the
+/// root filesystem; each ELF file goes to `elf_files` for `ldd`.
+fn add_tools(
+    entries: &mut BTreeMap<PathBuf, Entry>,
+    elf_files: &mut Vec<PathBuf>,
+    tools: &HostTools,
+) {
+    add_file(entries, "/bin/busybox", &tools.busybox);
+    elf_files.push(tools.busybox.clone());
+    let applets = busybox_applets(&tools.busybox);
+    for applet in BUSYBOX_APPLETS {
+        if applets.contains(*applet) {
+            entries.insert(
+                PathBuf::from(format!("/bin/{applet}")),
+                Entry::Symlink("busybox".into()),
+            );
+        }
+    }
+
+    add_file(entries, "/usr/sbin/xtables-legacy-multi", &tools.xtables);
+    elf_files.push(tools.xtables.clone());
+    for name in [
+        "iptables",
+        "iptables-save",
+        "iptables-restore",
+        "iptables-legacy",
+        "iptables-legacy-save",
+        "iptables-legacy-restore",
+    ] {
+        entries.insert(
+            PathBuf::from(format!("/usr/sbin/{name}")),
+            Entry::Symlink("xtables-legacy-multi".into()),
+        );
+    }
+    add_file(entries, "/usr/sbin/ip", &tools.ip);
+    elf_files.push(tools.ip.clone());
+    add_file(entries, "/usr/sbin/tc", &tools.tc);
+    elf_files.push(tools.tc.clone());
+    add_file(
+        entries,
+        crate::clock::FAKETIME_LIB_IN_IMAGE,
+        &tools.faketime,
+    );
+    elf_files.push(tools.faketime.clone());
+    add_file(entries, crate::clock::DYNAMIC_DATE, &tools.date);
+    elf_files.push(tools.date.clone());
 }
 
 /// The applets the host busybox provides (`busybox --list`); empty if it cannot be run.

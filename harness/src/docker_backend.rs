@@ -26,7 +26,7 @@ use crate::run::{cluster, run};
 use crate::store;
 use rollcall_docker::{
     cleanup, connect, ensure_image, unmount_data_mounts, CleanupScope, Container, Docker,
-    DockerError, Network, NodeSpec, SlowLink,
+    DockerError, Network, NodeSpec,
 };
 use rollcall_node::client::{ClientError, NodeClient, Submitted};
 use rollcall_node::config::NodeConfig;
@@ -40,7 +40,9 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 mod binary;
+mod clock;
 mod disk;
+mod rules;
 pub use binary::locate_node_binary;
 pub use disk::{wants_data_mounts, DATA_MOUNT_BYTES};
 
@@ -200,6 +202,8 @@ pub struct DockerBackend {
     cleaned: bool,
     /// Data mounts, full disks, and nodes that stopped themselves (issue 13).
     disk: disk::DiskState,
+    /// Nodes whose clock is not true time (issue 16; absent: true time).
+    clocks: BTreeMap<usize, rollcall_docker::clock::FakeClock>,
     /// Seconds from nothing to every genesis node answering `/health`.
     pub startup_s: f64,
 }
@@ -293,11 +297,8 @@ impl DockerBackend {
             .unwrap_or(0);
         let run_id = format!("{}-{nanos}", std::process::id());
         let homes = std::env::temp_dir().join(format!("rollcall-{run_id}"));
-        rt.spawn(cleanup_on_signal(
-            docker.clone(),
-            run_id.clone(),
-            homes.clone(),
-        ));
+        let on_signal = cleanup_on_signal(docker.clone(), run_id.clone(), homes.clone());
+        rt.spawn(on_signal);
         let network = rt.block_on(Network::create(&docker, &run_id))?;
         let http = reqwest::Client::builder()
             .timeout(opts.client_timeout)
@@ -341,6 +342,7 @@ impl DockerBackend {
             next_ticket: 0,
             links: LinkFaults::default(),
             installed: BTreeMap::new(),
+            clocks: BTreeMap::new(),
             netem: false,
             cleaned: false,
             startup_s: 0.0,
@@ -465,12 +467,15 @@ impl DockerBackend {
             serde_json::to_vec_pretty(&self.spec.genesis).unwrap_or_default(),
         )?;
         self.mount_data(i);
-        Ok(())
+        self.write_clock(i)
+            .map(drop)
+            .map_err(|e| DockerBackendError::Startup(e.to_string()))
     }
 
     fn node_spec(&self, i: usize) -> NodeSpec {
         let n = &self.nodes[i];
         let mut s = NodeSpec::node(&n.name, n.ip, Some(n.home.clone()));
+        s.clock_dir = Some(self.clock_dir(i));
         s.env.push(("RUST_LOG".into(), "info".into()));
         s.env.push(("NO_COLOR".into(), "1".into()));
         s
@@ -492,6 +497,7 @@ impl DockerBackend {
 
     /// Creates and starts the container of a spare or duplicate node.
     fn create_node(&mut self, i: usize) -> Result<(), BackendError> {
+        self.write_clock(i)?;
         let spec = self.node_spec(i);
         let c = self
             .rt
@@ -520,76 +526,6 @@ impl DockerBackend {
             .map_err(be)?;
         self.nodes[i].state = State::Killed;
         self.installed.remove(&i);
-        Ok(())
-    }
-
-    /// The rules node `i` needs for the current link-fault state.
-    fn rules_for(&self, i: usize) -> NodeRules {
-        let me = self.nodes[i].name.as_str();
-        let ip = |n: &str| self.nodes.iter().find(|d| d.name == n).map(|d| d.ip);
-        let mut r = NodeRules {
-            drop_from: (self.links.cut.iter())
-                .filter(|(_, to)| to == me)
-                .filter_map(|(from, _)| ip(from))
-                .collect(),
-            loss_to: (self.links.lossy.iter())
-                .filter(|((from, _), _)| from == me)
-                .filter_map(|((_, to), l)| Some((ip(to)?, f64::from(l.loss_pct.min(100)) / 100.0)))
-                .collect(),
-            ..NodeRules::default()
-        };
-        for ((from, to), s) in &self.links.slow {
-            if let (true, Some(p)) = (from == me, ip(to)) {
-                r.slow_to.push(p);
-                r.delay_ms = r.delay_ms.max(s.delay_ms.min(u64::from(u32::MAX)) as u32);
-                r.jitter_ms = r.jitter_ms.max(s.jitter_ms.min(u64::from(u32::MAX)) as u32);
-            }
-        }
-        r
-    }
-
-    /// Makes the rules inside the running nodes among `idx` equal to what the
-    /// link-fault state needs: nodes whose rules changed get one flush and every
-    /// rule that holds (concurrently). Paused or stopped nodes are done when they
-    /// run again.
-    fn sync_rules(&mut self, idx: &[usize]) -> Result<(), BackendError> {
-        let netem = self.netem;
-        let mut jobs = Vec::new();
-        let mut now_installed = Vec::new();
-        for &i in idx {
-            if self.nodes[i].state != State::Running {
-                continue;
-            }
-            let want = self.rules_for(i);
-            if self.installed.get(&i).unwrap_or(&NodeRules::default()) == &want {
-                continue;
-            }
-            let c = self.container(i)?;
-            now_installed.push((i, want.clone()));
-            jobs.push(async move {
-                c.heal().await?;
-                c.unslow().await?;
-                if !want.drop_from.is_empty() {
-                    c.block_from(&want.drop_from).await?;
-                }
-                for (peer, p) in &want.loss_to {
-                    c.lossy(&[*peer], *p).await?;
-                }
-                if !want.slow_to.is_empty() {
-                    let link = SlowLink {
-                        rate_kbit: SLOW_RATE_KBIT,
-                        delay_ms: (netem && want.delay_ms > 0).then_some(want.delay_ms),
-                        jitter_ms: want.jitter_ms,
-                    };
-                    c.slow(link, &want.slow_to).await?;
-                }
-                Ok::<(), DockerError>(())
-            });
-        }
-        self.rt
-            .block_on(futures_util::future::try_join_all(jobs))
-            .map_err(be)?;
-        self.installed.extend(now_installed);
         Ok(())
     }
 
@@ -714,6 +650,7 @@ impl NodeControl for DockerBackend {
     fn restart(&mut self, node: &str) -> Result<(), BackendError> {
         let i = self.index(node)?;
         let c = self.container(i)?;
+        self.write_clock(i)?;
         self.rt.block_on(c.start()).map_err(be)?;
         self.nodes[i].state = State::Running;
         self.sync_rules(&[i])
@@ -730,6 +667,7 @@ impl NodeControl for DockerBackend {
     fn resume(&mut self, node: &str) -> Result<(), BackendError> {
         let i = self.index(node)?;
         let c = self.container(i)?;
+        self.write_clock(i)?;
         self.rt.block_on(c.unpause()).map_err(be)?;
         self.nodes[i].state = State::Running;
         // A paused container cannot exec: rules changed meanwhile are applied now.
@@ -749,6 +687,19 @@ impl NodeControl for DockerBackend {
         let i = self.index(node)?;
         self.create_node(i)?;
         self.sync_rules(&[i])
+    }
+
+    fn set_clock(
+        &mut self,
+        node: &str,
+        rate: u32,
+        jump: i64,
+    ) -> Result<Option<serde_json::Value>, BackendError> {
+        self.set_node_clock(node, rate, jump).map(Some)
+    }
+
+    fn reset_clocks(&mut self) -> Vec<String> {
+        self.reset_node_clocks()
     }
 
     fn add_twin(&mut self, of: &str, twin: &str) -> Result<(), BackendError> {

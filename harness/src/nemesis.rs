@@ -1010,7 +1010,7 @@ mod tests {
         assert_eq!(n.stop(&mut b, &p2).unwrap(), json!({"nodes": ["n3", "n4"]}));
     }
 
-    /// A backend without per-node clocks (docker today) records the fault as
+    /// A backend without per-node clocks records the fault as
     /// degraded and changes nothing; its stop and the heal touch no node.
     #[test]
     fn clock_is_degraded_where_the_backend_has_no_node_clock() {

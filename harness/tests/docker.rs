@@ -11,7 +11,7 @@
 //! They share the engine and each removes the leftovers of the others at start, so
 //! they run one at a time.
 
-use rollcall::backend::{Backend, Clients};
+use rollcall::backend::{Backend, Clients, NodeControl};
 use rollcall::docker_backend::{DockerBackend, DockerOptions};
 use rollcall::nemesis::Nemesis;
 use rollcall::options::TestOptions;
@@ -592,5 +592,198 @@ fn two_runs_on_one_engine_leave_each_other_alone() {
     assert!(
         containers.is_empty() && networks.is_empty(),
         "left behind: {containers:?} {networks:?}"
+    );
+}
+
+/// Host seconds since the Unix epoch.
+fn host_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("host clock after 1970")
+        .as_secs() as i64
+}
+
+/// GNU `date +%s` (dynamically linked) in `node`'s container, with the node's
+/// libfaketime environment (`faked`) or as any `docker exec` runs it.
+fn container_date(b: &DockerBackend, node: &str, faked: bool) -> i64 {
+    let date = rollcall_docker::clock::DYNAMIC_DATE;
+    let cmd = if faked {
+        rollcall_docker::clock::with_faketime(&[date, "+%s"])
+    } else {
+        vec![date.to_string(), "+%s".to_string()]
+    };
+    let argv: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = b.exec(node, &argv).expect("exec date");
+    out.stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("date: {out:?}"))
+}
+
+/// The node process's own clock: the `Date` header its HTTP API stamps on every
+/// answer (hyper takes it from `SystemTime::now()`), fetched by busybox `wget`
+/// inside the container (not faked), as Unix seconds.
+fn node_http_date(b: &DockerBackend, node: &str) -> i64 {
+    let url = format!(
+        "http://127.0.0.1:{}/health",
+        rollcall::docker_backend::API_PORT
+    );
+    let out = b
+        .exec(node, &["wget", "-S", "-O", "/dev/null", &url])
+        .expect("exec wget");
+    let line = (out.stderr.lines())
+        .find_map(|l| {
+            let (k, v) = l.trim().split_once(": ")?;
+            k.eq_ignore_ascii_case("date").then(|| v.to_string())
+        })
+        .unwrap_or_else(|| panic!("no Date header: {out:?}"));
+    let t = httpdate::parse_http_date(&line).expect("HTTP date");
+    t.duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// Heights `node` commits per second over the next `secs` seconds.
+fn height_rate(b: &mut DockerBackend, node: &str, secs: u64) -> f64 {
+    let h0 = b.status(node).expect("status").height;
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let h1 = b.status(node).expect("status").height;
+    (h1 - h0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// The `clock` nemesis on docker (issue 16): libfaketime moves one node's clock —
+/// what a faked `date` in its container and the node's own HTTP `Date` header read —
+/// while exec'd tools, the other nodes and the host keep true time; and it moves the
+/// node's timers: with n4 down every quorum needs n1, n2 and n3, so a quarter of the
+/// heights wait out proposal and precommit timeouts, and the commit rate follows
+/// their clocks (n1 at 0.5× slows it, all three at 2× speeds it up).
+#[test]
+fn faketime_changes_the_node_clock_and_timers_not_the_hosts() {
+    let Some(_g) = engine() else { return };
+    let opts = TestOptions {
+        nodes: 4,
+        spare: 0,
+        seed: 17,
+        // n4 stays in the roster while it is down: its turns keep costing timeouts.
+        min_roster: 4,
+        ..TestOptions::default()
+    };
+    let spec = cluster(&opts);
+    let mut b =
+        DockerBackend::start(&spec, DockerOptions::for_test(&opts), None).expect("docker cluster");
+    let (wall0, mono0) = (std::time::SystemTime::now(), std::time::Instant::now());
+    let skew = |t: i64| t - host_secs();
+    assert!(
+        skew(container_date(&b, "n4", true)).abs() <= 2,
+        "true time at start"
+    );
+
+    let v = b
+        .set_clock("n4", 100, 20_000)
+        .expect("set clock")
+        .expect("docker sets clocks");
+    assert!(v.get("degraded").is_none(), "{v}");
+    assert_eq!(v["offset_ms"], 20_000, "{v}");
+    let faked = skew(container_date(&b, "n4", true));
+    let node = skew(node_http_date(&b, "n4"));
+    let plain = skew(container_date(&b, "n4", false));
+    let other = skew(node_http_date(&b, "n1"));
+    eprintln!("n4 +20 s: faked date {faked:+}, node Date {node:+}, plain date {plain:+}, n1 Date {other:+}");
+    assert!(
+        (18..=22).contains(&faked),
+        "faked date in n4 is {faked:+} s"
+    );
+    assert!((18..=22).contains(&node), "n4's own clock is {node:+} s");
+    assert!(
+        plain.abs() <= 2,
+        "exec'd tools must keep true time: {plain:+} s"
+    );
+    assert!(other.abs() <= 2, "n1 must keep true time: {other:+} s");
+
+    b.kill("n4").expect("kill n4");
+    let base = height_rate(&mut b, "n2", 8);
+    b.set_clock("n1", 50, 0).expect("n1 at 0.5x");
+    let slow = height_rate(&mut b, "n2", 8);
+    for n in ["n1", "n2", "n3"] {
+        b.set_clock(n, 200, 0).expect("2x");
+    }
+    let fast = height_rate(&mut b, "n2", 8);
+    eprintln!("heights/s with n4 down: true clocks {base:.2}, n1 at 0.5x {slow:.2}, n1-n3 at 2x {fast:.2}");
+    assert!(
+        slow < 0.8 * base,
+        "n1 at 0.5x: {slow:.2} vs {base:.2} heights/s"
+    );
+    assert!(
+        fast > 1.2 * base,
+        "n1-n3 at 2x: {fast:.2} vs {base:.2} heights/s"
+    );
+
+    let mut reset = b.reset_clocks();
+    reset.sort();
+    assert_eq!(reset, ["n1", "n2", "n3", "n4"]);
+    assert!(
+        skew(container_date(&b, "n1", true)).abs() <= 2,
+        "n1 back to true time"
+    );
+    // The host's wall clock advanced exactly as its monotonic clock: never stepped.
+    let wall = wall0.elapsed().expect("wall clock went back").as_secs_f64();
+    let mono = mono0.elapsed().as_secs_f64();
+    eprintln!("host: wall {wall:.3} s, monotonic {mono:.3} s");
+    assert!(
+        (wall - mono).abs() < 0.5,
+        "host clock moved: wall {wall:.3} s vs {mono:.3} s"
+    );
+    b.shutdown().expect("shutdown");
+}
+
+/// A run with the `clock` nemesis on docker (issue 16) is valid and its clock faults
+/// are applied through libfaketime, not degraded; the final heal resets them.
+#[test]
+fn clock_and_partition_run_on_docker_is_valid_and_not_degraded() {
+    let Some(_g) = engine() else { return };
+    let store = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args([
+            "test",
+            "--backend",
+            "docker",
+            "--nodes",
+            "4",
+            "--nemesis",
+            "clock,partition",
+            "--nemesis-interval",
+            "3",
+            "--time-limit",
+            "25",
+            "--rate",
+            "30",
+            "--seed",
+            "5",
+            "--quiet",
+            "--store",
+        ])
+        .arg(store.path())
+        .output()
+        .expect("run rollcall");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("verdict: valid"), "{stdout}");
+    let run = std::fs::canonicalize(store.path().join("latest")).expect("store/latest");
+    let schedule: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("schedule.json")).expect("schedule.json"))
+            .expect("schedule json");
+    let applied = schedule["applied"].as_array().expect("applied");
+    let clocks: Vec<&serde_json::Value> = applied.iter().filter(|a| a["f"] == "clock").collect();
+    assert!(!clocks.is_empty(), "no clock fault applied: {schedule}");
+    for c in &clocks {
+        let v = &c["value"];
+        assert!(v.get("degraded").is_none(), "clock degraded: {c}");
+        assert!(v["control"].as_str().is_some(), "no control line: {c}");
+    }
+    eprintln!(
+        "clock faults: {}",
+        serde_json::to_string(&clocks).unwrap_or_default()
     );
 }
