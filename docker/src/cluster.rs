@@ -196,9 +196,10 @@ impl Network {
     /// Creates and starts one node container on this network (see [`NodeSpec`]).
     pub async fn start_node(&self, image: &str, spec: &NodeSpec) -> Result<Container, DockerError> {
         let container_name = format!(
-            "rollcall-{}-{}",
+            "rollcall-{}-{}{}",
             sanitize(&self.run_id),
-            sanitize(&spec.name)
+            sanitize(&spec.name),
+            sanitize(&spec.container_suffix)
         );
         let labels = run_labels(&self.run_id, &[(LABEL_NODE, &spec.name)]);
         let mut binds = Vec::new();
@@ -296,8 +297,13 @@ pub struct NodeSpec {
     pub env: Vec<(String, String)>,
     /// Arguments to the entrypoint (the node binary), e.g. `["run", "--home", "/data"]`.
     pub cmd: Vec<String>,
-    /// Replaces the image entrypoint (tests run busybox); `None` keeps the node binary.
+    /// Replaces the image entrypoint (tests run busybox, the `byzantine` nemesis the
+    /// adversary binary); `None` keeps the node binary.
     pub entrypoint: Option<Vec<String>>,
+    /// Appended to the container name, for a second container of the same node
+    /// (an adversary in its place, issue 12): the hostname, network alias, address
+    /// and labels stay the node's. Empty for the node's own container.
+    pub container_suffix: String,
 }
 
 impl NodeSpec {
@@ -311,6 +317,7 @@ impl NodeSpec {
             env: Vec::new(),
             cmd: vec!["run".into(), "--home".into(), "/data".into()],
             entrypoint: None,
+            container_suffix: String::new(),
         }
     }
 }

@@ -15,8 +15,8 @@
 //! the checkers verify against is exactly the one the nodes run.
 
 use crate::backend::{
-    Backend, BackendError, ClientOutcome, Clients, Completed, LinkCaps, LinkControl, LinkFaults,
-    NodeControl, NodeDumpData, NodeState, Ticket,
+    Backend, BackendError, ClientOutcome, Clients, Completed, LinkFaults, NodeControl,
+    NodeDumpData, NodeState, Ticket,
 };
 use crate::cluster::{ClusterSpec, PEER_PORT};
 use crate::commands::{CommandError, RunReport};
@@ -25,8 +25,8 @@ use crate::progress::Progress;
 use crate::run::{cluster, run};
 use crate::store;
 use rollcall_docker::{
-    cleanup, connect, ensure_image, unmount_data_mounts, CleanupScope, Container, Docker,
-    DockerError, Network, NodeSpec, SlowLink,
+    cleanup, connect, ensure_image_with, unmount_data_mounts, CleanupScope, Container, Docker,
+    DockerError, Network, NodeSpec,
 };
 use rollcall_node::client::{ClientError, NodeClient, Submitted};
 use rollcall_node::config::NodeConfig;
@@ -40,9 +40,12 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 mod binary;
+mod byzantine;
 mod disk;
-pub use binary::locate_node_binary;
+mod links;
+pub use binary::{locate_adversary_binary, locate_node_binary};
 pub use disk::{wants_data_mounts, DATA_MOUNT_BYTES};
+use links::NodeRules;
 
 /// The node API port inside every container (the peer port is [`PEER_PORT`]).
 pub const API_PORT: u16 = 26601;
@@ -104,6 +107,9 @@ pub struct DockerOptions {
     pub startup_timeout: Duration,
     /// The node binary; `None` locates it (see [`locate_node_binary`]).
     pub node_binary: Option<PathBuf>,
+    /// The adversary binary (the `byzantine` nemesis, issue 12); `None` locates it
+    /// (see [`locate_adversary_binary`]).
+    pub adversary_binary: Option<PathBuf>,
     /// A tmpfs of this size under every node's data directory, for the full-disk
     /// fault (issue 13); `None`: the data stays on the host's disk.
     pub data_mount_bytes: Option<u64>,
@@ -127,6 +133,7 @@ impl DockerOptions {
             client_timeout: client,
             startup_timeout: Duration::from_secs(30),
             node_binary: None,
+            adversary_binary: None,
             data_mount_bytes: wants_data_mounts(opts).then_some(DATA_MOUNT_BYTES),
             seed: crate::run::Seeds::from_seed(opts.seed).backend,
         }
@@ -155,21 +162,8 @@ struct DNode {
     duplicate: bool,
     /// Whose key it runs with (itself, or the original of a twin).
     key_of: usize,
-}
-
-/// One node's share of the link-fault state, in the rules it needs inside its own
-/// network namespace: cut links are dropped where they arrive (so a one-way cut
-/// stays one-way at the packet level), loss and rate limits where they leave.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct NodeRules {
-    /// Peers whose packets to this node are dropped (cut peer → node).
-    drop_from: Vec<Ipv4Addr>,
-    /// Peers to which this node's packets are lost with a probability.
-    loss_to: Vec<(Ipv4Addr, f64)>,
-    /// Peers to which this node's traffic is slowed, and the delay and jitter asked for.
-    slow_to: Vec<Ipv4Addr>,
-    delay_ms: u32,
-    jitter_ms: u32,
+    /// The adversary container running in its place during a `byzantine` fault.
+    adversary: Option<byzantine::AdvRun>,
 }
 
 /// A docker cluster the run loop drives (harness.md §2).
@@ -200,6 +194,8 @@ pub struct DockerBackend {
     cleaned: bool,
     /// Data mounts, full disks, and nodes that stopped themselves (issue 13).
     disk: disk::DiskState,
+    /// Adversary seeds and what crashed adversaries sent (issue 12).
+    byz: byzantine::ByzState,
     /// Seconds from nothing to every genesis node answering `/health`.
     pub startup_s: f64,
 }
@@ -279,12 +275,8 @@ impl DockerBackend {
             .build()
             .map_err(io_err("start the tokio runtime"))?;
         let docker = rt.block_on(connect()).map_err(DockerBackendError::Engine)?;
-        let bin = match &opts.node_binary {
-            Some(p) => p.clone(),
-            None => locate_node_binary()?,
-        };
         let t_img = Instant::now();
-        let image = rt.block_on(ensure_image(&docker, &bin))?;
+        let image = rt.block_on(ensure_image_with(&docker, &binary::image_binaries(&opts)?))?;
         info!(image = %image.name, built = image.built, ms = t_img.elapsed().as_millis() as u64, "node image ready");
         remove_leftovers(&rt, &docker)?;
         let nanos = std::time::SystemTime::now()
@@ -316,6 +308,7 @@ impl DockerBackend {
                 state: State::NotCreated,
                 duplicate: false,
                 key_of: i,
+                adversary: None,
             })
             .collect();
         let (done_tx, done_rx) = mpsc::channel();
@@ -330,6 +323,7 @@ impl DockerBackend {
             log_dir,
             spec: spec.clone(),
             disk: disk::DiskState::new(opts.seed),
+            byz: byzantine::ByzState::new(opts.seed),
             opts,
             nodes,
             http,
@@ -402,10 +396,7 @@ impl DockerBackend {
     pub fn peer_reachable(&self, from: &str, to: &str) -> Result<bool, BackendError> {
         let i = self.index(from)?;
         let ip = self.nodes[self.index(to)?].ip;
-        let c = self.nodes[i]
-            .container
-            .clone()
-            .ok_or_else(|| BackendError::Other(format!("{from} has no container")))?;
+        let c = self.container(i)?;
         self.rt.block_on(c.tcp_probe(ip, PEER_PORT, 2)).map_err(be)
     }
 
@@ -483,10 +474,11 @@ impl DockerBackend {
             .ok_or_else(|| BackendError::UnknownNode(name.to_string()))
     }
 
+    /// The container running node `i` now: an adversary in its place, or its own.
     fn container(&self, i: usize) -> Result<Container, BackendError> {
-        self.nodes[i]
-            .container
-            .clone()
+        let n = &self.nodes[i];
+        (n.adversary.as_ref().map(|a| a.container.clone()))
+            .or_else(|| n.container.clone())
             .ok_or_else(|| BackendError::Other(format!("{} has no container", self.nodes[i].name)))
     }
 
@@ -520,76 +512,7 @@ impl DockerBackend {
             .map_err(be)?;
         self.nodes[i].state = State::Killed;
         self.installed.remove(&i);
-        Ok(())
-    }
-
-    /// The rules node `i` needs for the current link-fault state.
-    fn rules_for(&self, i: usize) -> NodeRules {
-        let me = self.nodes[i].name.as_str();
-        let ip = |n: &str| self.nodes.iter().find(|d| d.name == n).map(|d| d.ip);
-        let mut r = NodeRules {
-            drop_from: (self.links.cut.iter())
-                .filter(|(_, to)| to == me)
-                .filter_map(|(from, _)| ip(from))
-                .collect(),
-            loss_to: (self.links.lossy.iter())
-                .filter(|((from, _), _)| from == me)
-                .filter_map(|((_, to), l)| Some((ip(to)?, f64::from(l.loss_pct.min(100)) / 100.0)))
-                .collect(),
-            ..NodeRules::default()
-        };
-        for ((from, to), s) in &self.links.slow {
-            if let (true, Some(p)) = (from == me, ip(to)) {
-                r.slow_to.push(p);
-                r.delay_ms = r.delay_ms.max(s.delay_ms.min(u64::from(u32::MAX)) as u32);
-                r.jitter_ms = r.jitter_ms.max(s.jitter_ms.min(u64::from(u32::MAX)) as u32);
-            }
-        }
-        r
-    }
-
-    /// Makes the rules inside the running nodes among `idx` equal to what the
-    /// link-fault state needs: nodes whose rules changed get one flush and every
-    /// rule that holds (concurrently). Paused or stopped nodes are done when they
-    /// run again.
-    fn sync_rules(&mut self, idx: &[usize]) -> Result<(), BackendError> {
-        let netem = self.netem;
-        let mut jobs = Vec::new();
-        let mut now_installed = Vec::new();
-        for &i in idx {
-            if self.nodes[i].state != State::Running {
-                continue;
-            }
-            let want = self.rules_for(i);
-            if self.installed.get(&i).unwrap_or(&NodeRules::default()) == &want {
-                continue;
-            }
-            let c = self.container(i)?;
-            now_installed.push((i, want.clone()));
-            jobs.push(async move {
-                c.heal().await?;
-                c.unslow().await?;
-                if !want.drop_from.is_empty() {
-                    c.block_from(&want.drop_from).await?;
-                }
-                for (peer, p) in &want.loss_to {
-                    c.lossy(&[*peer], *p).await?;
-                }
-                if !want.slow_to.is_empty() {
-                    let link = SlowLink {
-                        rate_kbit: SLOW_RATE_KBIT,
-                        delay_ms: (netem && want.delay_ms > 0).then_some(want.delay_ms),
-                        jitter_ms: want.jitter_ms,
-                    };
-                    c.slow(link, &want.slow_to).await?;
-                }
-                Ok::<(), DockerError>(())
-            });
-        }
-        self.rt
-            .block_on(futures_util::future::try_join_all(jobs))
-            .map_err(be)?;
-        self.installed.extend(now_installed);
+        self.adversary_crashed(i);
         Ok(())
     }
 
@@ -602,6 +525,9 @@ impl DockerBackend {
             let path = dir.join(&n.name).join("node.log");
             if let Err(e) = self.rt.block_on(c.save_logs(&path)) {
                 warn!(node = %n.name, error = %e, "cannot save the node log");
+            }
+            if let Some(a) = &n.adversary {
+                self.save_adversary_log(&n.name, a);
             }
         }
     }
@@ -766,29 +692,29 @@ impl NodeControl for DockerBackend {
             state: State::NotCreated,
             duplicate: true,
             key_of: self.nodes[orig].key_of,
+            adversary: None,
         });
         self.write_home(i, self.nodes[orig].key_of)?;
         Ok(())
     }
-}
 
-/// Links are iptables and tc rules inside the containers: cuts drop packets one
-/// way, loss has no duplication, and delay needs netem (else a rate limit).
-impl LinkControl for DockerBackend {
-    fn link_caps(&self) -> LinkCaps {
-        LinkCaps {
-            one_way_messages: false,
-            duplicate: false,
-            delay: self.netem,
-            jitter: self.netem,
-            rate_limit_kbit: Some(SLOW_RATE_KBIT),
-        }
+    fn start_byzantine(
+        &mut self,
+        nodes: &[String],
+        behaviour: rollcall_adversary::Behaviour,
+    ) -> Result<Option<serde_json::Value>, BackendError> {
+        self.start_adversaries(nodes, behaviour).map(Some)
     }
 
-    fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError> {
-        self.links = want.clone();
-        let all: Vec<usize> = (0..self.nodes.len()).collect();
-        self.sync_rules(&all)
+    fn stop_byzantine(
+        &mut self,
+        nodes: &[String],
+    ) -> Result<Option<serde_json::Value>, BackendError> {
+        self.stop_adversaries(nodes).map(Some)
+    }
+
+    fn stop_all_byzantine(&mut self) -> Vec<String> {
+        self.stop_all_adversaries()
     }
 }
 
