@@ -11,7 +11,7 @@
 //! They share the engine and each removes the leftovers of the others at start, so
 //! they run one at a time.
 
-use rollcall::backend::{Backend, Clients};
+use rollcall::backend::{Backend, Clients, NodeControl};
 use rollcall::docker_backend::{DockerBackend, DockerOptions};
 use rollcall::nemesis::Nemesis;
 use rollcall::options::TestOptions;
@@ -746,4 +746,77 @@ fn an_adversary_container_lies_and_every_checker_stays_valid() {
         containers.is_empty() && networks.is_empty(),
         "left behind: {containers:?} {networks:?}"
     );
+}
+
+/// The adversary container's primitives (issue 12): it takes the node's address
+/// (peers reach it there, and its API answers with the node's id), a partition's
+/// rules are installed inside it and removed on heal, a kill ends it (the restart
+/// is the honest node, as on the simulator) and its counts still reach the stop.
+#[test]
+fn an_adversary_container_takes_the_node_place_and_gets_its_link_rules() {
+    let Some(_g) = engine() else { return };
+    let opts = TestOptions {
+        nodes: 4,
+        spare: 0,
+        seed: 17,
+        ..TestOptions::default()
+    };
+    let spec = cluster(&opts);
+    let mut b =
+        DockerBackend::start(&spec, DockerOptions::for_test(&opts), None).expect("docker cluster");
+    let run_id = b.run_id().to_string();
+    let mut nemesis = Nemesis::default();
+    let lie = Fault::Byzantine {
+        nodes: vec!["n2".into()],
+        behaviour: rollcall_workloads::Behaviour::Replay,
+    };
+    let started = nemesis.start(&mut b, &lie).expect("byzantine");
+    assert_eq!(
+        started["adversaries"],
+        serde_json::json!(["n2"]),
+        "{started}"
+    );
+    assert!(started["degraded"].is_null(), "{started}");
+    let wait = |b: &mut DockerBackend, secs: u64| {
+        let now = b.now_ns();
+        b.advance_to(now + secs * 1_000_000_000).expect("advance");
+    };
+    wait(&mut b, 3);
+    let st = b.status("n2").expect("the adversary's API answers");
+    assert_eq!(st.id.to_hex(), b.node_id("n2").expect("id"), "not n2's key");
+
+    assert!(b.peer_reachable("n1", "n2").expect("probe"));
+    let cut = Fault::Partition {
+        shape: PartitionShape::One,
+        groups: vec![],
+        blocked: vec![("n1".into(), "n2".into()), ("n2".into(), "n1".into())],
+    };
+    nemesis.start(&mut b, &cut).expect("partition");
+    assert!(
+        !b.peer_reachable("n2", "n1").expect("probe"),
+        "the adversary reaches n1 across the partition"
+    );
+    assert!(b.peer_reachable("n2", "n3").expect("probe"));
+    nemesis.stop(&mut b, &cut).expect("heal");
+    assert!(b.peer_reachable("n2", "n1").expect("probe"), "not healed");
+    // A crash ends the adversary: the restart is honest, its counts are kept.
+    let kill = Fault::Kill {
+        nodes: vec!["n2".into()],
+    };
+    nemesis.start(&mut b, &kill).expect("kill");
+    nemesis.stop(&mut b, &kill).expect("restart");
+    wait(&mut b, 2);
+    let stopped = nemesis.stop(&mut b, &lie).expect("stop byzantine");
+    let deviant = stopped["sent"]["n2"]["deviant"].as_u64().unwrap_or(0);
+    assert!(deviant > 0, "the adversary sent nothing deviant: {stopped}");
+    assert!(b.status("n2").is_some(), "the honest n2 does not answer");
+    drop(b);
+    let rt = runtime();
+    let left = rt.block_on(async {
+        let d = rollcall_docker::connect().await.expect("engine");
+        list_labelled_containers(&d, &CleanupScope::Run(run_id))
+            .await
+            .expect("list")
+    });
+    assert!(left.is_empty(), "drop left {left:?}");
 }
