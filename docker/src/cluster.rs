@@ -196,10 +196,9 @@ impl Network {
     /// Creates and starts one node container on this network (see [`NodeSpec`]).
     pub async fn start_node(&self, image: &str, spec: &NodeSpec) -> Result<Container, DockerError> {
         let container_name = format!(
-            "rollcall-{}-{}{}",
+            "rollcall-{}-{}",
             sanitize(&self.run_id),
-            sanitize(&spec.name),
-            sanitize(&spec.container_suffix)
+            sanitize(&format!("{}{}", spec.name, spec.container_suffix))
         );
         let labels = run_labels(&self.run_id, &[(LABEL_NODE, &spec.name)]);
         let mut binds = Vec::new();
@@ -297,12 +296,10 @@ pub struct NodeSpec {
     pub env: Vec<(String, String)>,
     /// Arguments to the entrypoint (the node binary), e.g. `["run", "--home", "/data"]`.
     pub cmd: Vec<String>,
-    /// Replaces the image entrypoint (tests run busybox, the `byzantine` nemesis the
-    /// adversary binary); `None` keeps the node binary.
+    /// Replaces the image entrypoint (tests: busybox; issue 12: the adversary); `None`: the node.
     pub entrypoint: Option<Vec<String>>,
-    /// Appended to the container name, for a second container of the same node
-    /// (an adversary in its place, issue 12): the hostname, network alias, address
-    /// and labels stay the node's. Empty for the node's own container.
+    /// Appended to the container name of a second container of this node (an adversary in
+    /// its place, issue 12; empty: its own); hostname, alias, address, labels stay the node's.
     pub container_suffix: String,
 }
 
