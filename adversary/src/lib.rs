@@ -35,6 +35,11 @@ const FLOOD_PER_TICK: u32 = 16;
 /// How far a forged-sync adversary claims to be ahead of its real height.
 const HEIGHT_LIE: u64 = 100;
 
+/// The file in a validator's home where the `rollcall-adversary` binary keeps its
+/// [`Stats`] (rewritten every second and on SIGTERM), read by the docker backend
+/// when the fault stops (harness.md §7 `byzantine`).
+pub const STATS_FILE: &str = "adversary-stats.json";
+
 /// Messages the adversary sent in one fault interval, by what it did with them
 /// (harness.md §7 `byzantine`: "per behaviour, messages sent").
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

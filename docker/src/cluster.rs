@@ -198,7 +198,7 @@ impl Network {
         let container_name = format!(
             "rollcall-{}-{}",
             sanitize(&self.run_id),
-            sanitize(&spec.name)
+            sanitize(&format!("{}{}", spec.name, spec.container_suffix))
         );
         let labels = run_labels(&self.run_id, &[(LABEL_NODE, &spec.name)]);
         let binds = crate::mounts::node_binds(spec)?;
@@ -289,10 +289,13 @@ pub struct NodeSpec {
     pub env: Vec<(String, String)>,
     /// Arguments to the entrypoint (the node binary), e.g. `["run", "--home", "/data"]`.
     pub cmd: Vec<String>,
-    /// Replaces the image entrypoint (tests run busybox); `None` keeps the node binary.
+    /// Replaces the image entrypoint (tests: busybox; issue 12: the adversary); `None`: the node.
     pub entrypoint: Option<Vec<String>>,
     /// Host directory of the node's clock control file ([`crate::clock::bind`]).
     pub clock_dir: Option<PathBuf>,
+    /// Appended to the container name of a second container of this node (an adversary in
+    /// its place, issue 12; empty: its own); hostname, alias, address, labels stay the node's.
+    pub container_suffix: String,
 }
 
 impl NodeSpec {
@@ -307,6 +310,7 @@ impl NodeSpec {
             cmd: vec!["run".into(), "--home".into(), "/data".into()],
             entrypoint: None,
             clock_dir: None,
+            container_suffix: String::new(),
         }
     }
 }

@@ -3,9 +3,10 @@
 //! The recipe (see `docker/README.md`): a root filesystem tar assembled here from the
 //! node binary, busybox (static), iptables (legacy backend), iproute2 `ip`/`tc`,
 //! libfaketime (the node's own clock, [`crate::clock`]) and every shared library `ldd`
-//! names for them, imported through the engine's `images/create`
-//! endpoint (`docker import`). The tag is derived from the binary's hash, so an unchanged
-//! binary reuses the image.
+//! names for them, imported through the engine's `images/create` endpoint (`docker
+//! import`). The harness adds the `rollcall-adversary` binary (the `byzantine` nemesis,
+//! issue 12). The tag is derived from the binaries' hashes and the entrypoint, so
+//! unchanged binaries reuse the image and a change to either makes a new one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -22,13 +23,45 @@ use tracing::{debug, info};
 use crate::DockerError;
 
 /// Bumped whenever the image layout changes, so old cached images are not reused.
-pub const RECIPE_VERSION: &str = "rollcall-image-v2";
+pub const RECIPE_VERSION: &str = "rollcall-image-v3";
 
 /// Repository name of node images; the tag is the content hash.
 pub const IMAGE_REPO: &str = "rollcall-node";
 
 /// Where the node binary lives inside the image (also the entrypoint).
 pub const NODE_PATH_IN_IMAGE: &str = "/usr/local/bin/rollcall-node";
+
+/// Where the adversary binary lives inside the image, when the image has one.
+pub const ADVERSARY_PATH_IN_IMAGE: &str = "/usr/local/bin/rollcall-adversary";
+
+/// The workspace binaries that go into a node image: the node (the entrypoint) and,
+/// for the harness, the adversary the `byzantine` nemesis runs (issue 12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageBinaries {
+    /// `rollcall-node` (or any stand-in entrypoint, in tests).
+    pub node: PathBuf,
+    /// `rollcall-adversary`, if the image should have it.
+    pub adversary: Option<PathBuf>,
+}
+
+impl ImageBinaries {
+    /// An image with the node binary only.
+    pub fn node_only(node: &Path) -> Self {
+        ImageBinaries {
+            node: node.to_path_buf(),
+            adversary: None,
+        }
+    }
+
+    /// (path in the image, host file) of each binary.
+    fn in_image(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut v = vec![(NODE_PATH_IN_IMAGE, self.node.clone())];
+        if let Some(a) = &self.adversary {
+            v.push((ADVERSARY_PATH_IN_IMAGE, a.clone()));
+        }
+        v
+    }
+}
 
 /// `PATH` inside the image: busybox applets in /bin, iptables/ip/tc in /usr/sbin.
 pub const IMAGE_PATH_ENV: &str = "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -156,21 +189,29 @@ impl HostTools {
     }
 }
 
-/// The image tag for a binary: SHA-256 over the binary, [`RECIPE_VERSION`] and the
-/// entrypoint, 16 hex.
+/// The image tag for a node binary alone (see [`image_tag_for`]).
 pub fn image_tag(node_binary: &Path) -> Result<String, DockerError> {
-    let mut file = std::fs::File::open(node_binary)
-        .map_err(|e| DockerError::io(format!("open {}", node_binary.display()), e))?;
+    image_tag_for(&ImageBinaries::node_only(node_binary))
+}
+
+/// The image tag for a set of binaries: SHA-256 over each binary in turn and
+/// [`RECIPE_VERSION`] and the entrypoint, 16 hex.
+pub fn image_tag_for(bins: &ImageBinaries) -> Result<String, DockerError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| DockerError::io(format!("read {}", node_binary.display()), e))?;
-        if n == 0 {
-            break;
+    for (dest, src) in bins.in_image() {
+        let mut file = std::fs::File::open(&src)
+            .map_err(|e| DockerError::io(format!("open {}", src.display()), e))?;
+        hasher.update(dest.as_bytes());
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| DockerError::io(format!("read {}", src.display()), e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
         }
-        hasher.update(&buf[..n]);
     }
     hasher.update(RECIPE_VERSION.as_bytes());
     // The entrypoint carries the clock's paths: a change to them is a new image.
@@ -178,22 +219,28 @@ pub fn image_tag(node_binary: &Path) -> Result<String, DockerError> {
     Ok(hex::encode(hasher.finalize())[..16].to_string())
 }
 
-/// Makes sure the image for `node_binary` exists, building it if needed.
+/// Makes sure the image for `node_binary` alone exists (see [`ensure_image_with`]).
+pub async fn ensure_image(docker: &Docker, node_binary: &Path) -> Result<ImageRef, DockerError> {
+    ensure_image_with(docker, &ImageBinaries::node_only(node_binary)).await
+}
+
+/// Makes sure the image for `bins` exists, building it if needed.
 ///
 /// Cheap when cached (one hash and one inspect), so the harness calls it on every run.
-pub async fn ensure_image(docker: &Docker, node_binary: &Path) -> Result<ImageRef, DockerError> {
-    if !node_binary.is_file() {
-        return Err(DockerError::NodeBinaryMissing {
-            path: node_binary.to_path_buf(),
-        });
+pub async fn ensure_image_with(
+    docker: &Docker,
+    bins: &ImageBinaries,
+) -> Result<ImageRef, DockerError> {
+    if let Some((_, missing)) = bins.in_image().into_iter().find(|(_, p)| !p.is_file()) {
+        return Err(DockerError::NodeBinaryMissing { path: missing });
     }
     // One build at a time per process: concurrent callers then find the cached image
     // instead of importing twice (which leaves an untagged duplicate behind).
     static BUILD_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _build = BUILD_LOCK.lock().await;
     let started = Instant::now();
-    let bin = node_binary.to_path_buf();
-    let tag = tokio::task::spawn_blocking(move || image_tag(&bin))
+    let for_tag = bins.clone();
+    let tag = tokio::task::spawn_blocking(move || image_tag_for(&for_tag))
         .await
         .map_err(|e| DockerError::io("hash task", std::io::Error::other(e)))??;
     let name = format!("{IMAGE_REPO}:{tag}");
@@ -208,8 +255,8 @@ pub async fn ensure_image(docker: &Docker, node_binary: &Path) -> Result<ImageRe
 
     // Check the tools first so a missing package is reported before any work.
     let tools = HostTools::locate()?;
-    let bin = node_binary.to_path_buf();
-    let rootfs = tokio::task::spawn_blocking(move || build_rootfs_tar(&bin, &tools))
+    let for_tar = bins.clone();
+    let rootfs = tokio::task::spawn_blocking(move || build_rootfs_tar(&for_tar, &tools))
         .await
         .map_err(|e| DockerError::io("rootfs task", std::io::Error::other(e)))??;
     let size = rootfs.len();
@@ -289,13 +336,13 @@ enum Entry {
     Bytes(Vec<u8>, u32),
 }
 
-/// Assembles the root filesystem tar in memory (about 15 MB plus the node binary).
-pub fn build_rootfs_tar(node_binary: &Path, tools: &HostTools) -> Result<Vec<u8>, DockerError> {
+/// Assembles the root filesystem tar in memory (about 15 MB plus the binaries).
+pub fn build_rootfs_tar(bins: &ImageBinaries, tools: &HostTools) -> Result<Vec<u8>, DockerError> {
     let mut entries: BTreeMap<PathBuf, Entry> = BTreeMap::new();
-    let mut elf_files: Vec<PathBuf> = Vec::new();
-
-    add_file(&mut entries, NODE_PATH_IN_IMAGE, node_binary);
-    elf_files.push(node_binary.to_path_buf());
+    let mut elf_files: Vec<PathBuf> = bins.in_image().into_iter().map(|(_, p)| p).collect();
+    for (dest, src) in bins.in_image() {
+        add_file(&mut entries, dest, &src);
+    }
     add_tools(&mut entries, &mut elf_files, tools);
 
     // iptables extensions are dlopen'ed by path; `ldd` of the main binary cannot see them.

@@ -25,7 +25,7 @@ pub use disk::{
 };
 pub use error::DockerError;
 pub use faults::{SlowApplied, SlowLink};
-pub use image::{ensure_image, ImageRef};
+pub use image::{ensure_image, ensure_image_with, ImageBinaries, ImageRef};
 
 /// The engine client type, re-exported so callers need not depend on bollard.
 pub use bollard::Docker;

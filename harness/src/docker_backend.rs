@@ -15,8 +15,8 @@
 //! the checkers verify against is exactly the one the nodes run.
 
 use crate::backend::{
-    Backend, BackendError, ClientOutcome, Clients, Completed, LinkCaps, LinkControl, LinkFaults,
-    NodeControl, NodeDumpData, NodeState, Ticket,
+    Backend, BackendError, ClientOutcome, Clients, Completed, LinkFaults, NodeControl,
+    NodeDumpData, NodeState, Ticket,
 };
 use crate::cluster::{ClusterSpec, PEER_PORT};
 use crate::commands::{CommandError, RunReport};
@@ -25,7 +25,7 @@ use crate::progress::Progress;
 use crate::run::{cluster, run};
 use crate::store;
 use rollcall_docker::{
-    cleanup, connect, ensure_image, unmount_data_mounts, CleanupScope, Container, Docker,
+    cleanup, connect, ensure_image_with, unmount_data_mounts, CleanupScope, Container, Docker,
     DockerError, Network, NodeSpec,
 };
 use rollcall_node::client::{ClientError, NodeClient, Submitted};
@@ -40,11 +40,13 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 mod binary;
+mod byzantine;
 mod clock;
 mod disk;
-mod rules;
-pub use binary::locate_node_binary;
+mod links;
+pub use binary::{locate_adversary_binary, locate_node_binary};
 pub use disk::{wants_data_mounts, DATA_MOUNT_BYTES};
+use links::NodeRules;
 
 /// The node API port inside every container (the peer port is [`PEER_PORT`]).
 pub const API_PORT: u16 = 26601;
@@ -106,6 +108,9 @@ pub struct DockerOptions {
     pub startup_timeout: Duration,
     /// The node binary; `None` locates it (see [`locate_node_binary`]).
     pub node_binary: Option<PathBuf>,
+    /// The adversary binary (the `byzantine` nemesis, issue 12); `None` locates it
+    /// (see [`locate_adversary_binary`]).
+    pub adversary_binary: Option<PathBuf>,
     /// A tmpfs of this size under every node's data directory, for the full-disk
     /// fault (issue 13); `None`: the data stays on the host's disk.
     pub data_mount_bytes: Option<u64>,
@@ -129,6 +134,7 @@ impl DockerOptions {
             client_timeout: client,
             startup_timeout: Duration::from_secs(30),
             node_binary: None,
+            adversary_binary: None,
             data_mount_bytes: wants_data_mounts(opts).then_some(DATA_MOUNT_BYTES),
             seed: crate::run::Seeds::from_seed(opts.seed).backend,
         }
@@ -157,21 +163,8 @@ struct DNode {
     duplicate: bool,
     /// Whose key it runs with (itself, or the original of a twin).
     key_of: usize,
-}
-
-/// One node's share of the link-fault state, in the rules it needs inside its own
-/// network namespace: cut links are dropped where they arrive (so a one-way cut
-/// stays one-way at the packet level), loss and rate limits where they leave.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct NodeRules {
-    /// Peers whose packets to this node are dropped (cut peer → node).
-    drop_from: Vec<Ipv4Addr>,
-    /// Peers to which this node's packets are lost with a probability.
-    loss_to: Vec<(Ipv4Addr, f64)>,
-    /// Peers to which this node's traffic is slowed, and the delay and jitter asked for.
-    slow_to: Vec<Ipv4Addr>,
-    delay_ms: u32,
-    jitter_ms: u32,
+    /// The adversary container running in its place during a `byzantine` fault.
+    adversary: Option<byzantine::AdvRun>,
 }
 
 /// A docker cluster the run loop drives (harness.md §2).
@@ -204,6 +197,8 @@ pub struct DockerBackend {
     disk: disk::DiskState,
     /// Nodes whose clock is not true time (issue 16; absent: true time).
     clocks: BTreeMap<usize, rollcall_docker::clock::FakeClock>,
+    /// Adversary seeds and what crashed adversaries sent (issue 12).
+    byz: byzantine::ByzState,
     /// Seconds from nothing to every genesis node answering `/health`.
     pub startup_s: f64,
 }
@@ -283,12 +278,8 @@ impl DockerBackend {
             .build()
             .map_err(io_err("start the tokio runtime"))?;
         let docker = rt.block_on(connect()).map_err(DockerBackendError::Engine)?;
-        let bin = match &opts.node_binary {
-            Some(p) => p.clone(),
-            None => locate_node_binary()?,
-        };
         let t_img = Instant::now();
-        let image = rt.block_on(ensure_image(&docker, &bin))?;
+        let image = rt.block_on(ensure_image_with(&docker, &binary::image_binaries(&opts)?))?;
         info!(image = %image.name, built = image.built, ms = t_img.elapsed().as_millis() as u64, "node image ready");
         remove_leftovers(&rt, &docker)?;
         let nanos = std::time::SystemTime::now()
@@ -317,6 +308,7 @@ impl DockerBackend {
                 state: State::NotCreated,
                 duplicate: false,
                 key_of: i,
+                adversary: None,
             })
             .collect();
         let (done_tx, done_rx) = mpsc::channel();
@@ -331,6 +323,7 @@ impl DockerBackend {
             log_dir,
             spec: spec.clone(),
             disk: disk::DiskState::new(opts.seed),
+            byz: byzantine::ByzState::new(opts.seed),
             opts,
             nodes,
             http,
@@ -404,10 +397,7 @@ impl DockerBackend {
     pub fn peer_reachable(&self, from: &str, to: &str) -> Result<bool, BackendError> {
         let i = self.index(from)?;
         let ip = self.nodes[self.index(to)?].ip;
-        let c = self.nodes[i]
-            .container
-            .clone()
-            .ok_or_else(|| BackendError::Other(format!("{from} has no container")))?;
+        let c = self.container(i)?;
         self.rt.block_on(c.tcp_probe(ip, PEER_PORT, 2)).map_err(be)
     }
 
@@ -488,10 +478,11 @@ impl DockerBackend {
             .ok_or_else(|| BackendError::UnknownNode(name.to_string()))
     }
 
+    /// The container running node `i` now: an adversary in its place, or its own.
     fn container(&self, i: usize) -> Result<Container, BackendError> {
-        self.nodes[i]
-            .container
-            .clone()
+        let n = &self.nodes[i];
+        (n.adversary.as_ref().map(|a| a.container.clone()))
+            .or_else(|| n.container.clone())
             .ok_or_else(|| BackendError::Other(format!("{} has no container", self.nodes[i].name)))
     }
 
@@ -526,6 +517,7 @@ impl DockerBackend {
             .map_err(be)?;
         self.nodes[i].state = State::Killed;
         self.installed.remove(&i);
+        self.adversary_crashed(i);
         Ok(())
     }
 
@@ -538,6 +530,9 @@ impl DockerBackend {
             let path = dir.join(&n.name).join("node.log");
             if let Err(e) = self.rt.block_on(c.save_logs(&path)) {
                 warn!(node = %n.name, error = %e, "cannot save the node log");
+            }
+            if let Some(a) = &n.adversary {
+                self.save_adversary_log(&n.name, a);
             }
         }
     }
@@ -717,29 +712,29 @@ impl NodeControl for DockerBackend {
             state: State::NotCreated,
             duplicate: true,
             key_of: self.nodes[orig].key_of,
+            adversary: None,
         });
         self.write_home(i, self.nodes[orig].key_of)?;
         Ok(())
     }
-}
 
-/// Links are iptables and tc rules inside the containers: cuts drop packets one
-/// way, loss has no duplication, and delay needs netem (else a rate limit).
-impl LinkControl for DockerBackend {
-    fn link_caps(&self) -> LinkCaps {
-        LinkCaps {
-            one_way_messages: false,
-            duplicate: false,
-            delay: self.netem,
-            jitter: self.netem,
-            rate_limit_kbit: Some(SLOW_RATE_KBIT),
-        }
+    fn start_byzantine(
+        &mut self,
+        nodes: &[String],
+        behaviour: rollcall_adversary::Behaviour,
+    ) -> Result<Option<serde_json::Value>, BackendError> {
+        self.start_adversaries(nodes, behaviour).map(Some)
     }
 
-    fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError> {
-        self.links = want.clone();
-        let all: Vec<usize> = (0..self.nodes.len()).collect();
-        self.sync_rules(&all)
+    fn stop_byzantine(
+        &mut self,
+        nodes: &[String],
+    ) -> Result<Option<serde_json::Value>, BackendError> {
+        self.stop_adversaries(nodes).map(Some)
+    }
+
+    fn stop_all_byzantine(&mut self) -> Vec<String> {
+        self.stop_all_adversaries()
     }
 }
 

@@ -405,6 +405,17 @@ impl Net {
         }
     }
 
+    /// Ids of the connected peers, sorted (what [`Net::broadcast`] reaches now).
+    pub fn peer_ids(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self
+            .peers
+            .lock()
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
     /// Sends to every connected peer.
     pub fn broadcast(&self, frame: Frame) {
         if let Ok(p) = self.peers.lock() {

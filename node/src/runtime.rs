@@ -64,18 +64,59 @@ impl NodeHandle {
     }
 }
 
-/// Runs a node from its home directory until the process is stopped.
-pub async fn run(home: Home) -> anyhow::Result<()> {
-    let id = home.key.id();
-    let span = tracing::info_span!("node", id = %id.short());
-    run_inner(home).instrument(span).await
+/// An extension point on what a node sends to its peers, for tools built from the
+/// node's types (the `rollcall-adversary` binary, issue 12): every message the core
+/// sends goes through [`Outbound::outgoing`], every message it receives is shown to
+/// [`Outbound::observe`], and [`Outbound::tick`] may add messages of its own on a
+/// timer. `rollcall-node` itself installs none ([`run`]): its sends take the direct
+/// path, with no extra work per message.
+pub trait Outbound: Send {
+    /// What really goes out for one message of the core, to `to` (or to every peer
+    /// when `None`); `peers` are the connected peers a broadcast reaches.
+    fn outgoing(
+        &mut self,
+        to: Option<NodeId>,
+        msg: &Message,
+        peers: &[NodeId],
+    ) -> Vec<(NodeId, Message)>;
+    /// A message a peer delivered (before the core handles it).
+    fn observe(&mut self, _from: NodeId, _msg: &Message) {}
+    /// Messages sent on its own, every [`Outbound::tick_every`].
+    fn tick(&mut self, _peers: &[NodeId]) -> Vec<(NodeId, Message)> {
+        Vec::new()
+    }
+    /// How often [`Outbound::tick`] runs; `None`: never.
+    fn tick_every(&self) -> Option<Duration> {
+        None
+    }
 }
 
-async fn run_inner(home: Home) -> anyhow::Result<()> {
+/// Runs a node from its home directory until the process is stopped.
+pub async fn run(home: Home) -> anyhow::Result<()> {
+    run_with(home, None).await
+}
+
+/// [`run`] with every peer message going through `outbound` (see [`Outbound`]).
+pub async fn run_with(home: Home, outbound: Option<Box<dyn Outbound>>) -> anyhow::Result<()> {
     let id = home.key.id();
-    let (store, mut core) = recover(&home)?;
-    let (in_tx, mut in_rx) = mpsc::channel::<Input>(65_536);
-    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(65_536);
+    let span = tracing::info_span!("node", id = %id.short());
+    run_inner(home, outbound).instrument(span).await
+}
+
+/// The node's channels and its core, ready for the driver loop.
+struct Started {
+    core: Core,
+    driver: Driver,
+    in_rx: mpsc::Receiver<Input>,
+    cmd_rx: mpsc::Receiver<Cmd>,
+}
+
+/// Recovers the core, opens the peer and API ports and dials the roster.
+async fn start(home: Home, outbound: Option<Box<dyn Outbound>>) -> anyhow::Result<Started> {
+    let id = home.key.id();
+    let (store, core) = recover(&home)?;
+    let (in_tx, in_rx) = mpsc::channel::<Input>(65_536);
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Cmd>(65_536);
     let net = Net::new(&home.key, &home.genesis.chain_id, in_tx.clone())?;
     let listener = TcpListener::bind(&home.config.listen_addr)
         .await
@@ -100,26 +141,59 @@ async fn run_inner(home: Home) -> anyhow::Result<()> {
         .with_context(|| format!("binding API port {}", home.config.api_addr))?;
     tokio::spawn(api::serve(api_listener, handle));
     tracing::info!(api = %home.config.api_addr, peer = %home.config.listen_addr, "node started");
-
-    let mut driver = Driver {
+    let driver = Driver {
         me: id,
         net,
         store,
         in_tx,
         waiters: HashMap::new(),
+        outbound,
     };
+    Ok(Started {
+        core,
+        driver,
+        in_rx,
+        cmd_rx,
+    })
+}
+
+/// The next tick of `every`, or never.
+async fn next_tick(every: &mut Option<tokio::time::Interval>) {
+    match every {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_inner(home: Home, outbound: Option<Box<dyn Outbound>>) -> anyhow::Result<()> {
+    let Started {
+        mut core,
+        mut driver,
+        mut in_rx,
+        mut cmd_rx,
+    } = start(home, outbound).await?;
+    let mut ticks = (driver.outbound.as_ref())
+        .and_then(|o| o.tick_every())
+        .map(tokio::time::interval);
     let out = core.start();
     driver.execute(out)?;
     loop {
         let mut out = Output::default();
         tokio::select! {
-            Some(i) = in_rx.recv() => out.extend(core.handle(i)),
+            Some(i) = in_rx.recv() => {
+                driver.observe(&i);
+                out.extend(core.handle(i));
+            }
             Some(c) = cmd_rx.recv() => driver.command(&mut core, c, &mut out),
+            _ = next_tick(&mut ticks) => driver.tick(),
             else => return Ok(()),
         }
         // Take what else is ready, so one fsync and one gossip frame serve many inputs.
         for _ in 0..512 {
             if let Ok(i) = in_rx.try_recv() {
+                driver.observe(&i);
                 out.extend(core.handle(i));
             } else if let Ok(c) = cmd_rx.try_recv() {
                 driver.command(&mut core, c, &mut out);
@@ -167,9 +241,42 @@ struct Driver {
     store: Arc<Mutex<Store<FsDevice>>>,
     in_tx: mpsc::Sender<Input>,
     waiters: HashMap<String, Vec<oneshot::Sender<SubmitReply>>>,
+    /// The send filter of a tool built on the runtime; `None` for the real node.
+    outbound: Option<Box<dyn Outbound>>,
 }
 
 impl Driver {
+    /// Sends one message of the core, through [`Outbound`] if one is installed.
+    fn send(&mut self, to: Option<NodeId>, msg: &Message) {
+        let Some(o) = self.outbound.as_mut() else {
+            match to {
+                Some(to) => self.net.send(&to, encode_frame(msg)),
+                None => self.net.broadcast(encode_frame(msg)),
+            }
+            return;
+        };
+        for (peer, m) in o.outgoing(to, msg, &self.net.peer_ids()) {
+            self.net.send(&peer, encode_frame(&m));
+        }
+    }
+
+    /// Shows a delivered message to the [`Outbound`], if any.
+    fn observe(&mut self, i: &Input) {
+        if let (Some(o), Input::Message { from, msg }) = (self.outbound.as_mut(), i) {
+            o.observe(*from, msg);
+        }
+    }
+
+    /// The [`Outbound`]'s own messages.
+    fn tick(&mut self) {
+        let Some(o) = self.outbound.as_mut() else {
+            return;
+        };
+        for (peer, m) in o.tick(&self.net.peer_ids()) {
+            self.net.send(&peer, encode_frame(&m));
+        }
+    }
+
     fn command(&mut self, core: &mut Core, c: Cmd, fx: &mut Output) {
         match c {
             Cmd::Submit(tx, reply) => {
@@ -246,8 +353,8 @@ impl Driver {
 
     fn perform(&mut self, store: &Store<FsDevice>, e: Effect) {
         match e {
-            Effect::Send { to, msg } => self.net.send(&to, encode_frame(&msg)),
-            Effect::Broadcast(msg) => self.net.broadcast(encode_frame(&msg)),
+            Effect::Send { to, msg } => self.send(Some(to), &msg),
+            Effect::Broadcast(msg) => self.send(None, &msg),
             Effect::Schedule { timeout, after_ms } => {
                 let tx = self.in_tx.clone();
                 tokio::spawn(async move {
@@ -284,8 +391,7 @@ impl Driver {
                     }
                 }
                 if !blocks.is_empty() {
-                    self.net
-                        .send(&to_peer, encode_frame(&Message::SyncResponse(blocks)));
+                    self.send(Some(to_peer), &Message::SyncResponse(blocks));
                 }
             }
         }

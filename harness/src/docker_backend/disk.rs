@@ -106,7 +106,7 @@ impl DockerBackend {
     /// If node `i` is thought running but its process has exited on its own (a
     /// fail-stop after a failed write), it is Killed from now on, with its reason.
     pub(super) fn notice_exit(&mut self, i: usize) {
-        let Some(c) = self.nodes[i].container.clone() else {
+        let Ok(c) = self.container(i) else {
             return;
         };
         if self.nodes[i].state != State::Running {
@@ -118,6 +118,7 @@ impl DockerBackend {
                 self.nodes[i].state = State::Killed;
                 self.installed.remove(&i);
                 self.disk.stopped.insert(i, why);
+                self.adversary_crashed(i);
             }
             Ok(None) => {}
             Err(e) => warn!(node = %self.nodes[i].name, error = %e, "cannot inspect the node"),

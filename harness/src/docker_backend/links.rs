@@ -1,9 +1,27 @@
-//! Link faults inside the containers: the iptables/tc rules each node's namespace
-//! needs for the nemesis's link-fault state, and bringing them in line.
+//! The link primitive of the docker backend: `iptables` and `tc` rules inside each
+//! node's network namespace (harness.md §5 `partition`, `flaky`, `slow`), kept equal
+//! to the nemesis's link-fault state, for whichever container runs the node (its
+//! own or an adversary in its place, issue 12).
 
-use super::{be, DockerBackend, NodeRules, State, SLOW_RATE_KBIT};
-use crate::backend::BackendError;
+use super::{be, DockerBackend, State, SLOW_RATE_KBIT};
+use crate::backend::{BackendError, LinkCaps, LinkControl, LinkFaults};
 use rollcall_docker::{DockerError, SlowLink};
+use std::net::Ipv4Addr;
+
+/// One node's share of the link-fault state, in the rules it needs inside its own
+/// network namespace: cut links are dropped where they arrive (so a one-way cut
+/// stays one-way at the packet level), loss and rate limits where they leave.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct NodeRules {
+    /// Peers whose packets to this node are dropped (cut peer → node).
+    drop_from: Vec<Ipv4Addr>,
+    /// Peers to which this node's packets are lost with a probability.
+    loss_to: Vec<(Ipv4Addr, f64)>,
+    /// Peers to which this node's traffic is slowed, and the delay and jitter asked for.
+    slow_to: Vec<Ipv4Addr>,
+    delay_ms: u32,
+    jitter_ms: u32,
+}
 
 impl DockerBackend {
     /// The rules node `i` needs for the current link-fault state.
@@ -74,5 +92,25 @@ impl DockerBackend {
             .map_err(be)?;
         self.installed.extend(now_installed);
         Ok(())
+    }
+}
+
+/// Links are iptables and tc rules inside the containers: cuts drop packets one
+/// way, loss has no duplication, and delay needs netem (else a rate limit).
+impl LinkControl for DockerBackend {
+    fn link_caps(&self) -> LinkCaps {
+        LinkCaps {
+            one_way_messages: false,
+            duplicate: false,
+            delay: self.netem,
+            jitter: self.netem,
+            rate_limit_kbit: Some(SLOW_RATE_KBIT),
+        }
+    }
+
+    fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError> {
+        self.links = want.clone();
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.sync_rules(&all)
     }
 }
