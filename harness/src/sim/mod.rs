@@ -399,6 +399,10 @@ impl SimBackend {
     /// Puts one message on the wire from `from` to `to` (every peer when `None`).
     fn deliver(&mut self, from: usize, to: Option<NodeId>, msg: Message) {
         self.record_signed(from, &msg);
+        if matches!(msg, Message::Proposal(_)) && self.net.muted.contains(&from) {
+            // Signed and sent, lost on every link (no random draw: Twins only).
+            return;
+        }
         let sender = self.nodes[from].key.id();
         let targets: Vec<usize> = (0..self.nodes.len())
             .filter(|j| *j != from)
@@ -732,6 +736,10 @@ impl LinkControl for SimBackend {
         LinkCaps::exact()
     }
 
+    fn drops_proposals(&self) -> bool {
+        true
+    }
+
     fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError> {
         let idx = |(a, b): &DirectedLink| Some((self.index(a).ok()?, self.index(b).ok()?));
         self.net = Network {
@@ -743,6 +751,9 @@ impl LinkControl for SimBackend {
                 .filter_map(|(l, s)| {
                     Some((idx(l)?, (s.delay_ms * 1_000_000, s.jitter_ms * 1_000_000)))
                 })
+                .collect(),
+            muted: (want.muted.iter())
+                .filter_map(|n| self.index(n).ok())
                 .collect(),
         };
         Ok(())

@@ -19,6 +19,8 @@ pub struct Network {
     pub flaky: BTreeMap<(usize, usize), (u32, u32)>,
     /// (extra delay ns, jitter ns).
     pub slow: BTreeMap<(usize, usize), (u64, u64)>,
+    /// Senders whose proposals are dropped (a Twins phase's proposer choice).
+    pub muted: BTreeSet<usize>,
 }
 
 impl Network {
