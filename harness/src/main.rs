@@ -509,10 +509,7 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
             commands::check(&paths, args)?
         }
         Cmd::Replay { run_dir, quiet } => commands::replay(&run_dir, quiet)?,
-        Cmd::Clean => {
-            rollcall::docker_backend::clean()?;
-            return Ok(0);
-        }
+        Cmd::Clean => return rollcall::docker_backend::clean().map(|()| 0),
         Cmd::Explore(a) => return explore(a, &command),
         Cmd::Twins(a) => return twins(a, &command),
         Cmd::Serve { store, port } => {

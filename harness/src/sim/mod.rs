@@ -12,9 +12,8 @@ mod event;
 pub mod network;
 
 use crate::backend::{
-    Backend, BackendError, ClientOutcome, Clients, Completed, DirectedLink, DiskControl,
-    DiskUnsupported, LinkCaps, LinkControl, LinkFaults, NodeControl, NodeDumpData, NodeState,
-    Ticket,
+    Backend, BackendError, ClientOutcome, Clients, Completed, DiskControl, DiskUnsupported,
+    NodeControl, NodeDumpData, NodeState, Ticket,
 };
 use crate::cluster::ClusterSpec;
 use event::{Event, EventKind};
@@ -726,36 +725,6 @@ impl DiskControl for SimBackend {
             Some(other) => return Err(DiskUnsupported(format!("{other:?} damages files"))),
         };
         self.nodes[i].store.device_mut().set_failure(failure);
-        Ok(())
-    }
-}
-
-/// Simulated links honour every link fault exactly, one way where asked.
-impl LinkControl for SimBackend {
-    fn link_caps(&self) -> LinkCaps {
-        LinkCaps::exact()
-    }
-
-    fn drops_proposals(&self) -> bool {
-        true
-    }
-
-    fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError> {
-        let idx = |(a, b): &DirectedLink| Some((self.index(a).ok()?, self.index(b).ok()?));
-        self.net = Network {
-            blocked: want.cut.iter().filter_map(idx).collect(),
-            flaky: (want.lossy.iter())
-                .filter_map(|(l, f)| Some((idx(l)?, (f.loss_pct, f.duplicate_pct))))
-                .collect(),
-            slow: (want.slow.iter())
-                .filter_map(|(l, s)| {
-                    Some((idx(l)?, (s.delay_ms * 1_000_000, s.jitter_ms * 1_000_000)))
-                })
-                .collect(),
-            muted: (want.muted.iter())
-                .filter_map(|n| self.index(n).ok())
-                .collect(),
-        };
         Ok(())
     }
 }

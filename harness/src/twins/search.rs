@@ -100,19 +100,14 @@ pub fn space_of(to: &TwinsOptions) -> Result<Space, CommandError> {
         .map_err(|e| CommandError::args(e.to_string()))
 }
 
-/// Runs the search; stores the shrunk failure (or, with `only`, the one run)
-/// under `store_dir`.
-pub fn twins(
-    to: &TwinsOptions,
-    store_dir: &Path,
-    command: &[String],
-) -> Result<TwinsReport, CommandError> {
+/// The space and its size, once the options are known to make sense.
+fn checked_space(to: &TwinsOptions) -> Result<(Space, u64), CommandError> {
     let space = space_of(to)?;
     let total = space
         .count()
         .map_err(|e| CommandError::args(e.to_string()))?;
     let phases_ns = to.phases as u64 * super::phase_ns(&crate::sim::sim_timeouts());
-    if to.base.time_limit_s * 1_000_000_000 <= phases_ns {
+    if to.base.time_limit_s.saturating_mul(1_000_000_000) <= phases_ns {
         return Err(CommandError::args(format!(
             "--time-limit must be longer than the {} phases ({} ms)",
             to.phases,
@@ -122,6 +117,17 @@ pub fn twins(
     if to.scenarios == 0 {
         return Err(CommandError::args("--scenarios must be at least 1"));
     }
+    Ok((space, total))
+}
+
+/// Runs the search; stores the shrunk failure (or, with `only`, the one run)
+/// under `store_dir`.
+pub fn twins(
+    to: &TwinsOptions,
+    store_dir: &Path,
+    command: &[String],
+) -> Result<TwinsReport, CommandError> {
+    let (space, total) = checked_space(to)?;
     let mut chosen: Vec<(u64, u64)> = sample(to.seed, total, to.scenarios)
         .into_iter()
         .enumerate()
