@@ -200,6 +200,9 @@ pub struct LinkFaults {
     pub lossy: BTreeMap<DirectedLink, Lossy>,
     /// Directed links with extra delay.
     pub slow: BTreeMap<DirectedLink, Slow>,
+    /// Nodes whose proposals no peer receives (their votes and the rest still
+    /// pass): a Twins phase's proposer choice (issue 12).
+    pub muted: BTreeSet<String>,
 }
 
 /// What a backend's network can do, declared once; the nemesis compares a fault
@@ -238,6 +241,12 @@ pub trait LinkControl {
     fn link_caps(&self) -> LinkCaps;
     /// Makes the network's faults equal `want` (also on nodes that start later).
     fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError>;
+    /// Whether [`LinkFaults::muted`] is honoured: the network must tell a proposal
+    /// from a vote, which only the simulator's can (the nemesis records the
+    /// degradation elsewhere).
+    fn drops_proposals(&self) -> bool {
+        false
+    }
 }
 
 /// Client primitives: what the run loop's clients and final dump need.

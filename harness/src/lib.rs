@@ -27,3 +27,4 @@ pub mod run;
 pub mod sim;
 pub mod split;
 pub mod store;
+pub mod twins;

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use rollcall::commands::{self, CommandError, EXIT_BAD_ARGS};
 use rollcall::options::{BackendKind, TestOptions};
+use rollcall_checkers::Validity;
 use rollcall_workloads::{NemesisKind, WorkloadKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,6 +134,8 @@ enum Cmd {
     Clean,
     /// Random schedules on sim from a base seed; shrink the first failure and store it.
     Explore(ExploreArgs),
+    /// Twins (issue 12): enumerate partitions and proposers per phase with a duplicated validator on sim; shrink the first failure and store it.
+    Twins(TwinsArgs),
     /// Browse the run store in a web UI (harness.md §8).
     Serve {
         /// Run store.
@@ -218,6 +221,152 @@ struct ExploreArgs {
     /// No adversarial client (resubmitted ids, forged and replayed AddNodes) beside the workload.
     #[arg(long)]
     no_adversarial_client: bool,
+}
+
+#[derive(clap::Args)]
+struct TwinsArgs {
+    /// Most scenarios to run (more in the enumeration: a seeded sample of them).
+    #[arg(long, default_value_t = 100)]
+    scenarios: u64,
+    /// Phases per scenario, each one failed round 0 of simulated time.
+    #[arg(long, default_value_t = 3)]
+    phases: usize,
+    /// Twinned validators (1 = f of 4; 2 is beyond the fault model).
+    #[arg(long, default_value_t = 1)]
+    twins: usize,
+    /// Most groups in a phase's partition (2 or 3).
+    #[arg(long, default_value_t = 2)]
+    groups: usize,
+    /// Seed of the sample and of every scenario's run (random when absent; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run only this scenario (0-based position in the search) and store it.
+    #[arg(long)]
+    scenario: Option<u64>,
+    /// append, register, bank or rw-register.
+    #[arg(long, default_value = "append")]
+    workload: String,
+    /// Simulated seconds per scenario before the final heal (the phases, then settling).
+    #[arg(long, default_value_t = 3)]
+    time_limit: u64,
+    /// Roster nodes.
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Client processes.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Operations per second over all clients.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Re-runs allowed while shrinking.
+    #[arg(long, default_value_t = 100)]
+    shrink_budget: usize,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Run name (store folder).
+    #[arg(long, default_value = "twins")]
+    name: String,
+    /// Run store.
+    #[arg(long, default_value = "store")]
+    store: PathBuf,
+    /// Write JUnit XML here: one test case per scenario.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+}
+
+fn twins_options(
+    a: &TwinsArgs,
+    seed: u64,
+) -> Result<rollcall::twins::search::TwinsOptions, CommandError> {
+    Ok(rollcall::twins::search::TwinsOptions {
+        scenarios: a.scenarios,
+        phases: a.phases,
+        twins: a.twins,
+        max_groups: a.groups,
+        seed,
+        base: TestOptions {
+            nodes: a.nodes,
+            time_limit_s: a.time_limit,
+            concurrency: a.concurrency,
+            rate: a.rate,
+            workload: workload(&a.workload)?,
+            name: a.name.clone(),
+            ..TestOptions::default()
+        },
+        only: a.scenario,
+        shrink_budget: a.shrink_budget,
+        threads: a
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    })
+}
+
+fn twins(a: TwinsArgs, command: &[String]) -> Result<i32, CommandError> {
+    use rollcall::twins::search;
+    let seed = a.seed.unwrap_or_else(rand::random);
+    let to = twins_options(&a, seed)?;
+    eprintln!("rollcall: twins seed {seed}");
+    let r = search::twins(&to, &a.store, command)?;
+    if let Some(path) = &a.junit {
+        let suite = search::junit_suite(seed, &r.outcomes);
+        rollcall::junit::write(path, &[suite]).map_err(CommandError::harness)?;
+    }
+    let twinned: Vec<&str> = r.space.pairs.iter().map(|(o, _)| o.as_str()).collect();
+    rollcall::say!(
+        "twins: seed {seed}: {} scenarios run of {} enumerated ({} phases, {} partitions per phase, twinned {}), {} invalid, in {:.1} s wall ({:.0} scenarios/minute)",
+        r.outcomes.len(),
+        r.total,
+        a.phases,
+        r.space.partitions.len(),
+        twinned.join(","),
+        r.invalid(),
+        r.search_secs,
+        r.outcomes.len() as f64 / r.search_secs.max(1e-9) * 60.0
+    );
+    let f = rollcall_workloads::max_faulty(a.nodes);
+    if a.twins > f {
+        rollcall::say!("twins: {} twinned validators is beyond the fault model (f = {f} of {}): an invalid result is expected, not a bug", a.twins, a.nodes);
+    }
+    if let (Some(s), Some(o)) = (&r.stored, r.outcomes.first()) {
+        rollcall::say!("scenario {} (#{}): {}", o.position, o.index, o.scenario);
+        commands::print_results(&s.results);
+        rollcall::say!(
+            "stored: {}; reproduce with: rollcall replay {}",
+            s.dir.display(),
+            s.dir.display()
+        );
+    }
+    let Some(fail) = r.failure else {
+        rollcall::say!("twins: no invalid scenario");
+        return Ok(0);
+    };
+    print_twins_failure(&fail);
+    Ok(Validity::Invalid.exit_code())
+}
+
+fn print_twins_failure(fail: &rollcall::twins::search::TwinsFailure) {
+    let o = &fail.outcome;
+    rollcall::say!(
+        "twins: scenario {} (#{}) is invalid ({}): {}",
+        o.position,
+        o.index,
+        fail.failing.iter().cloned().collect::<Vec<_>>().join(", "),
+        o.scenario
+    );
+    rollcall::say!(
+        "twins: shrunk in {} re-runs from {} phases to {}: {}",
+        fail.shrink_runs,
+        o.scenario.phases.len(),
+        fail.minimal.phases.len(),
+        fail.minimal
+    );
+    commands::print_results(&fail.stored.results);
+    rollcall::say!("minimal failing run: {}", fail.stored.dir.display());
+    rollcall::say!(
+        "reproduce with: rollcall replay {}",
+        fail.stored.dir.display()
+    );
 }
 
 fn explore(a: ExploreArgs, command: &[String]) -> Result<i32, CommandError> {
@@ -368,11 +517,9 @@ fn dispatch(cli: Cli) -> Result<i32, CommandError> {
             commands::check(&paths, args)?
         }
         Cmd::Replay { run_dir, quiet } => commands::replay(&run_dir, quiet)?,
-        Cmd::Clean => {
-            rollcall::docker_backend::clean()?;
-            return Ok(0);
-        }
+        Cmd::Clean => return rollcall::docker_backend::clean().map(|()| 0),
         Cmd::Explore(a) => return explore(a, &command),
+        Cmd::Twins(a) => return twins(a, &command),
         Cmd::Serve { store, port } => {
             let rt = tokio::runtime::Runtime::new()
                 .map_err(|e| CommandError::harness(format!("tokio: {e}")))?;

@@ -89,6 +89,7 @@ impl Nemesis {
                 .extend(h.links.lossy.iter().map(|(k, v)| (k.clone(), *v)));
             want.slow
                 .extend(h.links.slow.iter().map(|(k, v)| (k.clone(), *v)));
+            want.muted.extend(h.links.muted.iter().cloned());
         }
         self.links = want;
         b.apply_links(&self.links)
@@ -165,6 +166,7 @@ impl Nemesis {
                 .start_byzantine(nodes, *behaviour)?
                 .unwrap_or_else(|| cannot_lie(nodes)),
             Fault::Disk { node, kind } => self.disk(b, fault, node, *kind)?,
+            Fault::MuteProposals { nodes } => self.mute(b, fault, nodes)?,
             Fault::Clock {
                 node,
                 rate_pct,
@@ -197,6 +199,26 @@ impl Nemesis {
         self.relink(b)?;
         let mut v = json!({"links_blocked": l.len()});
         degrade(&mut v, one_way_degradation(&b.link_caps(), &self.links, &l));
+        Ok(v)
+    }
+
+    /// `mute-proposals` (Twins, issue 12): the nodes' proposals dropped until its
+    /// stop; where the backend cannot tell a proposal apart, recorded as degraded.
+    fn mute<B: Target + ?Sized>(
+        &mut self,
+        b: &mut B,
+        fault: &Fault,
+        nodes: &[String],
+    ) -> Result<Value, BackendError> {
+        let mut h = Held::new(fault);
+        h.links.muted.extend(nodes.iter().cloned());
+        self.hold(h);
+        self.relink(b)?;
+        let mut v = json!({"nodes": nodes});
+        if !b.drops_proposals() {
+            let why = "this backend cannot drop one node's proposals: they pass";
+            degrade(&mut v, Some(why.into()));
+        }
         Ok(v)
     }
 
@@ -317,6 +339,10 @@ impl Nemesis {
                 let l = known_links(b, links);
                 self.relink(b)?;
                 json!({"links": l.len()})
+            }
+            Fault::MuteProposals { nodes } => {
+                self.relink(b)?;
+                json!({"nodes": nodes})
             }
             Fault::Kill { nodes } => {
                 let done = self.restart_free(b, nodes)?;

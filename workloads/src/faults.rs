@@ -40,6 +40,10 @@ pub enum NemesisKind {
     Disk,
     /// One node's clock runs at another rate and jumps (issue 16).
     Clock,
+    /// Proposals sent by the named nodes are dropped by the network (a Twins
+    /// scenario's proposer choice, issue 12). Not in [`NemesisKind::ALL`]: only
+    /// `rollcall twins` schedules it, so drawn schedules never hold it.
+    MuteProposals,
 }
 
 impl NemesisKind {
@@ -74,6 +78,7 @@ impl NemesisKind {
             NemesisKind::Byzantine => "byzantine",
             NemesisKind::Disk => "disk",
             NemesisKind::Clock => "clock",
+            NemesisKind::MuteProposals => "mute-proposals",
         }
     }
 
@@ -131,6 +136,9 @@ pub enum PartitionShape {
     Bridge,
     /// A random set of blocked directed links (asymmetric).
     Random,
+    /// Explicit groups, each cut off from every other (a Twins scenario's phase,
+    /// issue 12); never drawn at random.
+    Groups,
 }
 
 /// A directed link `(from, to)` between named nodes.
@@ -221,6 +229,12 @@ pub enum Fault {
         /// The jump at the start, ms.
         jump_ms: i64,
     },
+    /// Drop every proposal these nodes send until the stop (Twins: which copy of a
+    /// twinned validator may propose in a phase, issue 12); votes still pass.
+    MuteProposals {
+        /// The muted senders.
+        nodes: Vec<String>,
+    },
 }
 
 /// What the `disk` nemesis does to a node's store (issue 13).
@@ -274,6 +288,7 @@ impl Fault {
             Fault::Byzantine { .. } => NemesisKind::Byzantine,
             Fault::Disk { .. } => NemesisKind::Disk,
             Fault::Clock { .. } => NemesisKind::Clock,
+            Fault::MuteProposals { .. } => NemesisKind::MuteProposals,
         }
     }
 }
@@ -391,6 +406,24 @@ pub(crate) fn some_nodes(rng: &mut dyn RngCore, members: &[String]) -> Vec<Strin
     v
 }
 
+/// A partition into these `groups` (shape `groups`): every link between two groups
+/// is cut both ways; a single group is no partition at all (Twins, issue 12).
+pub fn partition_groups(groups: &[Vec<String>]) -> Fault {
+    let mut blocked = Vec::new();
+    for (i, a) in groups.iter().enumerate() {
+        for b in &groups[i + 1..] {
+            blocked.extend(links_between(a, b));
+        }
+    }
+    blocked.sort();
+    blocked.dedup();
+    Fault::Partition {
+        shape: PartitionShape::Groups,
+        groups: groups.to_vec(),
+        blocked,
+    }
+}
+
 fn links_between(a: &[String], b: &[String]) -> Vec<Link> {
     let mut out = Vec::new();
     for x in a {
@@ -455,6 +488,9 @@ pub(crate) fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[Stri
             rate_pct: rng.gen_range(50..=200),
             jump_ms: rng.gen_range(-2000..=2000),
         },
+        NemesisKind::MuteProposals => Fault::MuteProposals {
+            nodes: vec![members[rng.gen_range(0..members.len())].clone()],
+        },
         // Planned by `plan` itself (they change the member list).
         NemesisKind::AddNode | NemesisKind::FailNode => Fault::CrashAll,
     }
@@ -473,13 +509,14 @@ pub fn partition(rng: &mut dyn RngCore, members: &[String]) -> Fault {
     partition_shaped(rng, shape, members)
 }
 
-/// A partition of `members` in the given shape.
+/// A partition of `members` in the given shape (`groups` has no random form:
+/// drawn, it is two halves; [`partition_groups`] builds one from its groups).
 pub fn partition_shaped(rng: &mut dyn RngCore, shape: PartitionShape, members: &[String]) -> Fault {
     let mut m: Vec<String> = members.to_vec();
     m.shuffle(rng);
     let n = m.len();
     let (groups, blocked): (Vec<Vec<String>>, Vec<Link>) = match shape {
-        PartitionShape::Halves => {
+        PartitionShape::Halves | PartitionShape::Groups => {
             let (a, b) = m.split_at(n / 2);
             (vec![a.to_vec(), b.to_vec()], links_between(a, b))
         }

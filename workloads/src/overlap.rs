@@ -67,7 +67,8 @@ pub fn holds(f: &Fault) -> Holds {
         | Fault::Flaky { .. }
         | Fault::Slow { .. }
         | Fault::AddNode { .. }
-        | Fault::Clock { .. } => Holds::default(),
+        | Fault::Clock { .. }
+        | Fault::MuteProposals { .. } => Holds::default(),
     }
 }
 
@@ -252,7 +253,8 @@ fn feasible(
             NemesisKind::Partition
             | NemesisKind::Flaky
             | NemesisKind::Slow
-            | NemesisKind::Clock => n > 0,
+            | NemesisKind::Clock
+            | NemesisKind::MuteProposals => n > 0,
         })
         .collect();
     (kinds, byz_room)

@@ -150,6 +150,7 @@ proptest! {
                     prop_assert!(links.iter().all(|(a, b)| a != b && members.contains(a) && members.contains(b)));
                 }
                 Fault::CrashAll => {}
+                Fault::MuteProposals { nodes } => prop_assert!(nodes.iter().all(|n| members.contains(n))),
                 Fault::Clock { node, rate_pct, jump_ms } => {
                     prop_assert!(members.contains(node));
                     prop_assert!((50..=200).contains(rate_pct));

@@ -22,6 +22,7 @@ const DISRUPTIVE: &[&str] = &[
     "flaky",
     "slow",
     "duplicate-key",
+    "mute-proposals",
 ];
 
 /// Intervals `[start, end]` (ns) of the disruptive faults of the history; a start

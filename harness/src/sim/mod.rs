@@ -13,8 +13,8 @@ mod event;
 pub mod network;
 
 use crate::backend::{
-    Backend, BackendError, ClientOutcome, Clients, Completed, DirectedLink, LinkCaps, LinkControl,
-    LinkFaults, NodeControl, NodeDumpData, NodeState, Ticket,
+    Backend, BackendError, ClientOutcome, Clients, Completed, NodeControl, NodeDumpData,
+    NodeState, Ticket,
 };
 use crate::cluster::ClusterSpec;
 use event::{Event, EventKind};
@@ -405,6 +405,10 @@ impl SimBackend {
     /// Puts one message on the wire from `from` to `to` (every peer when `None`).
     fn deliver(&mut self, from: usize, to: Option<NodeId>, msg: Message) {
         self.record_signed(from, &msg);
+        if matches!(msg, Message::Proposal(_)) && self.net.muted.contains(&from) {
+            // Signed and sent, lost on every link (no random draw: Twins only).
+            return;
+        }
         let sender = self.nodes[from].key.id();
         let targets: Vec<usize> = (0..self.nodes.len())
             .filter(|j| *j != from)
@@ -684,28 +688,6 @@ impl NodeControl for SimBackend {
     }
 }
 
-/// Simulated links honour every link fault exactly, one way where asked.
-impl LinkControl for SimBackend {
-    fn link_caps(&self) -> LinkCaps {
-        LinkCaps::exact()
-    }
-
-    fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError> {
-        let idx = |(a, b): &DirectedLink| Some((self.index(a).ok()?, self.index(b).ok()?));
-        self.net = Network {
-            blocked: want.cut.iter().filter_map(idx).collect(),
-            flaky: (want.lossy.iter())
-                .filter_map(|(l, f)| Some((idx(l)?, (f.loss_pct, f.duplicate_pct))))
-                .collect(),
-            slow: (want.slow.iter())
-                .filter_map(|(l, s)| {
-                    Some((idx(l)?, (s.delay_ms * 1_000_000, s.jitter_ms * 1_000_000)))
-                })
-                .collect(),
-        };
-        Ok(())
-    }
-}
 
 impl Backend for SimBackend {
     fn name(&self) -> &'static str {

@@ -3,6 +3,8 @@
 //! links (harness.md §2, §5). The nemesis sets the whole fault state at once
 //! (`LinkControl::apply_links`).
 
+use super::SimBackend;
+use crate::backend::{BackendError, DirectedLink, LinkCaps, LinkControl, LinkFaults};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +21,8 @@ pub struct Network {
     pub flaky: BTreeMap<(usize, usize), (u32, u32)>,
     /// (extra delay ns, jitter ns).
     pub slow: BTreeMap<(usize, usize), (u64, u64)>,
+    /// Senders whose proposals are dropped (a Twins phase's proposer choice).
+    pub muted: BTreeSet<usize>,
 }
 
 impl Network {
@@ -48,5 +52,35 @@ impl Network {
                 rng.gen_range(BASE_DELAY_NS.0..=BASE_DELAY_NS.1) + extra + j
             })
             .collect()
+    }
+}
+
+/// Simulated links honour every link fault exactly, one way where asked.
+impl LinkControl for SimBackend {
+    fn link_caps(&self) -> LinkCaps {
+        LinkCaps::exact()
+    }
+
+    fn drops_proposals(&self) -> bool {
+        true
+    }
+
+    fn apply_links(&mut self, want: &LinkFaults) -> Result<(), BackendError> {
+        let idx = |(a, b): &DirectedLink| Some((self.index(a).ok()?, self.index(b).ok()?));
+        self.net = Network {
+            blocked: want.cut.iter().filter_map(idx).collect(),
+            flaky: (want.lossy.iter())
+                .filter_map(|(l, f)| Some((idx(l)?, (f.loss_pct, f.duplicate_pct))))
+                .collect(),
+            slow: (want.slow.iter())
+                .filter_map(|(l, s)| {
+                    Some((idx(l)?, (s.delay_ms * 1_000_000, s.jitter_ms * 1_000_000)))
+                })
+                .collect(),
+            muted: (want.muted.iter())
+                .filter_map(|n| self.index(n).ok())
+                .collect(),
+        };
+        Ok(())
     }
 }
