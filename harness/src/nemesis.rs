@@ -150,7 +150,13 @@ impl Nemesis {
                 };
                 self.add_link_faults(b, fault, links, lossy, |f| &mut f.lossy, lossy_degradation)?
             }
+            // `async` (issue 16) is `slow` past the base timeouts, on every link.
             Fault::Slow {
+                links,
+                delay_ms,
+                jitter_ms,
+            }
+            | Fault::Async {
                 links,
                 delay_ms,
                 jitter_ms,
@@ -313,7 +319,7 @@ impl Nemesis {
                 self.relink(b)?;
                 json!({"links_unblocked": l.len()})
             }
-            Fault::Flaky { links, .. } | Fault::Slow { links, .. } => {
+            Fault::Flaky { links, .. } | Fault::Slow { links, .. } | Fault::Async { links, .. } => {
                 let l = known_links(b, links);
                 self.relink(b)?;
                 json!({"links": l.len()})

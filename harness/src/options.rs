@@ -66,6 +66,11 @@ pub struct TestOptions {
     /// honest run is unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_sync: bool,
+    /// Sim only: the nodes' propose and vote timeouts do not grow with the round
+    /// (their deltas 0, an operator setting of the node's `config.json`): the broken
+    /// node of the `async` nemesis's test (issue 16). Recorded only when set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flat_timeouts: bool,
     /// An explicit fault schedule instead of the one drawn from the seed: what
     /// `rollcall explore` shrinks, recorded in `test.json` so `replay` reproduces a
     /// shrunk run exactly.
@@ -96,6 +101,7 @@ impl Default for TestOptions {
             lying_disk: false,
             sim_panic_at_s: None,
             no_sync: false,
+            flat_timeouts: false,
             schedule: None,
         }
     }
