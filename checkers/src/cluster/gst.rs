@@ -16,8 +16,9 @@
 //! rounds `R..R+f` the current round and up to f rounds of absent proposers, and
 //! `B_fault / 2` one more height at round-0 timeouts (an operation may miss the
 //! first block after GST), `B_fault` being the bound of [`super::fault_windows`].
-//! A client operation must complete `ok` within `B_gst` of GST wherever a quorum is
-//! up and timely after it (`no-commit-after-gst`, invalid); the windows after GST
+//! A client operation must complete `ok` within `B_gst` of GST wherever the faults
+//! in force keep a quorum up and timely from GST to `GST + B_gst`, whatever else
+//! starts or stops meanwhile (`no-commit-after-gst`, invalid); the windows after GST
 //! are judged by the fault-window bound only from `GST + B_gst` on, and the final
 //! heal's bound is at least what is left of `B_gst`.
 
@@ -111,7 +112,7 @@ pub(crate) fn heal_bound(run: &ClusterRun, gsts: &[Gst], heal_time: u64) -> u64 
         .fold(run.liveness_bound_ns, u64::max)
 }
 
-/// Judges every GST where a quorum is up and timely after it (module doc); adds a
+/// Judges every GST after which a quorum stays up and timely (module doc); adds a
 /// finding per GST after which nothing committed in time, returns the details.
 pub(crate) fn check(
     run: &ClusterRun,
@@ -154,17 +155,21 @@ fn judge(
     if heal.is_some_and(|h| h.time <= g.time + g.bound_ns) {
         return "the final heal comes first: its bound covers it";
     }
-    let Some((_, t1, state)) = ws.iter().find(|(t0, _, _)| *t0 >= g.time) else {
-        return "no window after it";
-    };
-    if *t1 < g.time + g.bound_ns {
-        return "the faults change before the bound";
+    let end = g.time + g.bound_ns;
+    // Every window from GST to the bound must keep a quorum up and timely.
+    let span: Vec<_> = (ws.iter())
+        .filter(|(t0, t1, _)| *t1 > g.time && *t0 < end)
+        .collect();
+    if span.last().is_none_or(|(_, t1, _)| *t1 < end) {
+        return "the history ends before the bound";
     }
-    let Some(members) = members_at(an, height_at(g.time).unwrap_or(0) + 1) else {
-        return "roster unknown";
-    };
-    if state.quorum_up(&members).is_none() {
-        return "no quorum up and timely after it";
+    for (t0, _, state) in span {
+        let Some(members) = members_at(an, height_at(*t0).unwrap_or(0) + 1) else {
+            return "roster unknown";
+        };
+        if state.quorum_up(&members).is_none() {
+            return "no quorum up and timely until the bound";
+        }
     }
     if first_ok.is_some_and(|(c, _)| c <= g.time + g.bound_ns) {
         return "yes";
