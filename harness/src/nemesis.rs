@@ -886,6 +886,18 @@ mod tests {
     }
 
     #[test]
+    fn async_delays_links_as_slow_does_and_is_degraded_without_netem() {
+        let f = Fault::Async {
+            links: links(&[("n1", "n2")]),
+            delay_ms: 600,
+            jitter_ms: 100,
+        };
+        link_fault_round_trip(&f, "links cut=[] lossy=[] slow=[n1>n2:600+100]");
+        // Docker without netem: rate-limited, not delayed past the timeouts.
+        assert_degraded(&tcp_caps(), &f, "256 kbit/s");
+    }
+
+    #[test]
     fn duplicate_key_starts_a_twin_and_stops_it_for_good() {
         let mut b = Fake::new(LinkCaps::exact());
         let mut n = Nemesis::default();
