@@ -268,7 +268,7 @@ pub(crate) fn windows(
         }
         state.apply(e, timing.timely_ms());
         for g in gsts.iter().filter(|g| g.index == e.index) {
-            state.settle_until = state.settle_until.max(g.time + g.bound_ns);
+            state.settle_until = (state.settle_until).max(g.time.saturating_add(g.bound_ns));
         }
         from = from.max(e.time);
     }
@@ -316,7 +316,7 @@ pub(crate) fn check(
         // ends and restarted nodes catch up) or after the rounds an asynchronous
         // period grew have run out, ops sent at least a bound before it ends.
         let from = (t0 + bound).max(state.settle_until);
-        if t1 < from + bound {
+        if t1 < from.saturating_add(bound) {
             continue;
         }
         let Some(members) = members_at(an, height_at(t0).unwrap_or(0) + 1) else {

@@ -49,11 +49,19 @@ pub struct Gst {
 }
 
 /// `B_gst` of the module doc, ns, for a node at `round` and links that delayed
-/// messages by up to `delay_ms`.
+/// messages by up to `delay_ms`; saturates rather than overflows on a history's
+/// outlandish values.
 pub fn gst_bound_ns(t: &FaultTiming, round: u64, delay_ms: u64) -> u64 {
+    let round = round.min(MAX_ROUND);
     let rounds: u64 = (round..=round + t.f as u64).map(|r| t.round_ms(r)).sum();
-    (delay_ms + rounds + t.timeouts.commit_ms) * 1_000_000 + t.bound_ns() / 2
+    (delay_ms.saturating_add(rounds))
+        .saturating_add(t.timeouts.commit_ms)
+        .saturating_mul(1_000_000)
+        .saturating_add(t.bound_ns() / 2)
 }
+
+/// Rounds beyond this are read as this (a history may hold anything).
+const MAX_ROUND: u64 = 10_000;
 
 /// The highest round a node can reach within `ns` of a height's start: the first
 /// node to leave round `r` does so by its precommit timeout, `vote(r)` (L65), so
@@ -62,7 +70,7 @@ pub fn rounds_within(t: &FaultTiming, ns: u64) -> u64 {
     let (mut r, mut spent) = (0u64, 0u64);
     loop {
         spent += (t.timeouts.vote_ms + r * t.timeouts.vote_delta_ms).max(1) * 1_000_000;
-        if spent > ns || r >= 10_000 {
+        if spent > ns || r >= MAX_ROUND {
             return r;
         }
         r += 1;
@@ -108,7 +116,7 @@ pub(crate) fn points(an: &Analysis, t: &FaultTiming) -> Vec<Gst> {
 pub(crate) fn heal_bound(run: &ClusterRun, gsts: &[Gst], heal_time: u64) -> u64 {
     (gsts.iter())
         .filter(|g| g.time <= heal_time)
-        .map(|g| (g.time + g.bound_ns).saturating_sub(heal_time))
+        .map(|g| g.time.saturating_add(g.bound_ns).saturating_sub(heal_time))
         .fold(run.liveness_bound_ns, u64::max)
 }
 
@@ -152,10 +160,10 @@ fn judge(
     first_ok: Option<(u64, u64)>,
     findings: &mut Vec<Finding>,
 ) -> &'static str {
-    if heal.is_some_and(|h| h.time <= g.time + g.bound_ns) {
+    let end = g.time.saturating_add(g.bound_ns);
+    if heal.is_some_and(|h| h.time <= end) {
         return "the final heal comes first: its bound covers it";
     }
-    let end = g.time + g.bound_ns;
     // Every window from GST to the bound must keep a quorum up and timely.
     let span: Vec<_> = (ws.iter())
         .filter(|(t0, t1, _)| *t1 > g.time && *t0 < end)
@@ -171,11 +179,11 @@ fn judge(
             return "no quorum up and timely until the bound";
         }
     }
-    if first_ok.is_some_and(|(c, _)| c <= g.time + g.bound_ns) {
+    if first_ok.is_some_and(|(c, _)| c <= end) {
         return "yes";
     }
     let waiting: Vec<u64> = (run.history.ops().iter())
-        .filter(|o| is_client(o.process) && o.invoke_time <= g.time + g.bound_ns)
+        .filter(|o| is_client(o.process) && o.invoke_time <= end)
         .filter(|o| o.complete_time.is_none_or(|c| c > g.time))
         .map(|o| o.invoke_index)
         .collect();
@@ -269,6 +277,8 @@ mod tests {
         // pause and one height at round-0 timeouts (1.1 s).
         assert_eq!(gst_bound_ns(&t, 3, 480), 3_880_000_000);
         assert!(gst_bound_ns(&t, 10, 480) > gst_bound_ns(&t, 3, 480));
+        // A history's outlandish values saturate, never overflow.
+        assert_eq!(gst_bound_ns(&t, u64::MAX, u64::MAX), u64::MAX);
         // Round r needs Σ_{r'<r} vote(r') of time: 100, 150, 200, ... ms.
         assert_eq!(rounds_within(&t, 0), 0);
         assert_eq!(rounds_within(&t, 250_000_000), 2);
