@@ -360,7 +360,7 @@ mod tests {
             nodes,
             history: history(adversaries, deviant),
             liveness_bound_ns: 1,
-            fault_bound_ns: None,
+            fault_timing: None,
         }
     }
 

@@ -11,7 +11,7 @@
 //! client operations the liveness checks look at.
 //!
 //! One file per checker: `chain_agreement.rs`, `roster_agreement.rs`,
-//! `eviction.rs`, `add_node.rs`, `liveness.rs`; shared: [`replay`], `analysis.rs`,
+//! `eviction.rs`, `add_node.rs`, `liveness.rs` (with `fault_windows.rs` and `gst.rs`); shared: [`replay`], `analysis.rs`,
 //! `finding.rs`, `run.rs`. [`ClusterRun::load`] reads a stored run directory;
 //! [`check_cluster`] returns one [`CheckResult`] per checker.
 
@@ -26,6 +26,7 @@ pub mod fault_windows;
 mod finding;
 #[cfg(test)]
 pub(crate) mod fixture;
+pub mod gst;
 mod liveness;
 pub mod replay;
 mod roster_agreement;

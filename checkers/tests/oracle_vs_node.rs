@@ -164,7 +164,7 @@ impl Builder {
             }],
             history: History::default(),
             liveness_bound_ns: 10_000_000_000,
-            fault_bound_ns: None,
+            fault_timing: None,
         }
     }
 }

@@ -32,6 +32,12 @@ fn ensure_chain_script() -> String {
     )
 }
 
+/// Packets netem may hold at once. Its default (1000) drops what a delay of seconds
+/// (the `async` nemesis: up to 3× the base round timeouts, issue 16) holds back at a
+/// busy node's packet rate; a drop is loss, not delay, so the queue is made long
+/// enough for the delay instead.
+pub const NETEM_LIMIT: u32 = 100_000;
+
 /// A rate limit on a node's outgoing traffic (the `slow` nemesis).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlowLink {
@@ -179,7 +185,7 @@ impl Container {
             ));
             if let (true, Some(d)) = (netem, link.delay_ms) {
                 script.push_str(&format!(
-                    " && {TC} qdisc add dev {DEV} parent 1:1 handle 10: netem delay {d}ms {}ms",
+                    " && {TC} qdisc add dev {DEV} parent 1:1 handle 10: netem delay {d}ms {}ms limit {NETEM_LIMIT}",
                     link.jitter_ms
                 ));
             }
@@ -191,7 +197,7 @@ impl Container {
             ));
             if let (true, Some(d)) = (netem, link.delay_ms) {
                 script.push_str(&format!(
-                    " && {TC} qdisc add dev {DEV} parent 1:20 handle 20: netem delay {d}ms {}ms",
+                    " && {TC} qdisc add dev {DEV} parent 1:20 handle 20: netem delay {d}ms {}ms limit {NETEM_LIMIT}",
                     link.jitter_ms
                 ));
             }

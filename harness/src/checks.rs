@@ -3,6 +3,7 @@
 //! node-side checkers of `rollcall_checkers::cluster`.
 
 use crate::backend::NodeDumpData;
+use rollcall_checkers::cluster::fault_windows::{FaultTiming, RoundTimeouts};
 use rollcall_checkers::cluster::{check_cluster, ClusterRun, NodeDump, DEFAULT_LIVENESS_BOUND_NS};
 use rollcall_checkers::elle::{ElleChecker, ElleOptions, RwRegisterChecker};
 use rollcall_checkers::linearizable::LinearizableChecker;
@@ -188,15 +189,22 @@ pub fn with_dump_checks(mut r: Results, history: &History, dumps: &[NodeDumpData
 /// owned by `rollcall-history`, issue 11).
 pub use rollcall_checkers::Results;
 
-/// The bound on an operation while a quorum is up and connected during faults
-/// (issue 16), from the timeouts `backend` runs its nodes with, for a cluster that
-/// can grow to `nodes` members.
-pub fn fault_bound_ns(backend: crate::options::BackendKind, nodes: usize) -> u64 {
-    let t = match backend {
+/// The timeouts `backend` runs its nodes with.
+pub fn backend_timeouts(
+    backend: crate::options::BackendKind,
+) -> rollcall_node::consensus::Timeouts {
+    match backend {
         crate::options::BackendKind::Sim => crate::sim::sim_timeouts(),
         crate::options::BackendKind::Docker => crate::docker_backend::docker_timeouts(),
-    };
-    let rt = rollcall_checkers::cluster::fault_windows::RoundTimeouts {
+    }
+}
+
+/// What the liveness checks while faults are in force and after an asynchronous
+/// period (issue 16) derive their bounds from: the timeouts `backend` runs its nodes
+/// with, and f of a cluster that can grow to `nodes` members.
+pub fn fault_timing(backend: crate::options::BackendKind, nodes: usize) -> FaultTiming {
+    let t = backend_timeouts(backend);
+    let timeouts = RoundTimeouts {
         propose_ms: t.propose_ms,
         propose_delta_ms: t.propose_delta_ms,
         vote_ms: t.vote_ms,
@@ -204,7 +212,7 @@ pub fn fault_bound_ns(backend: crate::options::BackendKind, nodes: usize) -> u64
         commit_ms: t.commit_ms,
     };
     let f = nodes.saturating_sub(rollcall_checkers::oracle::quorum::quorum(nodes));
-    rollcall_checkers::cluster::fault_windows::fault_bound_ns(&rt, f)
+    FaultTiming { timeouts, f }
 }
 
 /// The adversarial client's record as a run has it (issue 12): absent (it was
@@ -229,16 +237,16 @@ fn client_attacks(attacks: &AttackRecord, nodes: &[NodeDump]) -> Option<CheckRes
     })
 }
 
-/// Runs every checker on a run; `fault_bound_ns` enables the liveness check while
-/// faults are in force ([`fault_bound_ns`]); `attacks` adds the `client-attacks`
-/// checker.
+/// Runs every checker on a run; `fault_timing` enables the liveness checks while
+/// faults are in force and after an asynchronous period ([`fault_timing`]);
+/// `attacks` adds the `client-attacks` checker.
 pub fn check_run(
     workload: WorkloadKind,
     expect: Expectation<'_>,
     genesis: &Genesis,
     history: History,
     nodes: Vec<NodeDump>,
-    fault_bound_ns: Option<u64>,
+    fault_timing: Option<FaultTiming>,
     attacks: AttackRecord,
 ) -> Result<Results, String> {
     let longest = nodes
@@ -255,7 +263,7 @@ pub fn check_run(
         nodes,
         history,
         liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
-        fault_bound_ns,
+        fault_timing,
     };
     results.extend(check_cluster(&run));
     if rollcall_checkers::byzantine::has_adversaries(&run) {

@@ -96,7 +96,11 @@ pub fn simulate(opts: &TestOptions, quiet: bool) -> Result<Simulated, CommandErr
     let mut backend = SimBackend::new(
         spec.clone(),
         SimOptions {
-            timeouts: sim_timeouts(),
+            timeouts: if opts.flat_timeouts {
+                flat(sim_timeouts())
+            } else {
+                sim_timeouts()
+            },
             lying_disk: opts.lying_disk,
             panic_at_ns: opts.sim_panic_at_s.map(|s| s.saturating_mul(1_000_000_000)),
             no_sync: opts.no_sync,
@@ -115,6 +119,15 @@ pub fn simulate(opts: &TestOptions, quiet: bool) -> Result<Simulated, CommandErr
     };
     let results = check_output(opts, &spec, &out)?;
     Ok(Simulated { spec, out, results })
+}
+
+/// `t` with timeouts that never grow with the round (`--flat-timeouts`, test-only).
+fn flat(t: rollcall_node::consensus::Timeouts) -> rollcall_node::consensus::Timeouts {
+    rollcall_node::consensus::Timeouts {
+        propose_delta_ms: 0,
+        vote_delta_ms: 0,
+        ..t
+    }
 }
 
 /// A run that panicked: no history survives the unwinding, and the one result is
@@ -151,7 +164,7 @@ pub fn check_output(
         &spec.genesis,
         history,
         node_dumps(&out.dumps),
-        Some(crate::checks::fault_bound_ns(
+        Some(crate::checks::fault_timing(
             opts.backend,
             opts.nodes + opts.spare,
         )),
@@ -465,7 +478,7 @@ pub fn check_run_dir(dir: &Path, a: CheckArgs) -> Result<Results, String> {
     }
     let stored = store::load_options(dir).ok();
     let bound =
-        (stored.as_ref()).map(|o| crate::checks::fault_bound_ns(o.backend, o.nodes + o.spare));
+        (stored.as_ref()).map(|o| crate::checks::fault_timing(o.backend, o.nodes + o.spare));
     let workload = a
         .workload
         .or(stored.as_ref().map(|o| o.workload))

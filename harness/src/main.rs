@@ -42,7 +42,7 @@ struct TestArgs {
     /// append, register, bank or rw-register.
     #[arg(long, default_value = "append")]
     workload: String,
-    /// Comma list: partition,kill,pause,crash-all,add-node,fail-node,flaky,slow,duplicate-key,byzantine,disk,clock (or all, none).
+    /// Comma list: partition,kill,pause,crash-all,add-node,fail-node,flaky,slow,duplicate-key,byzantine,disk,clock,async (or all, none).
     #[arg(long, default_value = "")]
     nemesis: String,
     /// Seconds between nemesis steps.

@@ -151,7 +151,13 @@ impl Nemesis {
                 };
                 self.add_link_faults(b, fault, links, lossy, |f| &mut f.lossy, lossy_degradation)?
             }
+            // `async` (issue 16) is `slow` past the base timeouts, on every link.
             Fault::Slow {
+                links,
+                delay_ms,
+                jitter_ms,
+            }
+            | Fault::Async {
                 links,
                 delay_ms,
                 jitter_ms,
@@ -172,16 +178,7 @@ impl Nemesis {
                 rate_pct,
                 jump_ms,
             } => clock(b, node, *rate_pct, *jump_ms)?,
-            Fault::DuplicateKey { node, duplicate } => {
-                b.node_state(node)?;
-                if matches!(b.node_state(duplicate), Err(BackendError::UnknownNode(_))) {
-                    b.add_twin(node, duplicate)?;
-                }
-                if b.node_state(duplicate)? == NodeState::NotStarted {
-                    b.start_new(duplicate)?;
-                }
-                json!({"node": node, "duplicate": duplicate, "id": b.node_id(duplicate)?})
-            }
+            Fault::DuplicateKey { node, duplicate } => twin(b, node, duplicate)?,
         })
     }
 
@@ -335,7 +332,7 @@ impl Nemesis {
                 self.relink(b)?;
                 json!({"links_unblocked": l.len()})
             }
-            Fault::Flaky { links, .. } | Fault::Slow { links, .. } => {
+            Fault::Flaky { links, .. } | Fault::Slow { links, .. } | Fault::Async { links, .. } => {
                 let l = known_links(b, links);
                 self.relink(b)?;
                 json!({"links": l.len()})
@@ -440,6 +437,18 @@ impl Nemesis {
         }
         Ok(out)
     }
+}
+
+/// `duplicate-key`: a twin of `node` with its key, started on an empty disk.
+fn twin<B: Target + ?Sized>(b: &mut B, node: &str, duplicate: &str) -> Result<Value, BackendError> {
+    b.node_state(node)?;
+    if matches!(b.node_state(duplicate), Err(BackendError::UnknownNode(_))) {
+        b.add_twin(node, duplicate)?;
+    }
+    if b.node_state(duplicate)? == NodeState::NotStarted {
+        b.start_new(duplicate)?;
+    }
+    Ok(json!({"node": node, "duplicate": duplicate, "id": b.node_id(duplicate)?}))
 }
 
 /// A clock's true rate, percent.
@@ -903,6 +912,18 @@ mod tests {
             ..LinkCaps::exact()
         };
         assert_degraded(&caps, &f, "jitter");
+    }
+
+    #[test]
+    fn async_delays_links_as_slow_does_and_is_degraded_without_netem() {
+        let f = Fault::Async {
+            links: links(&[("n1", "n2")]),
+            delay_ms: 600,
+            jitter_ms: 100,
+        };
+        link_fault_round_trip(&f, "links cut=[] lossy=[] slow=[n1>n2:600+100]");
+        // Docker without netem: rate-limited, not delayed past the timeouts.
+        assert_degraded(&tcp_caps(), &f, "256 kbit/s");
     }
 
     #[test]

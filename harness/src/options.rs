@@ -76,6 +76,11 @@ pub struct TestOptions {
     /// stored before it (no field) replays without it, and off is not written.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adversarial_client: bool,
+    /// Sim only: the nodes' propose and vote timeouts do not grow with the round
+    /// (their deltas 0, an operator setting of the node's `config.json`): the broken
+    /// node of the `async` nemesis's test (issue 16). Recorded only when set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flat_timeouts: bool,
     /// An explicit fault schedule instead of the one drawn from the seed: what
     /// `rollcall explore` shrinks, recorded in `test.json` so `replay` reproduces a
     /// shrunk run exactly.
@@ -108,6 +113,7 @@ impl Default for TestOptions {
             no_sync: false,
             adversarial_client: false,
             sim_trust_synced_certs: false,
+            flat_timeouts: false,
             schedule: None,
         }
     }

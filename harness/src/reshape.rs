@@ -99,6 +99,7 @@ fn roster(o: &TestOptions) -> PlanSpec {
             .collect(),
         min_roster: o.min_roster as usize,
         max_concurrent: o.max_concurrent_faults,
+        base_timeout_ms: crate::run::base_timeout_ms(o.backend),
     }
 }
 

@@ -73,6 +73,13 @@ pub fn cluster(opts: &TestOptions) -> ClusterSpec {
     )
 }
 
+/// The longest round-0 timeout (propose plus the empty-block wait, ms) of the nodes
+/// `backend` runs: what the `async` nemesis delays links beyond (issue 16).
+pub fn base_timeout_ms(backend: crate::options::BackendKind) -> u64 {
+    let t = crate::checks::backend_timeouts(backend);
+    t.propose_ms + t.empty_block_ms
+}
+
 /// The planned nemesis schedule of a run.
 pub fn schedule(opts: &TestOptions, spec: &ClusterSpec) -> Vec<PlannedFault> {
     let mut rng = ChaCha8Rng::seed_from_u64(Seeds::from_seed(opts.seed).plan);
@@ -86,6 +93,7 @@ pub fn schedule(opts: &TestOptions, spec: &ClusterSpec) -> Vec<PlannedFault> {
             spares: spec.names[spec.roster_nodes..].to_vec(),
             min_roster: opts.min_roster as usize,
             max_concurrent: opts.max_concurrent_faults,
+            base_timeout_ms: base_timeout_ms(opts.backend),
         },
     )
 }
@@ -340,6 +348,7 @@ impl<'a> Loop<'a> {
                 value.insert("height".into(), json!(h));
             }
             Fault::FailNode { node } => self.failed.push(node.clone()),
+            Fault::Async { .. } => self.record_rounds(&mut value),
             _ => {}
         }
         // Overlapping faults (issue 16) show as `partition+kill`.
@@ -362,6 +371,20 @@ impl<'a> Loop<'a> {
         self.applied
             .push(json!({"time_ns": now, "f": f, "value": value}));
         Ok(())
+    }
+
+    /// An asynchronous period's start and end (GST) record every live node's
+    /// height and round and the highest round: how far the timeouts grew (issue 16).
+    fn record_rounds(&mut self, value: &mut Map<String, Value>) {
+        let (mut at, mut max_round) = (Map::new(), 0);
+        for n in self.backend.live_nodes() {
+            if let Some(s) = self.backend.status(&n) {
+                max_round = max_round.max(s.round);
+                at.insert(n, json!({"height": s.height, "round": s.round}));
+            }
+        }
+        value.insert("rounds".into(), Value::Object(at));
+        value.insert("max_round".into(), json!(max_round));
     }
 
     fn idle_slots(&self) -> Vec<usize> {

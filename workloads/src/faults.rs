@@ -44,11 +44,14 @@ pub enum NemesisKind {
     /// scenario's proposer choice, issue 12). Not in [`NemesisKind::ALL`]: only
     /// `rollcall twins` schedules it, so drawn schedules never hold it.
     MuteProposals,
+    /// Every link between members slower than the base round timeouts for one
+    /// interval, then timely again: an asynchronous period and its GST (issue 16).
+    Async,
 }
 
 impl NemesisKind {
     /// Every nemesis, in the order of harness.md §3.
-    pub const ALL: [NemesisKind; 12] = [
+    pub const ALL: [NemesisKind; 13] = [
         NemesisKind::Partition,
         NemesisKind::Kill,
         NemesisKind::Pause,
@@ -61,6 +64,7 @@ impl NemesisKind {
         NemesisKind::Byzantine,
         NemesisKind::Disk,
         NemesisKind::Clock,
+        NemesisKind::Async,
     ];
 
     /// The CLI and history spelling.
@@ -79,6 +83,7 @@ impl NemesisKind {
             NemesisKind::Disk => "disk",
             NemesisKind::Clock => "clock",
             NemesisKind::MuteProposals => "mute-proposals",
+            NemesisKind::Async => "async",
         }
     }
 
@@ -109,7 +114,7 @@ impl fmt::Display for NemesisKind {
 
 /// A nemesis name that is not one of harness.md §5.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown nemesis {0:?} (partition, kill, pause, crash-all, add-node, fail-node, flaky, slow, duplicate-key, byzantine, disk, clock)")]
+#[error("unknown nemesis {0:?} (partition, kill, pause, crash-all, add-node, fail-node, flaky, slow, duplicate-key, byzantine, disk, clock, async)")]
 pub struct UnknownNemesis(pub String);
 
 impl FromStr for NemesisKind {
@@ -235,6 +240,16 @@ pub enum Fault {
         /// The muted senders.
         nodes: Vec<String>,
     },
+    /// An asynchronous period (issue 16): delay every listed link by more than the
+    /// nodes' base round timeouts; the stop is the global stabilisation time (GST).
+    Async {
+        /// Affected directed links (every pair of members).
+        links: Vec<Link>,
+        /// Extra delay, ms: 1× to 3× the base timeout ([`PlanSpec::base_timeout_ms`]).
+        delay_ms: u64,
+        /// Extra uniform jitter, ms: up to half the base timeout.
+        jitter_ms: u64,
+    },
 }
 
 /// What the `disk` nemesis does to a node's store (issue 13).
@@ -289,6 +304,7 @@ impl Fault {
             Fault::Disk { .. } => NemesisKind::Disk,
             Fault::Clock { .. } => NemesisKind::Clock,
             Fault::MuteProposals { .. } => NemesisKind::MuteProposals,
+            Fault::Async { .. } => NemesisKind::Async,
         }
     }
 }
@@ -324,7 +340,27 @@ pub struct PlanSpec {
     /// missing field (a spec stored before) reads as 1.
     #[serde(default = "one")]
     pub max_concurrent: usize,
+    /// The nodes' longest round-0 timeout, ms (propose plus the empty-block wait):
+    /// what the `async` nemesis delays links beyond. 0 (a spec stored before issue
+    /// 16's `async`) reads as the node's default.
+    #[serde(default)]
+    pub base_timeout_ms: u64,
 }
+
+impl PlanSpec {
+    /// The base timeout the `async` nemesis draws its delays from, ms.
+    pub fn async_base_ms(&self) -> u64 {
+        if self.base_timeout_ms == 0 {
+            DEFAULT_BASE_TIMEOUT_MS
+        } else {
+            self.base_timeout_ms
+        }
+    }
+}
+
+/// The node's default round-0 propose timeout plus its empty-block wait, ms
+/// (`Timeouts::default()`), for plan specs that do not say.
+pub const DEFAULT_BASE_TIMEOUT_MS: u64 = 1100;
 
 fn one() -> usize {
     1
@@ -380,7 +416,7 @@ pub fn plan(rng: &mut dyn RngCore, spec: &PlanSpec) -> Vec<PlannedFault> {
                     node: members.remove(i),
                 }
             }
-            other => fault_on(rng, other, &members),
+            other => fault_on(rng, other, &members, spec.async_base_ms()),
         };
         let stop_ns = (kind != NemesisKind::FailNode).then_some(t + spec.interval_ns);
         out.push(PlannedFault {
@@ -439,7 +475,12 @@ fn links_between(a: &[String], b: &[String]) -> Vec<Link> {
     out
 }
 
-pub(crate) fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[String]) -> Fault {
+pub(crate) fn fault_on(
+    rng: &mut dyn RngCore,
+    kind: NemesisKind,
+    members: &[String],
+    base_ms: u64,
+) -> Fault {
     match kind {
         NemesisKind::Partition => partition(rng, members),
         NemesisKind::Kill => Fault::Kill {
@@ -491,8 +532,23 @@ pub(crate) fn fault_on(rng: &mut dyn RngCore, kind: NemesisKind, members: &[Stri
         NemesisKind::MuteProposals => Fault::MuteProposals {
             nodes: vec![members[rng.gen_range(0..members.len())].clone()],
         },
+        NemesisKind::Async => async_period(rng, members, base_ms),
         // Planned by `plan` itself (they change the member list).
         NemesisKind::AddNode | NemesisKind::FailNode => Fault::CrashAll,
+    }
+}
+
+/// The `async` nemesis (issue 16): every link between `members`, both ways, delayed
+/// by `base_ms` to `3 × base_ms` with up to `base_ms / 2` of jitter, so no message
+/// arrives within a round-0 timeout; Tendermint decides during it only once its
+/// timeouts have grown past the delay (Buchman–Kwon–Milosevic 2018, §4: timeouts
+/// grow with the round), and at the stop (GST) links are timely again.
+pub fn async_period(rng: &mut dyn RngCore, members: &[String], base_ms: u64) -> Fault {
+    let base = base_ms.max(1);
+    Fault::Async {
+        links: links_between(members, members),
+        delay_ms: rng.gen_range(base..=3 * base),
+        jitter_ms: rng.gen_range(0..=base / 2),
     }
 }
 

@@ -15,7 +15,7 @@
 //!   rest of the run (it stays in the roster, silent, until evicted: with a node
 //!   whose signing log was damaged beside it, 5 validators lost their quorum for
 //!   good; explore, `--max-concurrent-faults 3`, seed 2);
-//! - link faults (`partition`, `flaky`, `slow`), `add-node` and `clock` hold no
+//! - link faults (`partition`, `flaky`, `slow`, `async`), `add-node` and `clock` hold no
 //!   node: they compose with everything, the nemesis computing the links from all
 //!   that hold (a node's clock is its machine's, whatever else happens to it);
 //! - every interval stops by the time limit, where the final heal ends everything.
@@ -66,6 +66,7 @@ pub fn holds(f: &Fault) -> Holds {
         Fault::Partition { .. }
         | Fault::Flaky { .. }
         | Fault::Slow { .. }
+        | Fault::Async { .. }
         | Fault::AddNode { .. }
         | Fault::Clock { .. }
         | Fault::MuteProposals { .. } => Holds::default(),
@@ -253,6 +254,7 @@ fn feasible(
             NemesisKind::Partition
             | NemesisKind::Flaky
             | NemesisKind::Slow
+            | NemesisKind::Async
             | NemesisKind::Clock
             | NemesisKind::MuteProposals => n > 0,
         })
@@ -299,8 +301,10 @@ fn draw(
             let behaviour = crate::Behaviour::ALL[rng.gen_range(0..crate::Behaviour::ALL.len())];
             Fault::Byzantine { nodes, behaviour }
         }
-        NemesisKind::Disk | NemesisKind::DuplicateKey => fault_on(rng, kind, &free),
-        other => fault_on(rng, other, &roster.members),
+        NemesisKind::Disk | NemesisKind::DuplicateKey => {
+            fault_on(rng, kind, &free, spec.async_base_ms())
+        }
+        other => fault_on(rng, other, &roster.members, spec.async_base_ms()),
     })
 }
 
@@ -319,6 +323,7 @@ mod tests {
             spares: vec!["n5".into()],
             min_roster: 3,
             max_concurrent: k,
+            base_timeout_ms: 220,
         }
     }
 

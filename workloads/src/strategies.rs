@@ -50,6 +50,7 @@ pub fn plan_spec() -> impl Strategy<Value = PlanSpec> {
             spares: (n + 1..=n + s).map(|i| format!("n{i}")).collect(),
             min_roster,
             max_concurrent: k,
+            base_timeout_ms: 220,
         })
 }
 

@@ -151,6 +151,15 @@ proptest! {
                 }
                 Fault::CrashAll => {}
                 Fault::MuteProposals { nodes } => prop_assert!(nodes.iter().all(|n| members.contains(n))),
+                // Issue 16: every link between members, both ways, delayed past the
+                // base timeout by at most 3x, jitter at most half of it.
+                Fault::Async { links, delay_ms, jitter_ms } => {
+                    let b = spec.async_base_ms();
+                    prop_assert!((b..=3 * b).contains(delay_ms));
+                    prop_assert!(*jitter_ms <= b / 2);
+                    prop_assert!(links.iter().all(|(a, b)| a != b && members.contains(a) && members.contains(b)));
+                    prop_assert_eq!(links.len(), members.len() * (members.len() - 1));
+                }
                 Fault::Clock { node, rate_pct, jump_ms } => {
                     prop_assert!(members.contains(node));
                     prop_assert!((50..=200).contains(rate_pct));
@@ -203,6 +212,7 @@ fn k1_schedules_never_overlap_and_k3_ones_do() {
         spares: vec!["n5".into()],
         min_roster: 3,
         max_concurrent: k,
+        base_timeout_ms: 220,
     };
     let overlaps = |p: &[rollcall_workloads::PlannedFault]| {
         p.windows(2)
@@ -231,7 +241,7 @@ fn nemesis_list_parsing() {
         NemesisKind::ALL.to_vec(),
         "all is every kind"
     );
-    assert_eq!(NemesisKind::ALL.len(), 12);
+    assert_eq!(NemesisKind::ALL.len(), 13);
     assert!(NemesisKind::parse_list("kill,explode").is_err());
     assert!(NemesisKind::parse_list("").unwrap().is_empty());
 }

@@ -404,7 +404,7 @@ pub fn run_of(b: &Builder, history: History) -> ClusterRun {
         ],
         history,
         liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
-        fault_bound_ns: None,
+        fault_timing: None,
     }
 }
 

@@ -62,15 +62,22 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
         return result(LIVENESS, vec![f], details, String::new());
     };
     details.insert("heal_time".into(), json!(heal.time));
-    let recovery = check_recovery(run, heal, &mut findings);
+    let gsts = (run.fault_timing.as_ref()).map_or_else(Vec::new, |t| super::gst::points(an, t));
+    let bound = super::gst::heal_bound(run, &gsts, heal.time);
+    details.insert("bound_ns".into(), json!(bound));
+    let recovery = check_recovery(run, heal, bound, &mut findings);
     details.insert("recovery_ns".into(), json!(recovery));
     let heights = KnownHeights::new(run);
     let known = heights.at(heal.time);
     details.insert("height_at_heal".into(), json!(known));
     let finals = check_growth(run, an, known, &mut findings);
     details.insert("final_heights".into(), json!(finals));
-    let during = super::fault_windows::check(run, an, |t| heights.at(t), &mut findings);
+    let during = super::fault_windows::check(run, an, |t| heights.at(t), &gsts, &mut findings);
     details.insert("during_faults".into(), during);
+    if !gsts.is_empty() {
+        let after = super::gst::check(run, an, &gsts, |t| heights.at(t), &mut findings);
+        details.insert("after_gst".into(), after);
+    }
     result(
         LIVENESS,
         findings,
@@ -84,8 +91,13 @@ pub(crate) fn check(run: &ClusterRun, an: &Analysis) -> CheckResult {
 
 /// A client op completes `ok` within the bound after the heal; returns how long
 /// after the heal the first one did.
-fn check_recovery(run: &ClusterRun, heal: &Nemesis, findings: &mut Vec<Finding>) -> Option<u64> {
-    let (t, bound) = (heal.time, run.liveness_bound_ns);
+fn check_recovery(
+    run: &ClusterRun,
+    heal: &Nemesis,
+    bound: u64,
+    findings: &mut Vec<Finding>,
+) -> Option<u64> {
+    let t = heal.time;
     let client: Vec<_> = run
         .history
         .ops()
@@ -125,7 +137,7 @@ fn check_recovery(run: &ClusterRun, heal: &Nemesis, findings: &mut Vec<Finding>)
                 .filter(|o| o.invoke_time >= t || o.complete_time.is_none_or(|c| c >= t))
                 .map(|o| o.invoke_index)
                 .collect();
-            let (kind, severity, why) = no_recovery(run, t, &after);
+            let (kind, severity, why) = no_recovery(run, t, bound, &after);
             let mut ops = vec![heal.index];
             ops.extend(after.iter().take(20));
             findings.push(
@@ -139,7 +151,12 @@ fn check_recovery(run: &ClusterRun, heal: &Nemesis, findings: &mut Vec<Finding>)
 /// Why nothing completed ok after the heal at `t`, given the client ops that ran
 /// after it: none ran or the history ended too soon (unknown), or they all
 /// failed to commit (invalid).
-fn no_recovery(run: &ClusterRun, t: u64, after: &[u64]) -> (&'static str, Validity, String) {
+fn no_recovery(
+    run: &ClusterRun,
+    t: u64,
+    bound: u64,
+    after: &[u64],
+) -> (&'static str, Validity, String) {
     let last_time = run
         .history
         .events()
@@ -150,7 +167,7 @@ fn no_recovery(run: &ClusterRun, t: u64, after: &[u64]) -> (&'static str, Validi
     if after.is_empty() {
         let why = "no client operation ran after the heal".to_string();
         ("no-client-ops-after-heal", Validity::Unknown, why)
-    } else if last_time.saturating_sub(t) < run.liveness_bound_ns {
+    } else if last_time.saturating_sub(t) < bound {
         let why = format!(
             "nothing completed ok after the heal, but the history ends {} ns after it, before the bound",
             last_time.saturating_sub(t)

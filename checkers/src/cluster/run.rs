@@ -27,10 +27,11 @@ pub struct ClusterRun {
     pub history: History,
     /// The bound of the liveness checks, in ns ([`DEFAULT_LIVENESS_BOUND_NS`]).
     pub liveness_bound_ns: u64,
-    /// The bound on an operation while a quorum is up and connected during faults
-    /// ([`super::fault_windows::fault_bound_ns`] of the run's timeouts); `None` when
-    /// the timeouts are not known, and that check is skipped.
-    pub fault_bound_ns: Option<u64>,
+    /// The run's timeouts and f, from which the bounds while faults are in force
+    /// ([`super::fault_windows::fault_bound_ns`]) and after an asynchronous period
+    /// ([`super::gst::gst_bound_ns`]) derive; `None` when the timeouts are not
+    /// known, and those checks are skipped.
+    pub fault_timing: Option<super::fault_windows::FaultTiming>,
 }
 
 /// Why a run directory could not be loaded; every variant names the file.
@@ -116,7 +117,7 @@ impl ClusterRun {
             nodes,
             history,
             liveness_bound_ns: DEFAULT_LIVENESS_BOUND_NS,
-            fault_bound_ns: None,
+            fault_timing: None,
         })
     }
 }

@@ -61,7 +61,7 @@ fn garbage_dumps_never_panic() {
         nodes: vec![],
         history: History::default(),
         liveness_bound_ns: 1,
-        fault_bound_ns: None,
+        fault_timing: None,
     };
     let rs = check_cluster(&empty);
     assert_eq!(rs.len(), 5);

@@ -13,8 +13,8 @@ mod event;
 pub mod network;
 
 use crate::backend::{
-    Backend, BackendError, ClientOutcome, Clients, Completed, NodeControl, NodeDumpData,
-    NodeState, Ticket,
+    Backend, BackendError, ClientOutcome, Clients, Completed, NodeControl, NodeDumpData, NodeState,
+    Ticket,
 };
 use crate::cluster::ClusterSpec;
 use event::{Event, EventKind};
@@ -687,7 +687,6 @@ impl NodeControl for SimBackend {
         Ok(())
     }
 }
-
 
 impl Backend for SimBackend {
     fn name(&self) -> &'static str {
