@@ -294,6 +294,19 @@ fn shrink(
     budget: usize,
     invalid: impl Fn(&TestOptions) -> Result<BTreeSet<String>, CommandError>,
 ) -> Result<(TestOptions, usize), CommandError> {
+    greedy_shrink(start, failing, budget, candidates, invalid)
+}
+
+/// The one greedy shrinking loop (explore's schedules, Twins' scenarios): replace
+/// `start` by the first of `candidates` that still fails one of the `failing`
+/// checkers, until none does or `budget` runs are spent; the minimum and the runs.
+pub fn greedy_shrink<T: Clone>(
+    start: &T,
+    failing: &BTreeSet<String>,
+    budget: usize,
+    candidates: impl Fn(&T) -> Vec<T>,
+    invalid: impl Fn(&T) -> Result<BTreeSet<String>, CommandError>,
+) -> Result<(T, usize), CommandError> {
     let mut best = start.clone();
     let mut runs = 0;
     'outer: loop {
@@ -302,8 +315,7 @@ fn shrink(
                 break 'outer;
             }
             runs += 1;
-            let now = invalid(&cand)?;
-            if now.iter().any(|c| failing.contains(c)) {
+            if invalid(&cand)?.iter().any(|c| failing.contains(c)) {
                 best = cand;
                 continue 'outer;
             }

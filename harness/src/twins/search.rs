@@ -283,29 +283,15 @@ fn shrink_and_store(
 }
 
 /// Greedy shrinking: the first candidate that still fails one of `failing`
-/// replaces the scenario, until none does or the budget is spent.
+/// replaces the scenario, until none does or the budget is spent
+/// ([`crate::explore::greedy_shrink`] over [`candidates`]).
 pub fn shrink(
     start: &Scenario,
     failing: &BTreeSet<String>,
     budget: usize,
     invalid: impl Fn(&Scenario) -> Result<BTreeSet<String>, CommandError>,
 ) -> Result<(Scenario, usize), CommandError> {
-    let mut best = start.clone();
-    let mut runs = 0;
-    'outer: loop {
-        for cand in candidates(&best) {
-            if runs >= budget {
-                break 'outer;
-            }
-            runs += 1;
-            if invalid(&cand)?.iter().any(|c| failing.contains(c)) {
-                best = cand;
-                continue 'outer;
-            }
-        }
-        break;
-    }
-    Ok((best, runs))
+    crate::explore::greedy_shrink(start, failing, budget, candidates, invalid)
 }
 
 /// Smaller scenarios, most aggressive first: one phase dropped (the later phases
